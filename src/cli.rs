@@ -1,0 +1,274 @@
+//! The command line: `run`, `validate`, `engines`. Each command returns its exit code;
+//! errors carry theirs (`Error::exit_code`): 0 ok, 1 runtime failure, 2 bad input.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{self, redact_url, EngineConfig, OpKind};
+use crate::error::{Error, Result};
+use crate::runner::{self, console, RunOptions};
+use crate::spec::{self, Overrides, Plan, Schedule, Stop};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbbench",
+    version,
+    about = "Run declared workloads against real datastores and see which one fits the job, with evidence.",
+    long_about = "Run declared workloads against real datastores and see which one fits the job, with evidence.\n\n\
+        A workload file (TOML; see workloads/reference.toml for every key) names a dataset, the engines to \
+        compare and the phases to run. dbbench loads the same data into each engine in turn, runs each phase \
+        (closed loop with `concurrency`, or open loop with `rate`), records latency in HDR histograms, scores \
+        retrieval quality against exact ground truth and relevance judgments, and writes results.json into a \
+        run folder.\n\n\
+        Exit codes: 0 ok, 1 runtime failure (engine failed, run interrupted), 2 bad input (file, flags, values).",
+    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a workload against its engines and write results.json into a run folder.
+    ///
+    /// Engines that cannot be reached are skipped (with the reason and the command that
+    /// starts them) and the run goes on with the others; --require-all makes that a failure.
+    Run(RunArgs),
+    /// Check a workload file and print the plan; contacts no engine and loads no data.
+    Validate {
+        /// The workload file.
+        workload: PathBuf,
+    },
+    /// List the drivers with their capabilities, and whether each engine answers.
+    ///
+    /// With a workload file, checks that file's engines at their configured URLs;
+    /// without one, every driver at its default URL.
+    Engines {
+        /// A workload file whose engines to check.
+        workload: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The workload file (TOML).
+    pub workload: PathBuf,
+    /// Run only these engines (names of [engines.NAME] tables, comma-separated), even
+    /// ones the file disables.
+    #[arg(long, value_delimiter = ',')]
+    pub engines: Option<Vec<String>>,
+    /// The run folder [default: results/<UTC timestamp>-<workload>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed for data generation, attributes and request choice (overrides workload.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Measure every phase for this long instead of its own stop condition (e.g. 10s, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Fail (exit 1) when any engine is skipped because it cannot be reached.
+    #[arg(long)]
+    pub require_all: bool,
+    /// Where exact ground truth is cached.
+    #[arg(long, default_value = ".dbbench/cache", env = "DBBENCH_CACHE")]
+    pub cache: PathBuf,
+    /// Never draw progress bars (they are drawn only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e}; write e.g. 500ms, 10s or 2m"))?;
+    if d.is_zero() {
+        return Err("must be more than 0s".into());
+    }
+    Ok(d)
+}
+
+/// Run the parsed command; returns the exit code.
+pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<i32> {
+    match cli.command {
+        Command::Run(args) => run(args, cancel).await,
+        Command::Validate { workload } => {
+            let plan = spec::load_plan(&workload, &Overrides::default())?;
+            print!("{}", describe_plan(&plan));
+            println!("\n{}: ok", workload.display());
+            Ok(0)
+        }
+        Command::Engines { workload } => engines(workload).await,
+    }
+}
+
+async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
+    let overrides = Overrides {
+        seed: args.seed,
+        duration: args.duration,
+        engines: args.engines.clone(),
+    };
+    let plan = spec::load_plan(&args.workload, &overrides)?;
+    let run_id = runner::new_run_id(&plan.workload.name);
+    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));
+    let opts = RunOptions {
+        run_id,
+        out_dir: out_dir.clone(),
+        cache_dir: args.cache.clone(),
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+    };
+    console::note(&format!("workload {} ({}), seed {}", plan.workload.name, args.workload.display(), plan.workload.seed));
+    let summary = runner::run(plan, opts, cancel).await?;
+    println!("\n{}", console::summary_table(&summary.results));
+    println!("results: {}", summary.results_path.display());
+
+    let skipped = summary.skipped_engines();
+    if !skipped.is_empty() {
+        eprintln!("\nskipped engines (not reachable):");
+        for e in &skipped {
+            eprintln!("  {}: {}\n    start it with: {}", e.name, e.reason.as_deref().unwrap_or(""), e.start_hint.as_deref().unwrap_or("-"));
+        }
+    }
+    if summary.interrupted {
+        return Err(Error::Incomplete(format!(
+            "interrupted: what was measured is in {} (marked incomplete)",
+            summary.results_path.display()
+        )));
+    }
+    let failed = summary.failed_engines();
+    if !failed.is_empty() {
+        let names: Vec<String> = failed.iter().map(|e| format!("{}: {}", e.name, e.reason.as_deref().unwrap_or("failed"))).collect();
+        return Err(Error::Incomplete(format!(
+            "the run is incomplete, {} (results measured before the failure are in {})",
+            names.join("; "),
+            summary.results_path.display()
+        )));
+    }
+    if args.require_all && !skipped.is_empty() {
+        let names: Vec<&str> = skipped.iter().map(|e| e.name.as_str()).collect();
+        return Err(Error::Incomplete(format!("--require-all: engines not reachable: {}", names.join(", "))));
+    }
+    Ok(0)
+}
+
+/// The plan in words, for `validate`.
+pub fn describe_plan(plan: &Plan) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let w = &plan.workload;
+    let _ = writeln!(out, "workload {} (seed {}, sha256 {})", w.name, w.seed, &w.sha256[..w.sha256.len().min(12)]);
+    if let Some(d) = &w.description {
+        let _ = writeln!(out, "  {d}");
+    }
+    let d = &plan.dataset;
+    let _ = writeln!(out, "dataset: {:?}", d.source);
+    for (what, p) in [("path", &d.path), ("corpus_vectors", &d.corpus_vectors), ("query_vectors", &d.query_vectors), ("qrels", &d.qrels), ("base_vectors", &d.base_vectors)] {
+        if let Some(p) = p {
+            let _ = writeln!(out, "  {what}: {} ({})", p.display(), if p.exists() { "present" } else { "MISSING" });
+        }
+    }
+    if d.source != spec::DatasetSource::Synthetic {
+        let _ = writeln!(out, "  when missing: {:?}", d.fallback);
+    }
+    for a in &plan.attributes {
+        let _ = writeln!(out, "attribute {} ({:?}): {:?}", a.def.name, a.def.kind, a.gen);
+    }
+    for e in &plan.engines {
+        let url = e.config.url.as_deref().map(redact_url).unwrap_or_else(|| "-".into());
+        let _ = writeln!(out, "engine {} (driver {}, {url})", e.config.name, e.kind.kind);
+        for (k, v) in driver::redact_settings(&e.config.settings) {
+            let _ = writeln!(out, "  {k} = {v}");
+        }
+    }
+    let l = &plan.load;
+    let _ = writeln!(out, "load: batches of {}, {} in flight, cleanup {}", l.batch_size, l.concurrency, l.cleanup);
+    for p in &plan.phases {
+        let stop = match p.stop {
+            Stop::Duration(d) => format!("{}", humantime::format_duration(d)),
+            Stop::Requests(n) => format!("{n} requests"),
+        };
+        let sched = match p.schedule {
+            Schedule::Closed { concurrency } => format!("closed loop, concurrency {concurrency}"),
+            Schedule::Open { rate, arrival, concurrency } => format!("open loop, {rate} req/s {arrival:?}, up to {concurrency} in flight"),
+        };
+        let _ = writeln!(out, "phase {}: {stop}, warmup {}, {sched}", p.name, humantime::format_duration(p.warmup));
+        let total: f64 = p.ops.iter().map(|o| o.weight).sum();
+        for o in &p.ops {
+            let mut line = format!("  {:>5.1}% {}", 100.0 * o.weight / total, o.label);
+            if o.kind.is_search() {
+                let _ = write!(line, " k={}", o.k);
+            }
+            if let Some(f) = &o.filter {
+                let _ = write!(line, " where {f}");
+            }
+            if matches!(o.kind, OpKind::Get | OpKind::Update | OpKind::Scan | OpKind::ReadModifyWrite) {
+                let _ = write!(line, " keys={:?}", o.keys);
+            }
+            if !o.params.is_empty() {
+                let _ = write!(line, " params={:?}", o.params);
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}
+
+async fn engines(workload: Option<PathBuf>) -> Result<i32> {
+    let configs: Vec<(EngineConfig, &'static driver::DriverKind)> = match &workload {
+        Some(path) => spec::load_plan(path, &Overrides::default())?
+            .engines
+            .into_iter()
+            .map(|e| (e.config, e.kind))
+            .collect(),
+        None => driver::registry()
+            .iter()
+            .filter(|k| !k.hidden)
+            .map(|k| {
+                (
+                    EngineConfig {
+                        name: k.kind.to_string(),
+                        url: k.default_url.map(str::to_string),
+                        settings: toml::Table::new(),
+                        base_dir: PathBuf::from("."),
+                    },
+                    k,
+                )
+            })
+            .collect(),
+    };
+    for (cfg, kind) in configs {
+        let caps = (kind.capabilities)();
+        let ops: Vec<String> = caps
+            .ops
+            .iter()
+            .filter(|(_, s)| s.runs())
+            .map(|(k, s)| match s.note() {
+                Some(_) => format!("{k}*"),
+                None => k.to_string(),
+            })
+            .collect();
+        let reach = match (kind.open)(&cfg) {
+            Ok(d) => match tokio::time::timeout(runner::PING_TIMEOUT, d.ping()).await {
+                Ok(Ok(())) => "reachable".to_string(),
+                Ok(Err(e)) => format!("NOT reachable: {}\n    start it with: {}", e.message, kind.start_hint),
+                Err(_) => format!("NOT reachable: no answer\n    start it with: {}", kind.start_hint),
+            },
+            Err(e) => format!("cannot open: {e}"),
+        };
+        println!("{} (driver {}): {}", cfg.name, kind.kind, kind.summary);
+        if let Some(u) = &cfg.url {
+            println!("  url: {}", redact_url(u));
+        }
+        println!("  ops: {}", ops.join(", "));
+        for (k, s) in &caps.ops {
+            if let Some(n) = s.note() {
+                println!("    {k}*: {n}");
+            }
+        }
+        println!("  filters: {}, transactions: {}", if caps.filters.runs() { "yes" } else { "no" }, if caps.transactions { "yes" } else { "no" });
+        println!("  {reach}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,323 @@
+//! Datasets: what gets loaded into every engine and what queries are asked of them.
+//!
+//! A dataset is built once per run from the plan (BEIR folder, vector files, or the
+//! seeded generator), gets the workload's attributes attached from the same seed, and is
+//! then read-only: every engine sees exactly the same records and queries. Records carry
+//! dense ids (row numbers); the source's own ids are kept for reports and judgments.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rand::distributions::{Distribution, WeightedIndex};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::driver::{AttrValue, AttributeDef, Metric, Record, Schema};
+use crate::error::{Error, Result};
+use crate::spec::{hex, AttributeGen, AttributePlan, DatasetPlan, DatasetSource, Fallback};
+
+pub mod beir;
+pub mod synthetic;
+pub mod truth;
+pub mod vecfile;
+
+/// The queries of a dataset. Row i of `vectors` and `texts[i]` are the same query.
+#[derive(Debug, Default)]
+pub struct Queries {
+    pub ids: Vec<String>,
+    /// Row-major, `ids.len() * dim` values; empty when the dataset has no query vectors.
+    pub vectors: Vec<f32>,
+    /// Empty when the dataset has no query text.
+    pub texts: Vec<String>,
+    /// Relevance judgments per query: (record id, grade > 0). None: the corpus is not judged.
+    pub judgments: Option<Vec<Vec<(u64, u32)>>>,
+}
+
+impl Queries {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+#[derive(Debug)]
+pub struct Dataset {
+    pub name: String,
+    /// Where it came from, in words ("beir folder ...", "synthetic (seed 42)").
+    pub source: String,
+    /// Set when the workload's dataset was missing and synthetic data stands in.
+    pub fallback_reason: Option<String>,
+    pub metric: Metric,
+    pub dim: usize,
+    pub doc_ids: Vec<String>,
+    /// Row-major, `len() * dim` values.
+    pub vectors: Vec<f32>,
+    pub texts: Vec<Arc<str>>,
+    pub attribute_defs: Vec<AttributeDef>,
+    /// Per record, one value per attribute in `attribute_defs` order.
+    pub attributes: Vec<Vec<AttrValue>>,
+    pub queries: Queries,
+    /// SHA-256 over everything an engine or the ground truth sees.
+    pub fingerprint: String,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.doc_ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.doc_ids.is_empty()
+    }
+    pub fn vector(&self, i: usize) -> &[f32] {
+        &self.vectors[i * self.dim..(i + 1) * self.dim]
+    }
+    pub fn query_vector(&self, i: usize) -> &[f32] {
+        &self.queries.vectors[i * self.dim..(i + 1) * self.dim]
+    }
+    pub fn has_query_vectors(&self) -> bool {
+        !self.queries.vectors.is_empty()
+    }
+    pub fn has_text(&self) -> bool {
+        !self.queries.texts.is_empty() && self.texts.iter().any(|t| !t.is_empty())
+    }
+    pub fn record(&self, i: usize) -> Record {
+        Record {
+            id: i as u64,
+            vector: Arc::from(self.vector(i)),
+            text: self.texts.get(i).cloned().unwrap_or_else(|| Arc::from("")),
+            attributes: self.attributes[i].clone(),
+        }
+    }
+    pub fn schema(&self, collection: &str) -> Schema {
+        Schema {
+            collection: collection.to_string(),
+            dim: self.dim,
+            metric: self.metric,
+            attributes: self.attribute_defs.clone(),
+        }
+    }
+    pub fn judged(&self) -> bool {
+        self.queries.judgments.is_some()
+    }
+}
+
+/// The raw material a source provides, before attributes are attached.
+pub struct RawDataset {
+    pub name: String,
+    pub source: String,
+    pub metric: Metric,
+    pub dim: usize,
+    pub doc_ids: Vec<String>,
+    pub vectors: Vec<f32>,
+    pub texts: Vec<Arc<str>>,
+    pub queries: Queries,
+}
+
+/// Build the dataset a plan asks for. Falls back to synthetic data only when the plan
+/// says so, and records why.
+pub fn build(plan: &DatasetPlan, attributes: &[AttributePlan], seed: u64) -> Result<Dataset> {
+    let (raw, fallback_reason) = match plan.source {
+        DatasetSource::Synthetic => (synthetic::generate(&plan.synthetic, seed), None),
+        DatasetSource::Beir | DatasetSource::Vectors => {
+            let missing = missing_files(plan);
+            match (missing, plan.fallback) {
+                (Some(m), Fallback::Synthetic) => {
+                    let reason = format!("{m} is missing, so synthetic data stands in (see [dataset.synthetic])");
+                    (synthetic::generate(&plan.synthetic, seed), Some(reason))
+                }
+                (Some(m), Fallback::Error) => {
+                    return Err(Error::Dataset {
+                        path: plan.path.clone().unwrap_or_default(),
+                        message: format!("{m} is missing; fetch the dataset or set dataset.fallback = \"synthetic\""),
+                    })
+                }
+                (None, _) if plan.source == DatasetSource::Beir => (beir::load(plan)?, None),
+                (None, _) => (vecfile::load_vectors_dataset(plan)?, None),
+            }
+        }
+    };
+    Ok(attach(raw, plan, attributes, seed, fallback_reason))
+}
+
+fn missing_files(plan: &DatasetPlan) -> Option<String> {
+    let mut needed: Vec<&Path> = Vec::new();
+    if let Some(p) = &plan.path {
+        needed.push(p);
+    }
+    for p in [&plan.corpus_vectors, &plan.query_vectors, &plan.qrels, &plan.base_vectors].into_iter().flatten() {
+        needed.push(p);
+    }
+    if plan.source == DatasetSource::Beir {
+        if let Some(p) = &plan.path {
+            if !p.join("corpus.jsonl").exists() {
+                return Some(format!("{}", p.join("corpus.jsonl").display()));
+            }
+        }
+    }
+    needed.into_iter().find(|p| !p.exists()).map(|p| p.display().to_string())
+}
+
+fn attach(raw: RawDataset, plan: &DatasetPlan, attributes: &[AttributePlan], seed: u64, fallback_reason: Option<String>) -> Dataset {
+    let mut raw = raw;
+    if let Some(max) = plan.max_docs {
+        truncate_docs(&mut raw, max);
+    }
+    if let Some(max) = plan.max_queries {
+        truncate_queries(&mut raw.queries, max, raw.dim);
+    }
+    let n = raw.doc_ids.len();
+    let mut per_record: Vec<Vec<AttrValue>> = vec![Vec::with_capacity(attributes.len()); n];
+    for a in attributes {
+        // Each attribute has its own stream, so adding an attribute leaves the others unchanged.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ name_hash(&a.def.name));
+        match &a.gen {
+            AttributeGen::Keyword { values, weights } => {
+                let dist = WeightedIndex::new(weights).expect("weights validated positive");
+                for rec in per_record.iter_mut() {
+                    rec.push(AttrValue::Keyword(values[dist.sample(&mut rng)].clone()));
+                }
+            }
+            AttributeGen::Integer { min, max } => {
+                for rec in per_record.iter_mut() {
+                    rec.push(AttrValue::Integer(rng.gen_range(*min..=*max)));
+                }
+            }
+        }
+    }
+    let attribute_defs: Vec<AttributeDef> = attributes.iter().map(|a| a.def.clone()).collect();
+    let fingerprint = fingerprint(&raw, &attribute_defs, &per_record);
+    Dataset {
+        name: raw.name,
+        source: raw.source,
+        fallback_reason,
+        metric: raw.metric,
+        dim: raw.dim,
+        doc_ids: raw.doc_ids,
+        vectors: raw.vectors,
+        texts: raw.texts,
+        attribute_defs,
+        attributes: per_record,
+        queries: raw.queries,
+        fingerprint,
+    }
+}
+
+fn truncate_docs(raw: &mut RawDataset, max: usize) {
+    if raw.doc_ids.len() <= max {
+        return;
+    }
+    raw.doc_ids.truncate(max);
+    raw.vectors.truncate(max * raw.dim);
+    raw.texts.truncate(max);
+    if let Some(j) = &mut raw.queries.judgments {
+        for q in j.iter_mut() {
+            q.retain(|(doc, _)| (*doc as usize) < max);
+        }
+    }
+}
+
+fn truncate_queries(q: &mut Queries, max: usize, dim: usize) {
+    if q.ids.len() <= max {
+        return;
+    }
+    q.ids.truncate(max);
+    if !q.vectors.is_empty() {
+        q.vectors.truncate(max * dim);
+    }
+    q.texts.truncate(max.min(q.texts.len()));
+    if let Some(j) = &mut q.judgments {
+        j.truncate(max);
+    }
+}
+
+fn name_hash(name: &str) -> u64 {
+    let d = Sha256::digest(name.as_bytes());
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+fn fingerprint(raw: &RawDataset, defs: &[AttributeDef], attrs: &[Vec<AttrValue>]) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{}|{}|{}|{}\n", raw.doc_ids.len(), raw.dim, raw.metric.as_str(), raw.queries.len()));
+    for v in &raw.vectors {
+        h.update(v.to_le_bytes());
+    }
+    for v in &raw.queries.vectors {
+        h.update(v.to_le_bytes());
+    }
+    for t in &raw.texts {
+        h.update(t.as_bytes());
+        h.update([0]);
+    }
+    for d in defs {
+        h.update(format!("{}:{:?}\n", d.name, d.kind));
+    }
+    for rec in attrs {
+        for v in rec {
+            h.update(v.to_string().as_bytes());
+            h.update([0]);
+        }
+    }
+    hex(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SyntheticSpec;
+
+    fn plan() -> DatasetPlan {
+        DatasetPlan {
+            source: DatasetSource::Synthetic,
+            name: None,
+            path: None,
+            corpus_vectors: None,
+            query_vectors: None,
+            qrels: None,
+            base_vectors: None,
+            metric: None,
+            max_docs: None,
+            max_queries: None,
+            fallback: Fallback::Error,
+            synthetic: SyntheticSpec { docs: 2000, queries: 10, dim: 8, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn attributes_follow_their_declared_selectivity() {
+        let attrs = vec![
+            AttributePlan {
+                def: AttributeDef { name: "bucket".into(), kind: crate::driver::AttrKind::Integer },
+                gen: AttributeGen::Integer { min: 0, max: 9 },
+            },
+            AttributePlan {
+                def: AttributeDef { name: "lang".into(), kind: crate::driver::AttrKind::Keyword },
+                gen: AttributeGen::Keyword { values: vec!["en".into(), "de".into()], weights: vec![9.0, 1.0] },
+            },
+        ];
+        let ds = build(&plan(), &attrs, 1).unwrap();
+        let low = ds.attributes.iter().filter(|a| matches!(a[0], AttrValue::Integer(x) if x < 1)).count();
+        let de = ds.attributes.iter().filter(|a| a[1] == AttrValue::Keyword("de".into())).count();
+        // 10% and 10% of 2000, within a generous binomial margin.
+        assert!((140..260).contains(&low), "bucket < 1: {low}");
+        assert!((140..260).contains(&de), "lang = de: {de}");
+        let again = build(&plan(), &attrs, 1).unwrap();
+        assert_eq!(ds.fingerprint, again.fingerprint, "same seed, same data");
+        let other = build(&plan(), &attrs, 2).unwrap();
+        assert_ne!(ds.fingerprint, other.fingerprint);
+    }
+
+    #[test]
+    fn missing_beir_falls_back_only_when_asked() {
+        let mut p = plan();
+        p.source = DatasetSource::Beir;
+        p.path = Some("/nonexistent/scifact".into());
+        assert!(matches!(build(&p, &[], 1), Err(Error::Dataset { .. })));
+        p.fallback = Fallback::Synthetic;
+        let ds = build(&p, &[], 1).unwrap();
+        assert!(ds.fallback_reason.as_deref().unwrap().contains("/nonexistent/scifact"));
+        assert_eq!(ds.len(), 2000);
+    }
+}

@@ -1,0 +1,272 @@
+//! The `Driver` trait every engine implements, its capabilities, and the registry that
+//! turns an `[engines.NAME]` table of a workload into a live driver.
+//!
+//! A driver must never touch data it did not create: it works only inside its own
+//! namespace (a schema, table prefix, collection or index name marked as dbbench's).
+//! Credentials come from URLs or the environment and never reach results or reports:
+//! `redact_url` is the one place that strips them.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub use crate::error::{DriverError, DriverResult, ErrorKind};
+
+pub mod noop;
+pub mod op;
+pub mod scripted;
+pub mod sqlite;
+
+pub use op::*;
+
+/// How a driver supports one kind of op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "support", content = "note", rename_all = "snake_case")]
+pub enum Support {
+    /// The engine does it itself.
+    Native,
+    /// Done with help on the client side (e.g. hybrid fused by dbbench): the note says
+    /// how, and reports show it.
+    Client(&'static str),
+    /// Something weaker than the op asks for (e.g. text as a filter without ranking):
+    /// the note says what; it runs, and reports show the note next to its numbers.
+    Partial(&'static str),
+    /// Cannot run it; reported as unsupported, never emulated.
+    No,
+}
+
+impl Support {
+    pub fn runs(&self) -> bool {
+        !matches!(self, Support::No)
+    }
+    pub fn note(&self) -> Option<&'static str> {
+        match self {
+            Support::Client(n) | Support::Partial(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// What a driver can do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Capabilities {
+    pub ops: BTreeMap<OpKind, Support>,
+    /// Whether search ops accept a `Filter`.
+    pub filters: Support,
+    /// Whether writes run in real transactions.
+    pub transactions: bool,
+}
+
+impl Capabilities {
+    /// All ops native, filters native, transactions: the embedded engine's profile.
+    pub fn all_native() -> Self {
+        Capabilities {
+            ops: OpKind::ALL.iter().map(|k| (*k, Support::Native)).collect(),
+            filters: Support::Native,
+            transactions: true,
+        }
+    }
+
+    pub fn support(&self, kind: OpKind) -> &Support {
+        self.ops.get(&kind).unwrap_or(&Support::No)
+    }
+
+    /// Can the driver run this op kind, with or without a filter? `Err` says why not.
+    pub fn check(&self, kind: OpKind, filtered: bool) -> Result<(), String> {
+        if !self.support(kind).runs() {
+            return Err(format!("{kind} is not supported"));
+        }
+        if filtered && kind.is_search() && !self.filters.runs() {
+            return Err(format!("filtered {kind} is not supported"));
+        }
+        Ok(())
+    }
+}
+
+/// Figures from `finish_load`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IndexStats {
+    /// Records the engine reports holding after the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// Bytes on disk or in memory, if the engine says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Anything else worth keeping (index kind, segments, plan of a sample query...).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, serde_json::Value>,
+}
+
+/// What an engine is: version and effective settings, for the run's conditions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineInfo {
+    pub version: String,
+    /// Settings as the driver applied them, credentials redacted.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One engine. All methods take `&self` so one driver serves every worker; drivers keep
+/// their connection pools inside.
+///
+/// Timing rule: the runner times `execute` from call to return, so `execute` must be one
+/// request and one round trip (or the engine's native equivalent), with no setup work
+/// that could have been done in `prepare`.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// The driver's kind (`sqlite`, `pgvector`, ...).
+    fn kind(&self) -> &'static str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Check that the engine answers. Fails with `ErrorKind::Unreachable` when it does not.
+    async fn ping(&self) -> DriverResult<()>;
+
+    /// Create dbbench's own namespace for `schema`, dropping a previous one that dbbench
+    /// created for the same collection name.
+    async fn prepare(&self, schema: &Schema) -> DriverResult<()>;
+
+    async fn load(&self, batch: &[Record]) -> DriverResult<()>;
+
+    /// Build or refresh indexes and return once everything loaded is searchable.
+    async fn finish_load(&self) -> DriverResult<IndexStats>;
+
+    /// Run one request.
+    async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome>;
+
+    async fn describe(&self) -> DriverResult<EngineInfo>;
+
+    /// Drop only what `prepare` created.
+    async fn cleanup(&self) -> DriverResult<()>;
+}
+
+/// Everything a driver factory needs from the workload.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The engine's name in the workload (`[engines.NAME]`).
+    pub name: String,
+    /// URL with `${ENV}` already expanded. May hold credentials: never print it, use
+    /// `redact_url`.
+    pub url: Option<String>,
+    /// The driver's own settings table, parsed by the driver.
+    pub settings: toml::Table,
+    /// Where relative paths in settings are resolved (the workload file's folder).
+    pub base_dir: std::path::PathBuf,
+}
+
+/// A driver kind known to this build.
+pub struct DriverKind {
+    pub kind: &'static str,
+    pub summary: &'static str,
+    /// URL used when the workload gives none.
+    pub default_url: Option<&'static str>,
+    /// How to bring the engine up, printed when it cannot be reached.
+    pub start_hint: &'static str,
+    /// Capabilities, known without connecting.
+    pub capabilities: fn() -> Capabilities,
+    /// Check settings without connecting (for `dbbench validate`).
+    pub validate: fn(&EngineConfig) -> Result<(), String>,
+    pub open: fn(&EngineConfig) -> Result<Box<dyn Driver>, String>,
+    /// Hidden from `dbbench engines` (test doubles).
+    pub hidden: bool,
+}
+
+/// Every driver kind compiled in.
+pub fn registry() -> &'static [DriverKind] {
+    static KINDS: &[DriverKind] = &[sqlite::KIND, noop::KIND, scripted::KIND];
+    KINDS
+}
+
+pub fn find_kind(kind: &str) -> Option<&'static DriverKind> {
+    registry().iter().find(|k| k.kind == kind)
+}
+
+/// Parse a driver's settings table into its own serde struct, with a message that names
+/// the engine and the key.
+pub fn parse_settings<T: serde::de::DeserializeOwned>(cfg: &EngineConfig) -> Result<T, String> {
+    T::deserialize(toml::Value::Table(cfg.settings.clone()))
+        .map_err(|e| format!("engines.{}.settings: {}", cfg.name, e.message()))
+}
+
+/// The URL with any password (and token-like query parameters) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?', '#'])
+            .map(|i| rest_start + i)
+            .unwrap_or(out.len());
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let user = userinfo[..colon].to_string();
+                out.replace_range(rest_start..rest_start + at, &format!("{user}:***"));
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if is_secret_key(k) => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", redacted.join("&"));
+    }
+    out
+}
+
+/// Keys whose values are secrets wherever they appear (settings, query strings).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "passwd", "token", "api_key", "apikey", "secret", "sslpassword"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+/// A settings table as JSON with secret values replaced by `***`.
+pub fn redact_settings(table: &toml::Table) -> serde_json::Map<String, serde_json::Value> {
+    table
+        .iter()
+        .map(|(k, v)| {
+            let json = if is_secret_key(k) {
+                serde_json::Value::String("***".into())
+            } else {
+                serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+            };
+            (k.clone(), json)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_password_and_tokens() {
+        assert_eq!(
+            redact_url("postgres://bench:s3cret@db:5432/x?sslmode=require&password=p"),
+            "postgres://bench:***@db:5432/x?sslmode=require&password=***"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:8000"), "http://127.0.0.1:8000");
+        assert_eq!(redact_url("http://user@h/"), "http://user@h/");
+        assert_eq!(redact_url("https://h/?api_key=abc"), "https://h/?api_key=***");
+    }
+
+    #[test]
+    fn capabilities_check_names_the_gap() {
+        let mut caps = Capabilities::all_native();
+        caps.filters = Support::No;
+        assert!(caps.check(OpKind::Knn, false).is_ok());
+        assert_eq!(
+            caps.check(OpKind::Knn, true).unwrap_err(),
+            "filtered knn is not supported"
+        );
+        caps.ops.insert(OpKind::Scan, Support::No);
+        assert_eq!(caps.check(OpKind::Scan, false).unwrap_err(), "scan is not supported");
+    }
+}

@@ -1,0 +1,133 @@
+//! A scripted engine for testing the harness only: programmed latencies, stalls and
+//! errors, so the runner's numbers can be pinned exactly (with tokio's paused clock).
+//! Hidden from `dbbench engines`; never a stand-in for a real engine.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::*;
+
+/// The script, from `[engines.NAME.settings]` with `driver = "scripted"`, or built in code.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Script {
+    /// Service time of every request, microseconds.
+    pub latency_us: u64,
+    /// Extra service time, uniform in [0, jitter_us), from a hash of the request number.
+    pub jitter_us: u64,
+    /// Request numbers (0-based, across all workers) that stall instead.
+    pub stall_at: Vec<u64>,
+    /// How long a stall lasts, milliseconds.
+    pub stall_ms: u64,
+    /// Every n-th request fails with `error_kind` (0: never).
+    pub error_every: u64,
+    pub error_kind: Option<String>,
+    /// Fail `ping`, as an unreachable engine would.
+    pub unreachable: bool,
+    /// Ids returned by every search (to script recall).
+    pub hits: Vec<u64>,
+}
+
+pub const KIND: DriverKind = DriverKind {
+    kind: "scripted",
+    summary: "programmed latencies, stalls and errors, for testing dbbench itself",
+    default_url: None,
+    start_hint: "nothing to start",
+    capabilities: Capabilities::all_native,
+    validate: |cfg| parse_settings::<Script>(cfg).map(|_| ()),
+    open: |cfg| Ok(Box::new(Scripted::new(parse_settings(cfg)?))),
+    hidden: true,
+};
+
+pub struct Scripted {
+    script: Script,
+    requests: AtomicU64,
+}
+
+impl Scripted {
+    pub fn new(script: Script) -> Self {
+        Scripted {
+            script,
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests executed so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+fn error_kind(name: Option<&str>) -> ErrorKind {
+    match name {
+        Some("unreachable") => ErrorKind::Unreachable,
+        Some("timeout") => ErrorKind::Timeout,
+        Some("protocol") => ErrorKind::Protocol,
+        Some("unsupported") => ErrorKind::Unsupported,
+        _ => ErrorKind::Rejected,
+    }
+}
+
+#[async_trait]
+impl Driver for Scripted {
+    fn kind(&self) -> &'static str {
+        "scripted"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all_native()
+    }
+    async fn ping(&self) -> DriverResult<()> {
+        if self.script.unreachable {
+            Err(DriverError::unreachable("scripted: connection refused"))
+        } else {
+            Ok(())
+        }
+    }
+    async fn prepare(&self, _schema: &Schema) -> DriverResult<()> {
+        Ok(())
+    }
+    async fn load(&self, _batch: &[Record]) -> DriverResult<()> {
+        Ok(())
+    }
+    async fn finish_load(&self) -> DriverResult<IndexStats> {
+        Ok(IndexStats::default())
+    }
+    async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let s = &self.script;
+        let delay = if s.stall_at.contains(&n) {
+            Duration::from_millis(s.stall_ms)
+        } else {
+            let jitter = if s.jitter_us > 0 {
+                n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) % s.jitter_us
+            } else {
+                0
+            };
+            Duration::from_micros(s.latency_us + jitter)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if s.error_every > 0 && (n + 1) % s.error_every == 0 {
+            return Err(DriverError::new(error_kind(s.error_kind.as_deref()), format!("scripted error at request {n}")));
+        }
+        Ok(match op {
+            Op::Knn { k, .. } | Op::Text { k, .. } | Op::Hybrid { k, .. } => Outcome::Hits(s.hits.iter().take(*k).copied().collect()),
+            Op::Scan { .. } => Outcome::Hits(Vec::new()),
+            Op::Get { .. } => Outcome::Found(None),
+            _ => Outcome::Written(1),
+        })
+    }
+    async fn describe(&self) -> DriverResult<EngineInfo> {
+        Ok(EngineInfo {
+            version: "scripted".into(),
+            settings: Default::default(),
+        })
+    }
+    async fn cleanup(&self) -> DriverResult<()> {
+        Ok(())
+    }
+}

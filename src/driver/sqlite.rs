@@ -1,0 +1,522 @@
+//! The embedded engine: SQLite (bundled) with sqlite-vec for vectors and FTS5 for text.
+//!
+//! One database file per collection, in dbbench's own folder. kNN is an exact scan with
+//! sqlite-vec's distance functions under any filter; text is FTS5 ranked by bm25; hybrid
+//! is reciprocal rank fusion in one SQL statement; writes are plain transactions.
+//!
+//! Calls are synchronous and run on the calling worker's thread: an embedded engine's
+//! work is CPU the harness shares with it, and a short blocking call costs less than a
+//! hand-off to another thread. A file that dbbench did not create is never touched:
+//! `prepare` replaces a database only when its `dbbench_meta` table says dbbench made it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Deserialize;
+
+use super::*;
+
+pub const KIND: DriverKind = DriverKind {
+    kind: "sqlite",
+    summary: "embedded SQLite: sqlite-vec exact kNN with any filter, FTS5 bm25, RRF hybrid, transactions",
+    default_url: None,
+    start_hint: "nothing to start: sqlite is embedded in dbbench",
+    capabilities: Capabilities::all_native,
+    validate: |cfg| parse_settings::<Settings>(cfg).map(|_| ()),
+    open: |cfg| Ok(Box::new(Sqlite::new(cfg)?)),
+    hidden: false,
+};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Folder for the database files (relative to the current directory).
+    pub dir: PathBuf,
+    /// Connections kept open (more are opened on demand when workers outnumber them).
+    pub connections: usize,
+    /// PRAGMA synchronous: "off", "normal" or "full".
+    pub synchronous: String,
+    /// Page cache per connection, MiB.
+    pub cache_mib: u32,
+    /// Candidates taken from each side before reciprocal rank fusion.
+    pub hybrid_candidates: usize,
+    /// The k of reciprocal rank fusion: score = sum 1 / (rrf_k + rank).
+    pub rrf_k: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            dir: PathBuf::from(".dbbench/sqlite"),
+            connections: 4,
+            synchronous: "normal".into(),
+            cache_mib: 64,
+            hybrid_candidates: 100,
+            rrf_k: 60,
+        }
+    }
+}
+
+struct State {
+    path: PathBuf,
+    schema: Schema,
+}
+
+pub struct Sqlite {
+    settings: Settings,
+    state: Mutex<Option<Arc<State>>>,
+    pool: Mutex<Vec<Connection>>,
+}
+
+fn register_sqlite_vec() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // SAFETY: sqlite3_vec_init is sqlite-vec's extension entry point, compiled into this
+        // binary against the bundled SQLite; auto_extension calls it for every new
+        // connection with the signature SQLite expects of an entry point.
+        unsafe {
+            type EntryPoint = unsafe extern "C" fn(
+                *mut rusqlite::ffi::sqlite3,
+                *mut *mut std::os::raw::c_char,
+                *const rusqlite::ffi::sqlite3_api_routines,
+            ) -> std::os::raw::c_int;
+            rusqlite::ffi::sqlite3_auto_extension(Some(std::mem::transmute::<*const (), EntryPoint>(
+                sqlite_vec::sqlite3_vec_init as *const (),
+            )));
+        }
+    });
+}
+
+fn err(e: rusqlite::Error) -> DriverError {
+    DriverError::rejected(format!("sqlite: {e}"))
+}
+
+fn column(name: &str) -> String {
+    format!("\"a_{name}\"")
+}
+
+fn literal(v: &AttrValue) -> String {
+    match v {
+        AttrValue::Integer(i) => i.to_string(),
+        AttrValue::Keyword(s) => format!("'{}'", s.replace('\'', "''")),
+    }
+}
+
+/// The filter as a SQL boolean expression over `docs` columns (alias `d`).
+pub fn filter_sql(f: &Filter) -> String {
+    match f {
+        Filter::Eq { field, value } => format!("d.{} = {}", column(field), literal(value)),
+        Filter::In { field, values } => {
+            let vs: Vec<String> = values.iter().map(literal).collect();
+            format!("d.{} IN ({})", column(field), vs.join(", "))
+        }
+        Filter::Range { field, gte, lt } => {
+            let mut parts = Vec::new();
+            if let Some(g) = gte {
+                parts.push(format!("d.{} >= {g}", column(field)));
+            }
+            if let Some(l) = lt {
+                parts.push(format!("d.{} < {l}", column(field)));
+            }
+            if parts.is_empty() {
+                "1".into()
+            } else {
+                format!("({})", parts.join(" AND "))
+            }
+        }
+        Filter::And(p) => format!("({})", p.iter().map(filter_sql).collect::<Vec<_>>().join(" AND ")),
+        Filter::Or(p) => format!("({})", p.iter().map(filter_sql).collect::<Vec<_>>().join(" OR ")),
+    }
+}
+
+/// Free text as an FTS5 query: every word, quoted, OR-ed (bm25 ranks the matches). Quoting
+/// keeps punctuation and FTS5 operators in the user's text from being parsed as syntax.
+pub fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{}\"", w.to_lowercase()))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+fn vector_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn blob_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+impl Sqlite {
+    pub fn new(cfg: &EngineConfig) -> Result<Self, String> {
+        let settings: Settings = parse_settings(cfg)?;
+        if !["off", "normal", "full"].contains(&settings.synchronous.as_str()) {
+            return Err(format!("engines.{}.settings.synchronous: use \"off\", \"normal\" or \"full\"", cfg.name));
+        }
+        if settings.connections == 0 || settings.hybrid_candidates == 0 {
+            return Err(format!("engines.{}.settings: connections and hybrid_candidates must be at least 1", cfg.name));
+        }
+        register_sqlite_vec();
+        Ok(Sqlite {
+            settings,
+            state: Mutex::new(None),
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn state(&self) -> DriverResult<Arc<State>> {
+        self.state
+            .lock()
+            .expect("state lock")
+            .clone()
+            .ok_or_else(|| DriverError::other("sqlite: prepare was not called"))
+    }
+
+    fn open(&self, path: &Path) -> DriverResult<Connection> {
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA cache_size = -{};",
+            self.settings.synchronous,
+            self.settings.cache_mib as u64 * 1024
+        ))
+        .map_err(err)?;
+        Ok(conn)
+    }
+
+    /// Run `f` on a pooled connection.
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection, &State) -> DriverResult<T>) -> DriverResult<T> {
+        let state = self.state()?;
+        let conn = self.pool.lock().expect("pool lock").pop();
+        let mut conn = match conn {
+            Some(c) => c,
+            None => self.open(&state.path)?,
+        };
+        let out = f(&mut conn, &state);
+        let mut pool = self.pool.lock().expect("pool lock");
+        if pool.len() < self.settings.connections {
+            pool.push(conn);
+        }
+        out
+    }
+
+    fn distance_fn(metric: Metric) -> &'static str {
+        match metric {
+            Metric::L2 => "vec_distance_l2",
+            // Dot is refused in prepare; cosine is the default.
+            Metric::Cosine | Metric::Dot => "vec_distance_cosine",
+        }
+    }
+
+    fn knn_sql(&self, schema: &Schema, filter: Option<&Filter>) -> String {
+        let w = filter.map(|f| format!("WHERE {}", filter_sql(f))).unwrap_or_default();
+        let dist = Self::distance_fn(schema.metric);
+        format!("SELECT d.id FROM docs d {w} ORDER BY {dist}(d.embedding, ?1), d.id LIMIT ?2")
+    }
+
+    fn text_sql(filter: Option<&Filter>) -> String {
+        let w = filter.map(|f| format!("AND {}", filter_sql(f))).unwrap_or_default();
+        format!("SELECT f.rowid FROM docs_fts f JOIN docs d ON d.id = f.rowid WHERE docs_fts MATCH ?1 {w} ORDER BY f.rank, f.rowid LIMIT ?2")
+    }
+
+    fn hybrid_sql(&self, schema: &Schema, filter: Option<&Filter>) -> String {
+        let dist = Self::distance_fn(schema.metric);
+        let wk = filter.map(|f| format!("WHERE {}", filter_sql(f))).unwrap_or_default();
+        let wt = filter.map(|f| format!("AND {}", filter_sql(f))).unwrap_or_default();
+        format!(
+            "WITH knn AS (SELECT d.id, ROW_NUMBER() OVER (ORDER BY {dist}(d.embedding, ?1), d.id) AS r FROM docs d {wk} ORDER BY r LIMIT ?3), \
+             fts AS (SELECT f.rowid AS id, ROW_NUMBER() OVER (ORDER BY f.rank, f.rowid) AS r FROM docs_fts f JOIN docs d ON d.id = f.rowid WHERE docs_fts MATCH ?2 {wt} ORDER BY r LIMIT ?3) \
+             SELECT id FROM (SELECT id, r FROM knn UNION ALL SELECT id, r FROM fts) GROUP BY id ORDER BY SUM(1.0 / ({} + r)) DESC, id LIMIT ?4",
+            self.settings.rrf_k
+        )
+    }
+
+    fn ids(stmt: &mut rusqlite::CachedStatement<'_>, params: impl rusqlite::Params) -> DriverResult<Vec<u64>> {
+        let rows = stmt.query_map(params, |r| r.get::<_, i64>(0)).map_err(err)?;
+        rows.map(|r| r.map(|x| x as u64).map_err(err)).collect()
+    }
+
+    fn insert(conn: &Connection, schema: &Schema, r: &Record) -> DriverResult<()> {
+        let cols: String = schema.attributes.iter().map(|a| format!(", {}", column(&a.name))).collect();
+        let marks: String = (0..schema.attributes.len()).map(|i| format!(", ?{}", i + 4)).collect();
+        let sql = format!("INSERT INTO docs (id, embedding, text{cols}) VALUES (?1, ?2, ?3{marks})");
+        let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            (r.id as i64).into(),
+            vector_blob(&r.vector).into(),
+            r.text.to_string().into(),
+        ];
+        for v in &r.attributes {
+            values.push(match v {
+                AttrValue::Integer(i) => (*i).into(),
+                AttrValue::Keyword(s) => s.clone().into(),
+            });
+        }
+        stmt.execute(rusqlite::params_from_iter(values)).map_err(err)?;
+        Ok(())
+    }
+
+    fn get(conn: &Connection, schema: &Schema, id: u64) -> DriverResult<Option<Record>> {
+        let cols: String = schema.attributes.iter().map(|a| format!(", {}", column(&a.name))).collect();
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT id, embedding, text{cols} FROM docs WHERE id = ?1"))
+            .map_err(err)?;
+        stmt.query_row(params![id as i64], |row| {
+            let mut attributes = Vec::new();
+            for (i, a) in schema.attributes.iter().enumerate() {
+                attributes.push(match a.kind {
+                    AttrKind::Integer => AttrValue::Integer(row.get(3 + i)?),
+                    AttrKind::Keyword => AttrValue::Keyword(row.get(3 + i)?),
+                });
+            }
+            Ok(Record {
+                id: row.get::<_, i64>(0)? as u64,
+                vector: Arc::from(blob_vector(&row.get::<_, Vec<u8>>(1)?)),
+                text: Arc::from(row.get::<_, String>(2)?),
+                attributes,
+            })
+        })
+        .optional()
+        .map_err(err)
+    }
+}
+
+/// Remove a database file that dbbench created; refuse anything else.
+fn remove_own_database(path: &Path) -> DriverResult<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let ours = Connection::open(path)
+        .and_then(|c| {
+            c.query_row("SELECT value FROM dbbench_meta WHERE key = 'created_by'", [], |r| r.get::<_, String>(0))
+                .optional()
+        })
+        .ok()
+        .flatten()
+        .is_some_and(|v| v == "dbbench");
+    if !ours {
+        return Err(DriverError::rejected(format!(
+            "{} exists and was not created by dbbench; move it away or set settings.dir to another folder",
+            path.display()
+        )));
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| DriverError::other(format!("cannot remove {}: {e}", p.display())))?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Driver for Sqlite {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all_native()
+    }
+
+    async fn ping(&self) -> DriverResult<()> {
+        let conn = Connection::open_in_memory().map_err(err)?;
+        conn.query_row("SELECT vec_version()", [], |r| r.get::<_, String>(0)).map_err(err)?;
+        Ok(())
+    }
+
+    async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
+        if schema.metric == Metric::Dot {
+            return Err(DriverError::unsupported(
+                "sqlite-vec has no inner-product distance; use metric \"cosine\" (same ranking for normalised vectors) or \"l2\"",
+            ));
+        }
+        std::fs::create_dir_all(&self.settings.dir)
+            .map_err(|e| DriverError::other(format!("cannot create {}: {e}", self.settings.dir.display())))?;
+        let path = self.settings.dir.join(format!("{}.db", schema.collection));
+        self.pool.lock().expect("pool lock").clear();
+        remove_own_database(&path)?;
+        let conn = self.open(&path)?;
+        let mut cols = String::new();
+        let mut indexes = String::new();
+        for a in &schema.attributes {
+            let ty = match a.kind {
+                AttrKind::Integer => "INTEGER",
+                AttrKind::Keyword => "TEXT",
+            };
+            cols.push_str(&format!(", {} {ty} NOT NULL", column(&a.name)));
+            indexes.push_str(&format!("CREATE INDEX \"docs_{0}\" ON docs ({1});\n", a.name, column(&a.name)));
+        }
+        conn.execute_batch(&format!(
+            "CREATE TABLE dbbench_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO dbbench_meta VALUES ('created_by', 'dbbench'), ('collection', '{collection}');
+             CREATE TABLE docs (id INTEGER PRIMARY KEY, embedding BLOB NOT NULL, text TEXT NOT NULL{cols});
+             {indexes}
+             CREATE VIRTUAL TABLE docs_fts USING fts5(text, content = 'docs', content_rowid = 'id', tokenize = 'porter unicode61');
+             CREATE TRIGGER docs_ai AFTER INSERT ON docs BEGIN
+               INSERT INTO docs_fts (rowid, text) VALUES (new.id, new.text);
+             END;
+             CREATE TRIGGER docs_ad AFTER DELETE ON docs BEGIN
+               INSERT INTO docs_fts (docs_fts, rowid, text) VALUES ('delete', old.id, old.text);
+             END;
+             CREATE TRIGGER docs_au AFTER UPDATE OF text ON docs BEGIN
+               INSERT INTO docs_fts (docs_fts, rowid, text) VALUES ('delete', old.id, old.text);
+               INSERT INTO docs_fts (rowid, text) VALUES (new.id, new.text);
+             END;",
+            collection = schema.collection.replace('\'', "''")
+        ))
+        .map_err(err)?;
+        *self.state.lock().expect("state lock") = Some(Arc::new(State {
+            path,
+            schema: schema.clone(),
+        }));
+        self.pool.lock().expect("pool lock").push(conn);
+        Ok(())
+    }
+
+    async fn load(&self, batch: &[Record]) -> DriverResult<()> {
+        self.with_conn(|conn, st| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+            for r in batch {
+                Self::insert(&tx, &st.schema, r)?;
+            }
+            tx.commit().map_err(err)
+        })
+    }
+
+    async fn finish_load(&self) -> DriverResult<IndexStats> {
+        self.with_conn(|conn, st| {
+            conn.execute_batch("INSERT INTO docs_fts (docs_fts) VALUES ('optimize'); ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(err)?;
+            let records: i64 = conn.query_row("SELECT count(*) FROM docs", [], |r| r.get(0)).map_err(err)?;
+            let size = std::fs::metadata(&st.path).map(|m| m.len()).ok();
+            let mut details = std::collections::BTreeMap::new();
+            details.insert("knn".into(), serde_json::json!("exact scan with sqlite-vec distance functions"));
+            details.insert("text".into(), serde_json::json!("FTS5, porter unicode61 tokenizer, bm25 ranking"));
+            Ok(IndexStats {
+                records: Some(records as u64),
+                size_bytes: size,
+                details,
+            })
+        })
+    }
+
+    async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
+        self.with_conn(|conn, st| {
+            let schema = &st.schema;
+            match op {
+                Op::Knn { vector, k, filter, .. } => {
+                    let mut stmt = conn.prepare_cached(&self.knn_sql(schema, *filter)).map_err(err)?;
+                    Ok(Outcome::Hits(Self::ids(&mut stmt, params![vector_blob(vector), *k as i64])?))
+                }
+                Op::Text { query, k, filter, .. } => {
+                    let Some(q) = fts_query(query) else { return Ok(Outcome::Hits(Vec::new())) };
+                    let mut stmt = conn.prepare_cached(&Self::text_sql(*filter)).map_err(err)?;
+                    Ok(Outcome::Hits(Self::ids(&mut stmt, params![q, *k as i64])?))
+                }
+                Op::Hybrid { vector, query, k, filter, .. } => {
+                    let q = fts_query(query).unwrap_or_else(|| "\"\"".into());
+                    let n = self.settings.hybrid_candidates.max(*k) as i64;
+                    let mut stmt = conn.prepare_cached(&self.hybrid_sql(schema, *filter)).map_err(err)?;
+                    Ok(Outcome::Hits(Self::ids(&mut stmt, params![vector_blob(vector), q, n, *k as i64])?))
+                }
+                Op::Get { id } => Ok(Outcome::Found(Self::get(conn, schema, *id)?)),
+                Op::Insert { record } => {
+                    Self::insert(conn, schema, record)?;
+                    Ok(Outcome::Written(1))
+                }
+                Op::Update { id, field, value } => {
+                    let mut stmt = conn
+                        .prepare_cached(&format!("UPDATE docs SET {} = ?1 WHERE id = ?2", column(field)))
+                        .map_err(err)?;
+                    let n = match value {
+                        AttrValue::Integer(i) => stmt.execute(params![i, *id as i64]),
+                        AttrValue::Keyword(s) => stmt.execute(params![s, *id as i64]),
+                    }
+                    .map_err(err)?;
+                    Ok(Outcome::Written(n as u64))
+                }
+                Op::Delete { id } => {
+                    let mut stmt = conn.prepare_cached("DELETE FROM docs WHERE id = ?1").map_err(err)?;
+                    Ok(Outcome::Written(stmt.execute(params![*id as i64]).map_err(err)? as u64))
+                }
+                Op::Scan { start, limit } => {
+                    let mut stmt = conn.prepare_cached("SELECT id FROM docs WHERE id >= ?1 ORDER BY id LIMIT ?2").map_err(err)?;
+                    Ok(Outcome::Hits(Self::ids(&mut stmt, params![*start as i64, *limit as i64])?))
+                }
+                Op::ReadModifyWrite { id, field, value } => {
+                    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+                    let found = Self::get(&tx, schema, *id)?;
+                    let n = if found.is_some() {
+                        let sql = format!("UPDATE docs SET {} = ?1 WHERE id = ?2", column(field));
+                        match value {
+                            AttrValue::Integer(i) => tx.execute(&sql, params![i, *id as i64]),
+                            AttrValue::Keyword(s) => tx.execute(&sql, params![s, *id as i64]),
+                        }
+                        .map_err(err)?
+                    } else {
+                        0
+                    };
+                    tx.commit().map_err(err)?;
+                    Ok(Outcome::Written(n as u64))
+                }
+            }
+        })
+    }
+
+    async fn describe(&self) -> DriverResult<EngineInfo> {
+        let conn = Connection::open_in_memory().map_err(err)?;
+        let (sqlite, vec): (String, String) = conn
+            .query_row("SELECT sqlite_version(), vec_version()", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err)?;
+        let s = &self.settings;
+        let settings = serde_json::json!({
+            "dir": s.dir.display().to_string(),
+            "connections": s.connections,
+            "synchronous": s.synchronous,
+            "cache_mib": s.cache_mib,
+            "hybrid": format!("reciprocal rank fusion in SQL, {} candidates per side, k = {}", s.hybrid_candidates, s.rrf_k),
+            "sqlite_vec": vec,
+        });
+        Ok(EngineInfo {
+            version: format!("SQLite {sqlite}, sqlite-vec {vec}"),
+            settings: settings.as_object().cloned().unwrap_or_default(),
+        })
+    }
+
+    async fn cleanup(&self) -> DriverResult<()> {
+        self.pool.lock().expect("pool lock").clear();
+        let state = self.state.lock().expect("state lock").take();
+        match state {
+            Some(st) => remove_own_database(&st.path),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_render_as_sql_with_quoted_literals() {
+        let f = Filter::Or(vec![
+            Filter::Eq { field: "lang".into(), value: AttrValue::Keyword("o'brien".into()) },
+            Filter::Range { field: "year".into(), gte: Some(2000), lt: Some(2010) },
+            Filter::In { field: "n".into(), values: vec![AttrValue::Integer(1), AttrValue::Integer(2)] },
+        ]);
+        assert_eq!(
+            filter_sql(&f),
+            "(d.\"a_lang\" = 'o''brien' OR (d.\"a_year\" >= 2000 AND d.\"a_year\" < 2010) OR d.\"a_n\" IN (1, 2))"
+        );
+    }
+
+    #[test]
+    fn free_text_cannot_inject_fts_syntax() {
+        assert_eq!(fts_query("NOT a \"b\" OR c*").unwrap(), "\"not\" OR \"a\" OR \"b\" OR \"or\" OR \"c\"");
+        assert_eq!(fts_query("  ...  "), None);
+    }
+}

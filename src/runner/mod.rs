@@ -1,0 +1,558 @@
+//! A whole run: dataset, ground truth, then each engine in turn (load, index, warmup,
+//! measured phases, cleanup), with results written atomically after every phase.
+//!
+//! Engines run one after another, never side by side, so each gets the whole machine.
+//! The runner never hides a failure: an unreachable engine is skipped with the reason
+//! and the command that starts it; an engine lost mid-run keeps what it measured and
+//! marks the run incomplete.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::data::truth::TruthCache;
+use crate::data::{self, Dataset};
+use crate::driver::{self, Capabilities, Driver, OpKind};
+use crate::error::{Error, Result};
+use crate::results::*;
+use crate::spec::{EnginePlan, OpPlan, PhasePlan, Plan, Schedule, Stop};
+
+pub mod console;
+pub mod ops;
+pub mod phase;
+
+use ops::{Keyspace, PreparedOp};
+use phase::{run_phase, PhaseEnv};
+
+/// How long `ping` may take before an engine counts as unreachable.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct RunOptions {
+    /// `<UTC timestamp>-<workload>`.
+    pub run_id: String,
+    /// The run folder (results.json goes here).
+    pub out_dir: PathBuf,
+    /// Where exact ground truth is cached.
+    pub cache_dir: PathBuf,
+    /// Draw progress bars (only on a terminal).
+    pub progress: bool,
+}
+
+/// How a run ended, for the exit code.
+pub struct RunSummary {
+    pub results: RunResults,
+    pub results_path: PathBuf,
+    pub interrupted: bool,
+}
+
+impl RunSummary {
+    pub fn failed_engines(&self) -> Vec<&EngineResult> {
+        self.results.engines.iter().filter(|e| e.status == EngineStatus::Failed).collect()
+    }
+    pub fn skipped_engines(&self) -> Vec<&EngineResult> {
+        self.results.engines.iter().filter(|e| e.status == EngineStatus::Skipped).collect()
+    }
+}
+
+/// The id (and default folder name) of a run of `workload` starting now.
+pub fn new_run_id(workload: &str) -> String {
+    format!("{}-{workload}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+}
+
+pub fn tool_info() -> ToolInfo {
+    ToolInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        commit: option_env!("DBBENCH_COMMIT").unwrap_or("unknown").to_string(),
+    }
+}
+
+/// Build the dataset and check that every op of the plan can be asked of it.
+pub fn build_dataset(plan: &Plan) -> Result<Dataset> {
+    let ds = data::build(&plan.dataset, &plan.attributes, plan.workload.seed)?;
+    for phase in &plan.phases {
+        for op in &phase.ops {
+            let needs_vectors = matches!(op.kind, OpKind::Knn | OpKind::Hybrid);
+            let needs_text = matches!(op.kind, OpKind::Text | OpKind::Hybrid);
+            if needs_vectors && (!ds.has_query_vectors() || ds.dim == 0) {
+                return Err(Error::Input(format!(
+                    "phase {:?}, op {}: dataset {} has no query vectors (set dataset.corpus_vectors and query_vectors)",
+                    phase.name, op.label, ds.name
+                )));
+            }
+            if needs_text && !ds.has_text() {
+                return Err(Error::Input(format!(
+                    "phase {:?}, op {}: dataset {} has no text to search",
+                    phase.name, op.label, ds.name
+                )));
+            }
+        }
+    }
+    if ds.dim == 0 {
+        return Err(Error::Input(format!("dataset {} has no vectors: every engine needs an embedding per record", ds.name)));
+    }
+    Ok(ds)
+}
+
+type TruthTable = HashMap<(usize, String), Arc<Vec<Vec<u64>>>>;
+
+fn truth_key(op: &OpPlan) -> (usize, String) {
+    (op.k, op.filter.as_ref().map(|f| f.to_string()).unwrap_or_default())
+}
+
+/// Exact truth for every distinct (k, filter) of the plan's knn and hybrid ops.
+fn ground_truth(ops: &[OpPlan], ds: &Dataset, cache: &TruthCache) -> Result<TruthTable> {
+    let mut table = TruthTable::new();
+    for op in ops {
+        if !matches!(op.kind, OpKind::Knn | OpKind::Hybrid) {
+            continue;
+        }
+        let key = truth_key(op);
+        if table.contains_key(&key) {
+            continue;
+        }
+        let started = Instant::now();
+        let (truth, computed) = cache.get_or_compute(ds, op.k, op.filter.as_ref())?;
+        let filter = op.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default();
+        console::note(&format!(
+            "ground truth: top-{}{filter} for {} queries {} in {:.2}s",
+            op.k,
+            ds.queries.len(),
+            if computed { "computed" } else { "read from cache" },
+            started.elapsed().as_secs_f64()
+        ));
+        table.insert(key, Arc::new(truth));
+    }
+    Ok(table)
+}
+
+/// Run a validated plan. Returns the summary even when engines failed or the run was
+/// interrupted; the caller turns that into the exit code.
+pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Result<RunSummary> {
+    let started_at = chrono::Utc::now();
+    let run_id = opts.run_id.clone();
+
+    let ds = {
+        let t = Instant::now();
+        let ds = build_dataset(&plan)?;
+        console::note(&format!(
+            "dataset {}: {} records, {} queries, dim {}, {}{} ({:.1}s)",
+            ds.name,
+            ds.len(),
+            ds.queries.len(),
+            ds.dim,
+            ds.metric.as_str(),
+            if ds.judged() { ", judged" } else { "" },
+            t.elapsed().as_secs_f64()
+        ));
+        if let Some(reason) = &ds.fallback_reason {
+            console::warn(&format!("dataset: {reason}"));
+        }
+        Arc::new(ds)
+    };
+    let truth = {
+        let ds = ds.clone();
+        let cache = TruthCache::new(&opts.cache_dir);
+        let ops: Vec<OpPlan> = plan.phases.iter().flat_map(|p| p.ops.clone()).collect();
+        tokio::task::spawn_blocking(move || ground_truth(&ops, &ds, &cache))
+            .await
+            .map_err(|e| Error::Runtime(format!("ground truth task failed: {e}")))??
+    };
+
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
+    let mut results = RunResults {
+        schema_version: SCHEMA_VERSION,
+        dbbench: tool_info(),
+        run: RunInfo {
+            id: run_id,
+            started_at: started_at.to_rfc3339(),
+            finished_at: None,
+            complete: false,
+            incomplete_reason: Some("running".into()),
+            workload: WorkloadRef {
+                name: plan.workload.name.clone(),
+                description: plan.workload.description.clone(),
+                file: plan.workload.file.display().to_string(),
+                sha256: plan.workload.sha256.clone(),
+            },
+            seed: plan.workload.seed,
+            dataset: DatasetInfo {
+                name: ds.name.clone(),
+                source: ds.source.clone(),
+                fallback_reason: ds.fallback_reason.clone(),
+                docs: ds.len(),
+                queries: ds.queries.len(),
+                dim: ds.dim,
+                metric: ds.metric.as_str().to_string(),
+                judged: ds.judged(),
+                fingerprint: ds.fingerprint.clone(),
+                attributes: ds.attribute_defs.clone(),
+            },
+            machine: Machine::current(),
+        },
+        engines: Vec::new(),
+    };
+    let results_path = results.write(&opts.out_dir)?;
+    console::note(&format!("writing {}", results_path.display()));
+
+    let mut run = EngineRun {
+        plan: &plan,
+        ds,
+        truth,
+        opts: &opts,
+        cancel: cancel.clone(),
+        results: &mut results,
+    };
+    for engine in &plan.engines {
+        if cancel.is_cancelled() {
+            break;
+        }
+        run.engine(engine).await?;
+    }
+
+    let interrupted = cancel.is_cancelled();
+    let failed: Vec<String> = results
+        .engines
+        .iter()
+        .filter(|e| e.status == EngineStatus::Failed)
+        .map(|e| format!("{} ({})", e.name, e.reason.as_deref().unwrap_or("failed")))
+        .collect();
+    results.run.finished_at = Some(chrono::Utc::now().to_rfc3339());
+    results.run.complete = !interrupted && failed.is_empty();
+    results.run.incomplete_reason = if interrupted {
+        Some("interrupted (Ctrl-C): phases measured before the interrupt are kept".into())
+    } else if !failed.is_empty() {
+        Some(format!("engine failed: {}", failed.join("; ")))
+    } else {
+        None
+    };
+    results.write(&opts.out_dir)?;
+    Ok(RunSummary {
+        results,
+        results_path,
+        interrupted,
+    })
+}
+
+struct EngineRun<'a> {
+    plan: &'a Plan,
+    ds: Arc<Dataset>,
+    truth: TruthTable,
+    opts: &'a RunOptions,
+    cancel: CancellationToken,
+    results: &'a mut RunResults,
+}
+
+impl EngineRun<'_> {
+    fn save(&self) -> Result<()> {
+        self.results.write(&self.opts.out_dir).map(|_| ())
+    }
+
+    fn current(&mut self) -> &mut EngineResult {
+        self.results.engines.last_mut().expect("engine pushed before use")
+    }
+
+    fn fail(&mut self, reason: String) -> Result<()> {
+        console::warn(&format!("engine {}: {reason}", self.current().name));
+        let e = self.current();
+        e.status = EngineStatus::Failed;
+        e.reason = Some(reason);
+        self.save()
+    }
+
+    async fn engine(&mut self, ep: &EnginePlan) -> Result<()> {
+        let cfg = &ep.config;
+        let caps = (ep.kind.capabilities)();
+        self.results.engines.push(EngineResult {
+            name: cfg.name.clone(),
+            driver: ep.kind.kind.to_string(),
+            status: EngineStatus::Skipped,
+            reason: None,
+            start_hint: None,
+            url: cfg.url.as_deref().map(driver::redact_url),
+            version: None,
+            settings: driver::redact_settings(&cfg.settings),
+            capabilities: serde_json::to_value(&caps).unwrap_or_default(),
+            load: None,
+            index: None,
+            phases: Vec::new(),
+        });
+        let driver: Arc<dyn Driver> = match (ep.kind.open)(cfg) {
+            Ok(d) => Arc::from(d),
+            Err(e) => return self.fail(format!("could not open the driver: {e}")),
+        };
+        console::heading(&format!("engine {} ({})", cfg.name, ep.kind.kind));
+        match tokio::time::timeout(PING_TIMEOUT, driver.ping()).await {
+            Ok(Ok(())) => {}
+            other => {
+                let why = match other {
+                    Ok(Err(e)) => e.message,
+                    _ => format!("no answer within {}s", PING_TIMEOUT.as_secs()),
+                };
+                let where_ = cfg.url.as_deref().map(driver::redact_url).map(|u| format!(" at {u}")).unwrap_or_default();
+                let reason = format!("cannot reach {}{where_}: {why}", ep.kind.kind);
+                console::warn(&format!("engine {} skipped: {reason}\n    start it with: {}", cfg.name, ep.kind.start_hint));
+                let e = self.current();
+                e.reason = Some(reason);
+                e.start_hint = Some(ep.kind.start_hint.to_string());
+                return self.save();
+            }
+        }
+        let outcome = self.engine_phases(ep, &driver, &caps).await;
+        if self.plan.load.cleanup {
+            match tokio::time::timeout(Duration::from_secs(30), driver.cleanup()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => console::warn(&format!("engine {}: cleanup failed: {}", cfg.name, e.message)),
+                Err(_) => console::warn(&format!("engine {}: cleanup did not finish within 30s", cfg.name)),
+            }
+        }
+        outcome
+    }
+
+    async fn engine_phases(&mut self, ep: &EnginePlan, driver: &Arc<dyn Driver>, caps: &Capabilities) -> Result<()> {
+        let name = ep.config.name.clone();
+        let schema = self.ds.schema(&format!("dbbench_{}", self.plan.workload.name.replace('-', "_")));
+        if let Err(e) = driver.prepare(&schema).await {
+            return self.fail(format!("prepare failed: {}", e.message));
+        }
+        match driver.describe().await {
+            Ok(info) => {
+                let e = self.current();
+                e.version = Some(info.version);
+                if !info.settings.is_empty() {
+                    e.settings = info.settings;
+                }
+            }
+            Err(err) => console::warn(&format!("engine {name}: describe failed: {}", err.message)),
+        }
+
+        // Load.
+        let load = tokio::select! {
+            r = self.load(driver) => r,
+            _ = self.cancel.cancelled() => return self.save(),
+        };
+        match load {
+            Ok(l) => {
+                console::note(&format!("  load: {} records in {:.2}s ({:.0} records/s)", l.records, l.seconds, l.records_per_s));
+                self.current().load = Some(l);
+            }
+            Err(msg) => return self.fail(format!("load failed: {msg}")),
+        }
+        let started = Instant::now();
+        let index = tokio::select! {
+            r = driver.finish_load() => r,
+            _ = self.cancel.cancelled() => return self.save(),
+        };
+        match index {
+            Ok(stats) => {
+                let seconds = started.elapsed().as_secs_f64();
+                console::note(&format!("  index build and refresh: {seconds:.2}s"));
+                self.current().index = Some(IndexResult {
+                    seconds,
+                    stats: serde_json::to_value(&stats).unwrap_or_default(),
+                });
+            }
+            Err(e) => return self.fail(format!("finish_load failed: {}", e.message)),
+        }
+        self.save()?;
+
+        let keys = Arc::new(Keyspace::new(self.ds.len() as u64));
+        let mut corpus_changed = false;
+        for (index, phase) in self.plan.phases.iter().enumerate() {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let seed = self.plan.workload.seed.wrapping_add(index as u64);
+            let result = self.phase(phase, driver, caps, &keys, seed, corpus_changed).await;
+            corpus_changed |= phase.writes();
+            let lost = result.note.as_deref().filter(|_| !result.complete && !self.cancel.is_cancelled()).map(str::to_string);
+            self.current().phases.push(result);
+            self.save()?;
+            if let Some(why) = lost {
+                return self.fail(format!("phase {:?}: {why}", phase.name));
+            }
+        }
+        if !self.cancel.is_cancelled() {
+            self.current().status = EngineStatus::Ok;
+        } else {
+            let e = self.current();
+            e.status = EngineStatus::Failed;
+            e.reason = Some("interrupted (Ctrl-C)".into());
+        }
+        self.save()
+    }
+
+    async fn load(&self, driver: &Arc<dyn Driver>) -> std::result::Result<LoadResult, String> {
+        let n = self.ds.len();
+        let batch = self.plan.load.batch_size;
+        let bar = console::bar(self.opts.progress, n as u64, "  load");
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut batches = 0u64;
+        let mut next = 0usize;
+        loop {
+            while next < n && tasks.len() < self.plan.load.concurrency {
+                let (ds, driver) = (self.ds.clone(), driver.clone());
+                let range = next..(next + batch).min(n);
+                next = range.end;
+                tasks.spawn(async move {
+                    let len = range.len();
+                    let records: Vec<_> = range.map(|i| ds.record(i)).collect();
+                    driver.load(&records).await.map(|_| len)
+                });
+            }
+            match tasks.join_next().await {
+                None => break,
+                Some(Ok(Ok(len))) => {
+                    batches += 1;
+                    bar.inc(len as u64);
+                }
+                Some(Ok(Err(e))) => {
+                    bar.abandon();
+                    return Err(e.message);
+                }
+                Some(Err(e)) => return Err(format!("load task failed: {e}")),
+            }
+        }
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(LoadResult {
+            records: n as u64,
+            batches,
+            seconds,
+            records_per_s: if seconds > 0.0 { n as f64 / seconds } else { 0.0 },
+        })
+    }
+
+    async fn phase(
+        &self,
+        phase: &PhasePlan,
+        driver: &Arc<dyn Driver>,
+        caps: &Capabilities,
+        keys: &Arc<Keyspace>,
+        seed: u64,
+        corpus_changed: bool,
+    ) -> PhaseResult {
+        let describe = |op: &OpPlan| OpDescription {
+            kind: op.kind.to_string(),
+            label: op.label.clone(),
+            note: caps.support(op.kind).note().map(str::to_string),
+            k: op.kind.is_search().then_some(op.k),
+            filter: op.filter.as_ref().map(|f| f.to_string()),
+            params: op.params.clone().into_iter().collect(),
+        };
+        let mut runnable = Vec::new();
+        let mut ops_out: Vec<Option<OpResult>> = Vec::new();
+        for op in &phase.ops {
+            match caps.check(op.kind, op.filter.is_some()) {
+                Ok(()) => {
+                    let truth = matches!(op.kind, OpKind::Knn | OpKind::Hybrid).then(|| self.truth[&truth_key(op)].clone());
+                    runnable.push(PreparedOp::new(op.clone(), truth, keys.loaded, &self.plan.attributes));
+                    ops_out.push(None);
+                }
+                Err(why) => ops_out.push(Some(OpResult::unsupported(describe(op), why))),
+            }
+        }
+        let schedule_info = schedule_info(phase);
+        let mut result = PhaseResult {
+            name: phase.name.clone(),
+            complete: true,
+            note: None,
+            schedule: schedule_info,
+            warmup_s: phase.warmup.as_secs_f64(),
+            elapsed_s: 0.0,
+            rate: None,
+            ops: Vec::new(),
+        };
+        if corpus_changed && phase.ops.iter().any(|o| matches!(o.kind, OpKind::Knn | OpKind::Hybrid)) {
+            result.note = Some("an earlier phase wrote to the corpus: recall is measured against the data as loaded".into());
+        }
+        if runnable.is_empty() {
+            result.note = Some(format!("no op of this phase is supported by {}", driver.kind()));
+            result.ops = ops_out.into_iter().flatten().collect();
+            console::note(&format!("  phase {}: skipped, {}", phase.name, result.note.as_deref().unwrap_or_default()));
+            return result;
+        }
+        let env = PhaseEnv {
+            driver: driver.clone(),
+            dataset: self.ds.clone(),
+            keys: keys.clone(),
+            ops: Arc::new(runnable),
+        };
+
+        if !phase.warmup.is_zero() {
+            let counter = Arc::new(AtomicU64::new(0));
+            let bar = console::phase_bar(self.opts.progress, &format!("  {} (warmup)", phase.name), Stop::Duration(phase.warmup), counter.clone());
+            let warm = run_phase(&env, phase.schedule, Stop::Duration(phase.warmup), seed ^ 0xA11CE, &self.cancel, counter).await;
+            bar.finish();
+            if let Some(why) = warm.interrupted {
+                result.complete = false;
+                result.note = Some(format!("during warmup: {why}"));
+                result.ops = ops_out.into_iter().flatten().collect();
+                return result;
+            }
+        }
+
+        let counter = Arc::new(AtomicU64::new(0));
+        let bar = console::phase_bar(self.opts.progress, &format!("  {}", phase.name), phase.stop, counter.clone());
+        let measured = run_phase(&env, phase.schedule, phase.stop, seed, &self.cancel, counter).await;
+        bar.finish();
+        let elapsed = measured.elapsed.as_secs_f64();
+        result.elapsed_s = elapsed;
+        let open = matches!(phase.schedule, Schedule::Open { .. });
+        let mut measured_ops = env.ops.iter().zip(&measured.metrics);
+        for slot in ops_out {
+            result.ops.push(match slot {
+                Some(unsupported) => unsupported,
+                None => {
+                    let (op, m) = measured_ops.next().expect("one metrics entry per runnable op");
+                    OpResult::measured(describe(&op.plan), m, elapsed, open)
+                }
+            });
+        }
+        if let Schedule::Open { rate, .. } = phase.schedule {
+            let sent: u64 = result.ops.iter().map(|o| o.count + o.errors).sum();
+            let achieved = if elapsed > 0.0 { sent as f64 / elapsed } else { 0.0 };
+            result.rate = Some(RateResult {
+                target_ops_s: rate,
+                achieved_ops_s: achieved,
+                sustained: achieved >= 0.95 * rate && measured.unsent == 0,
+                unsent: measured.unsent,
+            });
+        }
+        if let Some(why) = measured.interrupted {
+            result.complete = false;
+            result.note = Some(why);
+        }
+        console::phase_line(&result);
+        result
+    }
+}
+
+fn schedule_info(phase: &PhasePlan) -> ScheduleInfo {
+    let (duration_s, requests) = match phase.stop {
+        Stop::Duration(d) => (Some(d.as_secs_f64()), None),
+        Stop::Requests(n) => (None, Some(n)),
+    };
+    match phase.schedule {
+        Schedule::Closed { concurrency } => ScheduleInfo {
+            mode: "closed".into(),
+            concurrency,
+            rate: None,
+            arrival: None,
+            duration_s,
+            requests,
+        },
+        Schedule::Open { rate, arrival, concurrency } => ScheduleInfo {
+            mode: "open".into(),
+            concurrency,
+            rate: Some(rate),
+            arrival: Some(format!("{arrival:?}").to_lowercase()),
+            duration_s,
+            requests,
+        },
+    }
+}

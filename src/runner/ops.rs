@@ -1,0 +1,260 @@
+//! Turning an `OpPlan` into concrete requests: which query, which id, which record.
+//! Everything a request needs is chosen here, before its timer starts.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rand::distributions::{Distribution, WeightedIndex};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::Dataset;
+use crate::driver::{AttrValue, Op, OpKind, Record};
+use crate::spec::{AttributeGen, AttributePlan, KeyChoice, OpPlan};
+
+/// Ids that exist in the engine: the loaded records `0..loaded`, plus records inserted by
+/// this run (ids from `loaded` upwards). Shared by all workers of one engine.
+#[derive(Debug)]
+pub struct Keyspace {
+    pub loaded: u64,
+    next_insert: AtomicU64,
+    /// Ids inserted by this run and not yet deleted, oldest first: deletes take from here,
+    /// so a run only ever deletes what it inserted.
+    inserted: Mutex<VecDeque<u64>>,
+}
+
+impl Keyspace {
+    pub fn new(loaded: u64) -> Self {
+        Keyspace {
+            loaded,
+            next_insert: AtomicU64::new(loaded),
+            inserted: Mutex::new(VecDeque::new()),
+        }
+    }
+    /// One past the highest id handed out.
+    pub fn high(&self) -> u64 {
+        self.next_insert.load(Ordering::Relaxed)
+    }
+    fn next_id(&self) -> u64 {
+        self.next_insert.fetch_add(1, Ordering::Relaxed)
+    }
+    pub fn inserted(&self, id: u64) {
+        self.inserted.lock().expect("keyspace lock").push_back(id);
+    }
+    fn take_deletable(&self) -> Option<u64> {
+        self.inserted.lock().expect("keyspace lock").pop_front()
+    }
+}
+
+/// YCSB's zipfian generator (Gray et al., "Quickly generating billion-record synthetic
+/// databases"), over ranks 0..n with skew theta.
+#[derive(Debug, Clone)]
+pub struct Zipfian {
+    n: u64,
+    theta: f64,
+    alpha: f64,
+    zeta_n: f64,
+    eta: f64,
+}
+
+impl Zipfian {
+    pub fn new(n: u64, theta: f64) -> Self {
+        let n = n.max(1);
+        let zeta = |n: u64| (1..=n).map(|i| 1.0 / (i as f64).powf(theta)).sum::<f64>();
+        let zeta_n = zeta(n);
+        let zeta_2 = zeta(2.min(n));
+        let alpha = 1.0 / (1.0 - theta);
+        let eta = (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta_2 / zeta_n);
+        Zipfian { n, theta, alpha, zeta_n, eta }
+    }
+
+    /// A rank in 0..n; 0 is the most popular.
+    pub fn sample(&self, rng: &mut impl Rng) -> u64 {
+        let u: f64 = rng.gen();
+        let uz = u * self.zeta_n;
+        if uz < 1.0 {
+            return 0;
+        }
+        if uz < 1.0 + 0.5f64.powf(self.theta) {
+            return 1.min(self.n - 1);
+        }
+        let r = (self.n as f64 * (self.eta * u - self.eta + 1.0).powf(self.alpha)) as u64;
+        r.min(self.n - 1)
+    }
+}
+
+/// FNV-1a of the rank, so that popular keys are spread over the id space (YCSB's
+/// scrambled zipfian) instead of all sitting at the low ids.
+fn scramble(rank: u64) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in rank.to_le_bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// One op of a phase, ready to produce requests.
+pub struct PreparedOp {
+    pub plan: OpPlan,
+    /// Exact kNN truth per query (knn and hybrid), computed for this op's k and filter.
+    pub truth: Option<Arc<Vec<Vec<u64>>>>,
+    zipf: Option<Zipfian>,
+    /// Range of values written by update / read_modify_write.
+    write_range: (i64, i64),
+}
+
+/// The owned data behind one request; `as_op` borrows from it.
+pub enum Request {
+    Query { query: usize },
+    Id { id: u64 },
+    Scan { start: u64 },
+    Insert { record: Record },
+    Write { id: u64, value: i64 },
+    NothingToDelete,
+}
+
+impl PreparedOp {
+    pub fn new(plan: OpPlan, truth: Option<Arc<Vec<Vec<u64>>>>, keyspace_size: u64, attributes: &[AttributePlan]) -> Self {
+        let zipf = matches!(plan.keys, KeyChoice::Zipfian | KeyChoice::Latest).then(|| Zipfian::new(keyspace_size, plan.zipf_theta));
+        let write_range = plan
+            .field
+            .as_ref()
+            .and_then(|f| attributes.iter().find(|a| &a.def.name == f))
+            .map(|a| match a.gen {
+                AttributeGen::Integer { min, max } => (min, max),
+                AttributeGen::Keyword { .. } => (0, 0),
+            })
+            .unwrap_or((0, 0));
+        PreparedOp { plan, truth, zipf, write_range }
+    }
+
+    fn choose_id(&self, rng: &mut ChaCha8Rng, keys: &Keyspace) -> u64 {
+        let high = keys.high().max(1);
+        match (self.plan.keys, &self.zipf) {
+            (KeyChoice::Zipfian, Some(z)) => scramble(z.sample(rng)) % high,
+            (KeyChoice::Latest, Some(z)) => high - 1 - z.sample(rng).min(high - 1),
+            _ => rng.gen_range(0..high),
+        }
+    }
+
+    /// Choose what the next request of this op is about.
+    pub fn next_request(&self, rng: &mut ChaCha8Rng, ds: &Dataset, keys: &Keyspace) -> Request {
+        match self.plan.kind {
+            OpKind::Knn | OpKind::Text | OpKind::Hybrid => Request::Query {
+                query: rng.gen_range(0..ds.queries.len().max(1)),
+            },
+            OpKind::Get => Request::Id { id: self.choose_id(rng, keys) },
+            OpKind::Scan => Request::Scan { start: self.choose_id(rng, keys) },
+            OpKind::Update | OpKind::ReadModifyWrite => Request::Write {
+                id: self.choose_id(rng, keys),
+                value: rng.gen_range(self.write_range.0..=self.write_range.1),
+            },
+            OpKind::Insert => {
+                // A new record shaped like a random existing one, under a fresh id.
+                let src = rng.gen_range(0..ds.len());
+                let mut record = ds.record(src);
+                record.id = keys.next_id();
+                Request::Insert { record }
+            }
+            OpKind::Delete => match keys.take_deletable() {
+                Some(id) => Request::Id { id },
+                None => Request::NothingToDelete,
+            },
+        }
+    }
+
+    /// The request as an `Op`. `None` for a delete with nothing of this run's to delete.
+    pub fn as_op<'a>(&'a self, req: &'a Request, ds: &'a Dataset) -> Option<Op<'a>> {
+        let p = &self.plan;
+        let filter = p.filter.as_ref();
+        let field = p.field.as_deref().unwrap_or("");
+        Some(match (p.kind, req) {
+            (OpKind::Knn, Request::Query { query }) => Op::Knn {
+                vector: ds.query_vector(*query),
+                k: p.k,
+                filter,
+                params: &p.params,
+            },
+            (OpKind::Text, Request::Query { query }) => Op::Text {
+                query: &ds.queries.texts[*query],
+                k: p.k,
+                filter,
+                params: &p.params,
+            },
+            (OpKind::Hybrid, Request::Query { query }) => Op::Hybrid {
+                vector: ds.query_vector(*query),
+                query: &ds.queries.texts[*query],
+                k: p.k,
+                filter,
+                params: &p.params,
+            },
+            (OpKind::Get, Request::Id { id }) => Op::Get { id: *id },
+            (OpKind::Delete, Request::Id { id }) => Op::Delete { id: *id },
+            (OpKind::Scan, Request::Scan { start }) => Op::Scan { start: *start, limit: p.scan_length },
+            (OpKind::Insert, Request::Insert { record }) => Op::Insert { record },
+            (OpKind::Update, Request::Write { id, value }) => Op::Update {
+                id: *id,
+                field,
+                value: AttrValue::Integer(*value),
+            },
+            (OpKind::ReadModifyWrite, Request::Write { id, value }) => Op::ReadModifyWrite {
+                id: *id,
+                field,
+                value: AttrValue::Integer(*value),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Weighted choice among a phase's ops.
+pub struct Mix {
+    dist: WeightedIndex<f64>,
+}
+
+impl Mix {
+    pub fn new(weights: &[f64]) -> Self {
+        Mix {
+            dist: WeightedIndex::new(weights).expect("weights validated positive"),
+        }
+    }
+    pub fn pick(&self, rng: &mut ChaCha8Rng) -> usize {
+        self.dist.sample(rng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn zipfian_is_skewed_like_ycsb() {
+        let z = Zipfian::new(1000, 0.99);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut counts = vec![0u32; 1000];
+        for _ in 0..100_000 {
+            counts[z.sample(&mut rng) as usize] += 1;
+        }
+        // With theta 0.99 over 1000 items the top rank takes about 1/zeta(1000) ~ 13%.
+        assert!((10_000..16_000).contains(&counts[0]), "rank 0: {}", counts[0]);
+        assert!(counts[0] > counts[1] && counts[1] > counts[10] && counts[10] > counts[500]);
+        let top10: u32 = counts[..10].iter().sum();
+        assert!(top10 > 30_000, "top 10 ranks: {top10}");
+    }
+
+    #[test]
+    fn deletes_only_take_ids_this_run_inserted() {
+        let keys = Keyspace::new(100);
+        assert_eq!(keys.take_deletable(), None);
+        let a = keys.next_id();
+        let b = keys.next_id();
+        assert_eq!((a, b), (100, 101));
+        keys.inserted(a);
+        keys.inserted(b);
+        assert_eq!(keys.take_deletable(), Some(100));
+        assert_eq!(keys.high(), 102);
+    }
+}

@@ -1,0 +1,296 @@
+//! One measured (or warmup) phase against one engine: workers, schedule, stop condition.
+//!
+//! Closed loop: each worker sends its next request when the previous one returns, and
+//! latency is service time. Open loop: requests fall due at `start + i / rate` (or at
+//! Poisson arrivals); a free worker takes the next due request, sleeps until it is due,
+//! and latency counts from when it was due, so a stalled engine cannot hide the queue it
+//! causes (the wrk2 / pgbench -R rule). Service time (from the send) and schedule lag
+//! (send minus due) are recorded beside it.
+//!
+//! Nothing on the timed path waits on anything but the request itself: requests are
+//! built before the clock starts, and scoring happens after it stops.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ops::{Keyspace, Mix, PreparedOp, Request};
+use crate::data::Dataset;
+use crate::driver::{Driver, ErrorKind, OpKind, Outcome};
+use crate::metrics::OpMetrics;
+use crate::spec::{Arrival, Schedule, Stop};
+
+/// After this many consecutive "unreachable" errors a worker declares the engine lost and
+/// the phase stops: the rest of the phase would only measure a dead server.
+pub const LOST_AFTER: u32 = 20;
+
+/// What a phase runs against.
+#[derive(Clone)]
+pub struct PhaseEnv {
+    pub driver: Arc<dyn Driver>,
+    pub dataset: Arc<Dataset>,
+    pub keys: Arc<Keyspace>,
+    /// The ops that run (unsupported ones already left out), with their weights.
+    pub ops: Arc<Vec<PreparedOp>>,
+}
+
+/// What a phase measured.
+pub struct PhaseRun {
+    /// Per op, in `PhaseEnv::ops` order.
+    pub metrics: Vec<OpMetrics>,
+    pub elapsed: Duration,
+    /// Why the phase stopped early, if it did.
+    pub interrupted: Option<String>,
+    /// Open loop: requests that fell due but were never sent.
+    pub unsent: u64,
+}
+
+/// Due times of an open-loop phase.
+struct OpenSchedule {
+    rate: f64,
+    arrival: Arrival,
+    state: Mutex<(u64, f64, ChaCha8Rng)>,
+    /// Requests due before this offset from the start (duration stop).
+    horizon: Option<Duration>,
+    /// Or this many requests (requests stop).
+    limit: Option<u64>,
+}
+
+impl OpenSchedule {
+    /// The next due time, or None when the phase has no more requests to schedule.
+    fn next(&self, start: Instant) -> Option<Instant> {
+        let mut st = self.state.lock().expect("schedule lock");
+        let (index, offset_s, rng) = &mut *st;
+        if self.limit.is_some_and(|l| *index >= l) {
+            return None;
+        }
+        let at = Duration::from_secs_f64(*offset_s);
+        if self.horizon.is_some_and(|h| at >= h) {
+            return None;
+        }
+        *index += 1;
+        *offset_s += match self.arrival {
+            Arrival::Fixed => 1.0 / self.rate,
+            Arrival::Poisson => {
+                let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+                -u.ln() / self.rate
+            }
+        };
+        Some(start + at)
+    }
+
+    /// Requests still due (not yet handed out) before the horizon or limit.
+    fn remaining(&self, start: Instant) -> u64 {
+        let mut n = 0;
+        while self.next(start).is_some() {
+            n += 1;
+        }
+        n
+    }
+}
+
+struct Shared {
+    env: PhaseEnv,
+    start: Instant,
+    deadline: Option<Instant>,
+    /// Open loop with a duration: past this, due requests are given up as unsent.
+    hard_stop: Option<Instant>,
+    budget: Option<u64>,
+    issued: AtomicU64,
+    open: Option<OpenSchedule>,
+    mix: Mix,
+    stop: CancellationToken,
+    lost: Mutex<Option<String>>,
+    completed: Arc<AtomicU64>,
+}
+
+/// Run one phase. `cancel` is the run's Ctrl-C token; `completed` counts finished
+/// requests for the progress display.
+pub async fn run_phase(
+    env: &PhaseEnv,
+    schedule: Schedule,
+    stop: Stop,
+    seed: u64,
+    cancel: &CancellationToken,
+    completed: Arc<AtomicU64>,
+) -> PhaseRun {
+    let start = Instant::now();
+    let (deadline, budget) = match stop {
+        Stop::Duration(d) => (Some(start + d), None),
+        Stop::Requests(n) => (None, Some(n)),
+    };
+    let open = match schedule {
+        Schedule::Closed { .. } => None,
+        Schedule::Open { rate, arrival, .. } => Some(OpenSchedule {
+            rate,
+            arrival,
+            state: Mutex::new((0, 0.0, ChaCha8Rng::seed_from_u64(seed ^ 0x5eed))),
+            horizon: match stop {
+                Stop::Duration(d) => Some(d),
+                Stop::Requests(_) => None,
+            },
+            limit: budget,
+        }),
+    };
+    let hard_stop = match (stop, &open) {
+        (Stop::Duration(d), Some(_)) => Some(start + d + (d / 10).max(Duration::from_secs(2))),
+        _ => None,
+    };
+    let weights: Vec<f64> = env.ops.iter().map(|o| o.plan.weight).collect();
+    let shared = Arc::new(Shared {
+        env: env.clone(),
+        start,
+        deadline,
+        hard_stop,
+        budget,
+        issued: AtomicU64::new(0),
+        open,
+        mix: Mix::new(&weights),
+        stop: cancel.child_token(),
+        lost: Mutex::new(None),
+        completed,
+    });
+
+    let workers: Vec<_> = (0..schedule.concurrency())
+        .map(|w| {
+            let shared = shared.clone();
+            let seed = seed.wrapping_add(w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            tokio::spawn(async move { worker(shared, seed).await })
+        })
+        .collect();
+
+    let mut metrics: Vec<OpMetrics> = (0..env.ops.len()).map(|_| OpMetrics::default()).collect();
+    let mut panicked = None;
+    for w in workers {
+        match w.await {
+            Ok(m) => {
+                for (mine, theirs) in metrics.iter_mut().zip(&m) {
+                    mine.add(theirs);
+                }
+            }
+            Err(e) => panicked = Some(format!("a worker failed: {e}")),
+        }
+    }
+    let elapsed = start.elapsed();
+    let unsent = shared.open.as_ref().map(|o| o.remaining(start)).unwrap_or(0);
+    let lost = shared.lost.lock().expect("lost lock").clone();
+    let interrupted = lost.or(panicked).or_else(|| cancel.is_cancelled().then(|| "interrupted (Ctrl-C)".to_string()));
+    PhaseRun {
+        metrics,
+        elapsed,
+        interrupted,
+        unsent,
+    }
+}
+
+async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
+    let env = &shared.env;
+    let ds: &Dataset = &env.dataset;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut metrics: Vec<OpMetrics> = (0..env.ops.len()).map(|_| OpMetrics::default()).collect();
+    let mut unreachable_in_a_row = 0u32;
+    let mut iteration = 0u64;
+    loop {
+        if shared.stop.is_cancelled() {
+            break;
+        }
+        iteration += 1;
+        if iteration % 64 == 0 {
+            // Ops that never await (embedded engines, no-op) must not starve timers and
+            // the progress display.
+            tokio::task::yield_now().await;
+        }
+        let due = match &shared.open {
+            Some(open) => {
+                let Some(due) = open.next(shared.start) else { break };
+                if shared.hard_stop.is_some_and(|h| Instant::now() >= h) {
+                    break;
+                }
+                if due > Instant::now() {
+                    tokio::select! {
+                        biased;
+                        _ = shared.stop.cancelled() => break,
+                        _ = tokio::time::sleep_until(due) => {}
+                    }
+                }
+                Some(due)
+            }
+            None => {
+                if shared.deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                if let Some(b) = shared.budget {
+                    if shared.issued.fetch_add(1, Ordering::Relaxed) >= b {
+                        break;
+                    }
+                }
+                None
+            }
+        };
+
+        let op_index = shared.mix.pick(&mut rng);
+        let prepared = &env.ops[op_index];
+        let request = prepared.next_request(&mut rng, ds, &env.keys);
+        let m = &mut metrics[op_index];
+        let Some(op) = prepared.as_op(&request, ds) else {
+            let second = shared.start.elapsed().as_secs() as usize;
+            m.record_error(0, 0, second, ErrorKind::NothingToDo, "delete found no record inserted by this run; give insert a weight at least that of delete");
+            shared.completed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+
+        let send = Instant::now();
+        let result = tokio::select! {
+            biased;
+            r = env.driver.execute(&op) => r,
+            _ = shared.stop.cancelled() => break,
+        };
+        let done = Instant::now();
+
+        let service = done.duration_since(send).as_nanos() as u64;
+        let latency = done.duration_since(due.unwrap_or(send)).as_nanos() as u64;
+        let second = done.duration_since(shared.start).as_secs() as usize;
+        if let Some(due) = due {
+            m.record_lag(send.duration_since(due).as_nanos() as u64);
+        }
+        match result {
+            Ok(outcome) => {
+                unreachable_in_a_row = 0;
+                m.record_ok(latency, service, second);
+                score(prepared, &request, &outcome, ds, m);
+                if let Request::Insert { record } = &request {
+                    env.keys.inserted(record.id);
+                }
+            }
+            Err(e) => {
+                m.record_error(latency, service, second, e.kind, &e.message);
+                if e.kind == ErrorKind::Unreachable {
+                    unreachable_in_a_row += 1;
+                    if unreachable_in_a_row >= LOST_AFTER {
+                        let mut lost = shared.lost.lock().expect("lost lock");
+                        lost.get_or_insert_with(|| format!("engine lost: {LOST_AFTER} requests in a row could not reach it; last error: {}", e.message));
+                        shared.stop.cancel();
+                    }
+                }
+            }
+        }
+        shared.completed.fetch_add(1, Ordering::Relaxed);
+    }
+    metrics
+}
+
+/// Retrieval quality of one answer, after the clock stopped.
+fn score(prepared: &PreparedOp, request: &Request, outcome: &Outcome, ds: &Dataset, m: &mut OpMetrics) {
+    let (Request::Query { query }, Some(hits)) = (request, outcome.hits()) else { return };
+    if !matches!(prepared.plan.kind, OpKind::Knn | OpKind::Text | OpKind::Hybrid) {
+        return;
+    }
+    let truth = prepared.truth.as_ref().map(|t| t[*query].as_slice());
+    let judged = ds.queries.judgments.as_ref().map(|j| j[*query].as_slice());
+    m.quality.record(hits, prepared.plan.k, truth, judged);
+}

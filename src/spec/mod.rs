@@ -1,0 +1,306 @@
+//! The workload file as serde types, exactly as a user writes it.
+//!
+//! Every struct denies unknown keys, so a typo is an error with its file:line:column
+//! rather than a silently ignored setting. Validation into a runnable `Plan` lives in
+//! `plan.rs`; nothing here contacts an engine or reads a dataset.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::driver::{AttrKind, Metric, OpKind};
+
+mod env;
+mod plan;
+
+pub use env::expand_env;
+pub use plan::*;
+
+/// A whole workload file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    pub workload: WorkloadMeta,
+    pub dataset: Spanned<DatasetSpec>,
+    #[serde(default)]
+    pub attributes: Vec<Spanned<AttributeSpec>>,
+    pub engines: IndexMap<String, Spanned<EngineSpec>>,
+    #[serde(default)]
+    pub load: LoadSpec,
+    pub phases: Vec<Spanned<PhaseSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadMeta {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetSource {
+    /// A BEIR collection folder: corpus.jsonl, queries.jsonl, qrels/*.tsv, plus vectors.
+    Beir,
+    /// Vectors only, from .npy or .fvecs files.
+    Vectors,
+    /// Generated from the seed.
+    Synthetic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Stop with an error when the dataset's files are missing.
+    #[default]
+    Error,
+    /// Use the `[dataset.synthetic]` generator instead, and say so in the results.
+    Synthetic,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    pub source: DatasetSource,
+    /// Name shown in results (defaults to the folder or file name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// beir: the collection folder; vectors: the folder holding the files.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// beir: document embeddings (.npy or .fvecs), row i = corpus line i.
+    #[serde(default)]
+    pub corpus_vectors: Option<String>,
+    /// Query embeddings, row i = query line i (beir) or query i (vectors).
+    #[serde(default)]
+    pub query_vectors: Option<String>,
+    /// beir: relevance judgments, relative to `path`.
+    #[serde(default)]
+    pub qrels: Option<String>,
+    /// vectors: the base vectors file.
+    #[serde(default)]
+    pub base_vectors: Option<String>,
+    #[serde(default)]
+    pub metric: Option<Metric>,
+    /// Keep at most this many documents (the first ones). Queries whose judged documents
+    /// are all cut keep no judgments.
+    #[serde(default)]
+    pub max_docs: Option<usize>,
+    #[serde(default)]
+    pub max_queries: Option<usize>,
+    #[serde(default)]
+    pub fallback: Fallback,
+    #[serde(default)]
+    pub synthetic: SyntheticSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticSpec {
+    pub docs: usize,
+    pub queries: usize,
+    pub dim: usize,
+    pub metric: Metric,
+    /// Gaussian clusters the vectors are drawn around.
+    pub clusters: usize,
+    /// Standard deviation of a vector around its cluster centre (centres are unit-norm).
+    pub spread: f32,
+    pub vocabulary: usize,
+    pub words_per_doc: usize,
+    pub words_per_query: usize,
+    /// Exponent of the Zipf law words are drawn from.
+    pub zipf_exponent: f64,
+}
+
+impl Default for SyntheticSpec {
+    fn default() -> Self {
+        SyntheticSpec {
+            docs: 10_000,
+            queries: 200,
+            dim: 64,
+            metric: Metric::Cosine,
+            clusters: 32,
+            spread: 0.25,
+            vocabulary: 5_000,
+            words_per_doc: 40,
+            words_per_query: 3,
+            zipf_exponent: 1.0,
+        }
+    }
+}
+
+/// A metadata attribute dbbench attaches to every record, drawn from the seed, so that
+/// filters have a known selectivity on any dataset.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeSpec {
+    pub name: String,
+    pub kind: AttrKind,
+    /// keyword: the values (drawn with `weights`, or uniformly).
+    #[serde(default)]
+    pub values: Option<Vec<String>>,
+    /// keyword: relative weights of `values`.
+    #[serde(default)]
+    pub weights: Option<Vec<f64>>,
+    /// keyword: instead of `values`, `cardinality` values named `v0`, `v1`, ... drawn uniformly.
+    #[serde(default)]
+    pub cardinality: Option<u32>,
+    /// integer: uniform in [min, max] (inclusive).
+    #[serde(default)]
+    pub min: Option<i64>,
+    #[serde(default)]
+    pub max: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    /// Driver kind; defaults to the table's name.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Connection URL; `${VAR}` and `${VAR:-default}` are expanded from the environment.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Set to false to keep the engine in the file but not run it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The driver's own settings, parsed by the driver.
+    #[serde(default)]
+    pub settings: toml::Table,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadSpec {
+    pub batch_size: usize,
+    /// Batches in flight at once.
+    pub concurrency: usize,
+    /// Drop dbbench's collection when the run ends (false keeps it for inspection).
+    pub cleanup: bool,
+}
+
+impl Default for LoadSpec {
+    fn default() -> Self {
+        LoadSpec {
+            batch_size: 500,
+            concurrency: 2,
+            cleanup: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    /// Evenly spaced: request i is due at start + i / rate.
+    #[default]
+    Fixed,
+    /// Exponential gaps with mean 1 / rate.
+    Poisson,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSpec {
+    pub name: String,
+    /// How long to measure (e.g. "30s", "2m"). Give this or `requests`.
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// How many requests to measure. Give this or `duration`.
+    #[serde(default)]
+    pub requests: Option<u64>,
+    /// Run the same mix for this long first and throw the numbers away ("0s": none).
+    #[serde(default)]
+    pub warmup: Option<String>,
+    /// Workers (connections) issuing requests.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Open loop: requests per second to schedule. Absent: closed loop.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    #[serde(default)]
+    pub arrival: Option<Arrival>,
+    pub ops: Vec<Spanned<OpSpec>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChoice {
+    #[default]
+    Uniform,
+    /// Zipfian over ids (YCSB's scrambled zipfian), skew `zipf_theta`.
+    Zipfian,
+    /// Zipfian over recency: the newest records are the hottest (YCSB "latest").
+    Latest,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpSpec {
+    pub op: OpKind,
+    /// Name in results (defaults to the op kind, with a number when repeated).
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// Results per search.
+    #[serde(default)]
+    pub k: Option<usize>,
+    #[serde(default)]
+    pub filter: Option<Spanned<FilterSpec>>,
+    /// get, update, scan, read_modify_write: how ids are chosen.
+    #[serde(default)]
+    pub keys: KeyChoice,
+    #[serde(default)]
+    pub zipf_theta: Option<f64>,
+    /// scan: records per scan.
+    #[serde(default)]
+    pub scan_length: Option<usize>,
+    /// update, read_modify_write: the attribute written (an integer one).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Engine search parameters, passed to every driver (each reads the ones it knows).
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// A filter as written in TOML:
+/// `{ field = "lang", eq = "en" }`, `{ field = "lang", in = ["en", "de"] }`,
+/// `{ field = "year", gte = 2000, lt = 2010 }`, `{ and = [ ... ] }`, `{ or = [ ... ] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default)]
+    pub eq: Option<toml::Value>,
+    #[serde(default, rename = "in")]
+    pub in_: Option<Vec<toml::Value>>,
+    #[serde(default)]
+    pub gte: Option<i64>,
+    #[serde(default)]
+    pub gt: Option<i64>,
+    #[serde(default)]
+    pub lt: Option<i64>,
+    #[serde(default)]
+    pub lte: Option<i64>,
+    #[serde(default)]
+    pub and: Option<Vec<FilterSpec>>,
+    #[serde(default)]
+    pub or: Option<Vec<FilterSpec>>,
+}

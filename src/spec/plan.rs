@@ -1,0 +1,792 @@
+//! Validation of a workload file into a `Plan`: every value checked, every default
+//! filled in, every path resolved against the workload file's folder. A `Plan` is what
+//! the runner executes and what `dbbench validate` prints.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::driver::{self, AttrValue, AttributeDef, DriverKind, EngineConfig, Filter, SearchParams};
+use crate::error::{Error, Result};
+
+/// A validated workload, ready to run.
+#[derive(Debug)]
+pub struct Plan {
+    pub workload: WorkloadInfo,
+    pub dataset: DatasetPlan,
+    pub attributes: Vec<AttributePlan>,
+    pub engines: Vec<EnginePlan>,
+    pub load: LoadSpec,
+    pub phases: Vec<PhasePlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkloadInfo {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    /// SHA-256 of the workload file's bytes.
+    pub sha256: String,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatasetPlan {
+    pub source: DatasetSource,
+    pub name: Option<String>,
+    pub path: Option<PathBuf>,
+    pub corpus_vectors: Option<PathBuf>,
+    pub query_vectors: Option<PathBuf>,
+    pub qrels: Option<PathBuf>,
+    pub base_vectors: Option<PathBuf>,
+    pub metric: Option<Metric>,
+    pub max_docs: Option<usize>,
+    pub max_queries: Option<usize>,
+    pub fallback: Fallback,
+    pub synthetic: SyntheticSpec,
+}
+
+#[derive(Debug, Clone)]
+pub enum AttributeGen {
+    Keyword { values: Vec<String>, weights: Vec<f64> },
+    Integer { min: i64, max: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct AttributePlan {
+    pub def: AttributeDef,
+    pub gen: AttributeGen,
+}
+
+pub struct EnginePlan {
+    pub config: EngineConfig,
+    pub kind: &'static DriverKind,
+    /// Line of the `[engines.NAME]` table, for messages.
+    pub line: usize,
+}
+
+impl std::fmt::Debug for EnginePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnginePlan")
+            .field("name", &self.config.name)
+            .field("driver", &self.kind.kind)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stop {
+    Duration(Duration),
+    Requests(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// `concurrency` workers, each sending its next request when the last one returns.
+    Closed { concurrency: usize },
+    /// Requests due at a fixed rate, sent by up to `concurrency` workers; latency counts
+    /// from when each request was due.
+    Open {
+        rate: f64,
+        arrival: Arrival,
+        concurrency: usize,
+    },
+}
+
+impl Schedule {
+    pub fn concurrency(&self) -> usize {
+        match self {
+            Schedule::Closed { concurrency } | Schedule::Open { concurrency, .. } => *concurrency,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PhasePlan {
+    pub name: String,
+    pub stop: Stop,
+    pub warmup: Duration,
+    pub schedule: Schedule,
+    pub ops: Vec<OpPlan>,
+}
+
+impl PhasePlan {
+    pub fn writes(&self) -> bool {
+        self.ops.iter().any(|o| o.kind.is_write())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OpPlan {
+    pub label: String,
+    pub kind: OpKind,
+    pub weight: f64,
+    pub k: usize,
+    pub filter: Option<Filter>,
+    pub keys: KeyChoice,
+    pub zipf_theta: f64,
+    pub scan_length: usize,
+    /// Attribute written by update / read_modify_write.
+    pub field: Option<String>,
+    pub params: SearchParams,
+}
+
+/// Command-line overrides applied on top of the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub seed: Option<u64>,
+    pub duration: Option<Duration>,
+    pub engines: Option<Vec<String>>,
+}
+
+const MAX_K: usize = 10_000;
+
+/// Where a value sits in the workload file, for messages.
+struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+        (line, column)
+    }
+
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> Error {
+        let (line, column) = self.position(span.start);
+        Error::Spec {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Read, parse and validate a workload file.
+pub fn load_plan(path: &Path, overrides: &Overrides) -> Result<Plan> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::Input(format!("cannot read workload file {}: {e}", path.display()))
+    })?;
+    let text = String::from_utf8(bytes.clone())
+        .map_err(|_| Error::Input(format!("{}: not UTF-8 text", path.display())))?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    parse_plan(path, &text, sha256, overrides, |k| std::env::var(k).ok())
+}
+
+/// Parse and validate workload text (`path` is used for messages and relative paths).
+pub fn parse_plan(
+    path: &Path,
+    text: &str,
+    sha256: String,
+    overrides: &Overrides,
+    env: impl Fn(&str) -> Option<String> + Copy,
+) -> Result<Plan> {
+    let src = Source { file: path, text };
+    let file: WorkloadFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        src.error(span, e.message().trim().to_string())
+    })?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+
+    let meta = &file.workload;
+    if meta.name.is_empty()
+        || !meta
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(src.error(
+            0..0,
+            format!(
+                "workload.name {:?} must be non-empty letters, digits, '-' or '_' (it names dbbench's collections)",
+                meta.name
+            ),
+        ));
+    }
+
+    let attributes = validate_attributes(&src, &file.attributes)?;
+    let schema_attrs: Vec<AttributeDef> = attributes.iter().map(|a| a.def.clone()).collect();
+    let dataset = validate_dataset(&src, &file.dataset, &base_dir, env)?;
+    let engines = validate_engines(&src, &file.engines, &base_dir, overrides, env)?;
+    if file.load.batch_size == 0 || file.load.concurrency == 0 {
+        return Err(src.error(0..0, "load.batch_size and load.concurrency must be at least 1"));
+    }
+
+    if file.phases.is_empty() {
+        return Err(src.error(0..0, "at least one [[phases]] table is needed"));
+    }
+    let mut phases = Vec::new();
+    let mut names = HashSet::new();
+    for p in &file.phases {
+        let phase = validate_phase(&src, p, &schema_attrs, overrides)?;
+        if !names.insert(phase.name.clone()) {
+            return Err(src.error(p.span(), format!("phase name {:?} is used twice", phase.name)));
+        }
+        phases.push(phase);
+    }
+
+    Ok(Plan {
+        workload: WorkloadInfo {
+            name: meta.name.clone(),
+            description: meta.description.clone(),
+            file: path.to_path_buf(),
+            sha256,
+            seed: overrides.seed.unwrap_or(meta.seed),
+        },
+        dataset,
+        attributes,
+        engines,
+        load: file.load,
+        phases,
+    })
+}
+
+fn validate_attributes(src: &Source, specs: &[Spanned<AttributeSpec>]) -> Result<Vec<AttributePlan>> {
+    const RESERVED: [&str; 4] = ["id", "text", "embedding", "vector"];
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for s in specs {
+        let span = s.span();
+        let a = s.get_ref();
+        let valid_name = a.name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && a.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_name || RESERVED.contains(&a.name.as_str()) {
+            return Err(src.error(
+                span,
+                format!(
+                    "attribute name {:?}: use lower-case letters, digits and '_', starting with a letter; not one of {RESERVED:?}",
+                    a.name
+                ),
+            ));
+        }
+        if !seen.insert(a.name.clone()) {
+            return Err(src.error(span, format!("attribute {:?} is declared twice", a.name)));
+        }
+        let gen = match a.kind {
+            AttrKind::Keyword => {
+                if a.min.is_some() || a.max.is_some() {
+                    return Err(src.error(span, format!("attribute {:?}: min/max are for integer attributes; a keyword takes values = [...] or cardinality = N", a.name)));
+                }
+                let values = match (&a.values, a.cardinality) {
+                    (Some(v), None) if !v.is_empty() => v.clone(),
+                    (None, Some(n)) if n >= 1 => (0..n).map(|i| format!("v{i}")).collect(),
+                    _ => {
+                        return Err(src.error(span, format!("attribute {:?}: a keyword attribute needs either values = [\"a\", \"b\", ...] or cardinality = N (N >= 1)", a.name)))
+                    }
+                };
+                let weights = match &a.weights {
+                    None => vec![1.0; values.len()],
+                    Some(w) if w.len() == values.len() && w.iter().all(|x| x.is_finite() && *x > 0.0) => w.clone(),
+                    Some(_) => {
+                        return Err(src.error(span, format!("attribute {:?}: weights must be positive numbers, one per value ({} values)", a.name, values.len())))
+                    }
+                };
+                AttributeGen::Keyword { values, weights }
+            }
+            AttrKind::Integer => {
+                if a.values.is_some() || a.cardinality.is_some() || a.weights.is_some() {
+                    return Err(src.error(span, format!("attribute {:?}: an integer attribute takes min and max, not values/cardinality/weights", a.name)));
+                }
+                match (a.min, a.max) {
+                    (Some(min), Some(max)) if min <= max => AttributeGen::Integer { min, max },
+                    _ => {
+                        return Err(src.error(span, format!("attribute {:?}: an integer attribute needs min and max with min <= max", a.name)))
+                    }
+                }
+            }
+        };
+        out.push(AttributePlan {
+            def: AttributeDef {
+                name: a.name.clone(),
+                kind: a.kind,
+            },
+            gen,
+        });
+    }
+    Ok(out)
+}
+
+fn expand_path(
+    src: &Source,
+    span: &Range<usize>,
+    field: &str,
+    value: &Option<String>,
+    base: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<PathBuf>> {
+    let Some(v) = value else { return Ok(None) };
+    let expanded = expand_env(v, env).map_err(|e| src.error(span.clone(), format!("{field}: {e}")))?;
+    let p = PathBuf::from(expanded);
+    Ok(Some(if p.is_absolute() { p } else { base.join(p) }))
+}
+
+fn validate_dataset(
+    src: &Source,
+    spec: &Spanned<DatasetSpec>,
+    base: &Path,
+    env: impl Fn(&str) -> Option<String> + Copy,
+) -> Result<DatasetPlan> {
+    let span = spec.span();
+    let d = spec.get_ref();
+    let path = expand_path(src, &span, "dataset.path", &d.path, base, env)?;
+    let within = |field: &str, v: &Option<String>| -> Result<Option<PathBuf>> {
+        let root = path.clone().unwrap_or_else(|| base.to_path_buf());
+        expand_path(src, &span, field, v, &root, env)
+    };
+    let plan = DatasetPlan {
+        source: d.source,
+        name: d.name.clone(),
+        corpus_vectors: within("dataset.corpus_vectors", &d.corpus_vectors)?,
+        query_vectors: within("dataset.query_vectors", &d.query_vectors)?,
+        qrels: within("dataset.qrels", &d.qrels)?,
+        base_vectors: within("dataset.base_vectors", &d.base_vectors)?,
+        path,
+        metric: d.metric,
+        max_docs: d.max_docs,
+        max_queries: d.max_queries,
+        fallback: d.fallback,
+        synthetic: d.synthetic.clone(),
+    };
+    match d.source {
+        DatasetSource::Beir if plan.path.is_none() => {
+            return Err(src.error(span, "dataset.source = \"beir\" needs path = \"<folder with corpus.jsonl>\""))
+        }
+        DatasetSource::Vectors if plan.base_vectors.is_none() || plan.query_vectors.is_none() => {
+            return Err(src.error(span, "dataset.source = \"vectors\" needs base_vectors and query_vectors (.npy or .fvecs)"))
+        }
+        _ => {}
+    }
+    if d.max_docs == Some(0) || d.max_queries == Some(0) {
+        return Err(src.error(span, "dataset.max_docs and max_queries must be at least 1 when given"));
+    }
+    let s = &d.synthetic;
+    if s.docs == 0 || s.queries == 0 || s.dim == 0 || s.clusters == 0 || s.vocabulary == 0 || s.words_per_doc == 0 || s.words_per_query == 0 {
+        return Err(src.error(span, "dataset.synthetic: docs, queries, dim, clusters, vocabulary, words_per_doc and words_per_query must be at least 1"));
+    }
+    if s.dim > 16_384 || !(s.spread.is_finite() && s.spread >= 0.0) || !(s.zipf_exponent.is_finite() && s.zipf_exponent > 0.0) {
+        return Err(src.error(span, "dataset.synthetic: dim must be at most 16384, spread >= 0 and zipf_exponent > 0"));
+    }
+    Ok(plan)
+}
+
+fn validate_engines(
+    src: &Source,
+    engines: &indexmap::IndexMap<String, Spanned<EngineSpec>>,
+    base: &Path,
+    overrides: &Overrides,
+    env: impl Fn(&str) -> Option<String> + Copy,
+) -> Result<Vec<EnginePlan>> {
+    if engines.is_empty() {
+        return Err(src.error(0..0, "at least one [engines.NAME] table is needed"));
+    }
+    if let Some(wanted) = &overrides.engines {
+        for w in wanted {
+            if !engines.contains_key(w) {
+                let known: Vec<&str> = engines.keys().map(String::as_str).collect();
+                return Err(Error::Input(format!(
+                    "--engines: {w:?} is not an engine of {} (it has: {})",
+                    src.file.display(),
+                    known.join(", ")
+                )));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (name, spec) in engines {
+        let span = spec.span();
+        let e = spec.get_ref();
+        let selected = match &overrides.engines {
+            Some(w) => w.contains(name),
+            None => e.enabled,
+        };
+        if !selected {
+            continue;
+        }
+        let kind_name = e.driver.as_deref().unwrap_or(name);
+        let Some(kind) = driver::find_kind(kind_name) else {
+            let known: Vec<&str> = driver::registry()
+                .iter()
+                .filter(|k| !k.hidden)
+                .map(|k| k.kind)
+                .collect();
+            return Err(src.error(
+                span,
+                format!(
+                    "engines.{name}: unknown driver {kind_name:?} (known: {}); set driver = \"...\" when the table's name is not a driver",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let url = match e.url.as_deref().or(kind.default_url) {
+            Some(u) => Some(expand_env(u, env).map_err(|m| src.error(span.clone(), format!("engines.{name}.url: {m}")))?),
+            None => None,
+        };
+        let config = EngineConfig {
+            name: name.clone(),
+            url,
+            settings: e.settings.clone(),
+            base_dir: base.to_path_buf(),
+        };
+        (kind.validate)(&config).map_err(|m| src.error(span.clone(), m))?;
+        out.push(EnginePlan {
+            config,
+            kind,
+            line: src.position(span.start).0,
+        });
+    }
+    if out.is_empty() {
+        return Err(src.error(0..0, "every engine is disabled (enabled = false); enable one or pass --engines"));
+    }
+    Ok(out)
+}
+
+fn parse_duration(src: &Source, span: &Range<usize>, field: &str, v: &str) -> Result<Duration> {
+    humantime::parse_duration(v).map_err(|e| {
+        src.error(span.clone(), format!("{field} = {v:?}: {e}; write a duration such as \"500ms\", \"30s\" or \"2m\""))
+    })
+}
+
+fn validate_phase(src: &Source, spec: &Spanned<PhaseSpec>, attrs: &[AttributeDef], overrides: &Overrides) -> Result<PhasePlan> {
+    let span = spec.span();
+    let p = spec.get_ref();
+    let ctx = format!("phase {:?}", p.name);
+    if p.name.is_empty() {
+        return Err(src.error(span, "a phase needs a non-empty name"));
+    }
+    let stop = match (&p.duration, p.requests) {
+        (Some(d), None) => {
+            let d = parse_duration(src, &span, &format!("{ctx}: duration"), d)?;
+            if d.is_zero() {
+                return Err(src.error(span, format!("{ctx}: duration must be more than 0s")));
+            }
+            Stop::Duration(d)
+        }
+        (None, Some(0)) => return Err(src.error(span, format!("{ctx}: requests must be at least 1"))),
+        (None, Some(n)) => Stop::Requests(n),
+        _ => return Err(src.error(span, format!("{ctx}: give exactly one of duration = \"30s\" or requests = N"))),
+    };
+    let stop = match overrides.duration {
+        Some(d) => Stop::Duration(d),
+        None => stop,
+    };
+    let warmup = match &p.warmup {
+        Some(w) => parse_duration(src, &span, &format!("{ctx}: warmup"), w)?,
+        None => Duration::ZERO,
+    };
+    let concurrency = p.concurrency.unwrap_or(1);
+    if concurrency == 0 || concurrency > 4096 {
+        return Err(src.error(span, format!("{ctx}: concurrency must be between 1 and 4096")));
+    }
+    let schedule = match p.rate {
+        Some(rate) if rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0 => Schedule::Open {
+            rate,
+            arrival: p.arrival.unwrap_or_default(),
+            concurrency,
+        },
+        Some(rate) => return Err(src.error(span, format!("{ctx}: rate = {rate} must be a number of requests per second above 0"))),
+        None if p.arrival.is_some() => {
+            return Err(src.error(span, format!("{ctx}: arrival is for open-loop phases; set rate = N as well")))
+        }
+        None => Schedule::Closed { concurrency },
+    };
+    if p.ops.is_empty() {
+        return Err(src.error(span, format!("{ctx}: needs at least one [[phases.ops]]")));
+    }
+    let mut ops = Vec::new();
+    let mut labels = HashSet::new();
+    for o in &p.ops {
+        let op = validate_op(src, o, attrs, &ctx)?;
+        let mut label = op.label.clone();
+        if o.get_ref().label.is_none() {
+            let mut n = 2;
+            while labels.contains(&label) {
+                label = format!("{}-{n}", op.kind);
+                n += 1;
+            }
+        } else if labels.contains(&label) {
+            return Err(src.error(o.span(), format!("{ctx}: op label {label:?} is used twice")));
+        }
+        labels.insert(label.clone());
+        ops.push(OpPlan { label, ..op });
+    }
+    Ok(PhasePlan {
+        name: p.name.clone(),
+        stop,
+        warmup,
+        schedule,
+        ops,
+    })
+}
+
+fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx: &str) -> Result<OpPlan> {
+    let span = spec.span();
+    let o = spec.get_ref();
+    let kind = o.op;
+    let ctx = format!("{ctx}, op {kind}");
+    let err = |m: String| src.error(span.clone(), format!("{ctx}: {m}"));
+    if !(o.weight.is_finite() && o.weight > 0.0) {
+        return Err(err(format!("weight = {} must be a number above 0", o.weight)));
+    }
+    if !kind.is_search() {
+        if o.k.is_some() || o.filter.is_some() || !o.params.is_empty() {
+            return Err(err("k, filter and params apply to knn, text and hybrid only".into()));
+        }
+    }
+    let k = o.k.unwrap_or(10);
+    if k == 0 || k > MAX_K {
+        return Err(err(format!("k = {k} must be between 1 and {MAX_K}")));
+    }
+    let keyed = matches!(kind, OpKind::Get | OpKind::Update | OpKind::Scan | OpKind::ReadModifyWrite);
+    if !keyed && (o.keys != KeyChoice::Uniform || o.zipf_theta.is_some()) {
+        return Err(err("keys and zipf_theta apply to get, update, scan and read_modify_write only".into()));
+    }
+    let zipf_theta = o.zipf_theta.unwrap_or(0.99);
+    if !(zipf_theta > 0.0 && zipf_theta < 1.0) {
+        return Err(err(format!("zipf_theta = {zipf_theta} must be between 0 and 1 (exclusive)")));
+    }
+    if kind != OpKind::Scan && o.scan_length.is_some() {
+        return Err(err("scan_length applies to scan only".into()));
+    }
+    let scan_length = o.scan_length.unwrap_or(100);
+    if scan_length == 0 || scan_length > MAX_K {
+        return Err(err(format!("scan_length must be between 1 and {MAX_K}")));
+    }
+    let writes_field = matches!(kind, OpKind::Update | OpKind::ReadModifyWrite);
+    let field = if writes_field {
+        let name = match &o.field {
+            Some(f) => f.clone(),
+            None => attrs
+                .iter()
+                .find(|a| a.kind == AttrKind::Integer)
+                .map(|a| a.name.clone())
+                .ok_or_else(|| err("needs an integer attribute to write: declare one in [[attributes]] and name it with field = \"...\"".into()))?,
+        };
+        match attrs.iter().find(|a| a.name == name) {
+            Some(a) if a.kind == AttrKind::Integer => Some(name),
+            Some(_) => return Err(err(format!("field {name:?} must be an integer attribute"))),
+            None => return Err(err(format!("field {name:?} is not a declared attribute"))),
+        }
+    } else {
+        if o.field.is_some() {
+            return Err(err("field applies to update and read_modify_write only".into()));
+        }
+        None
+    };
+    let filter = match &o.filter {
+        Some(f) => Some(convert_filter(f.get_ref(), attrs).map_err(|m| src.error(f.span(), format!("{ctx}: filter: {m}")))?),
+        None => None,
+    };
+    let params = o
+        .params
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), serde_json::to_value(v).map_err(|e| err(format!("params.{k}: {e}")))?)))
+        .collect::<Result<SearchParams>>()?;
+    Ok(OpPlan {
+        label: o.label.clone().unwrap_or_else(|| kind.to_string()),
+        kind,
+        weight: o.weight,
+        k,
+        filter,
+        keys: o.keys,
+        zipf_theta,
+        scan_length,
+        field,
+        params,
+    })
+}
+
+/// Turn a TOML filter into a `Filter`, checking fields and types against the attributes.
+pub fn convert_filter(f: &FilterSpec, attrs: &[AttributeDef]) -> Result<Filter, String> {
+    let has_leaf = f.eq.is_some() || f.in_.is_some() || f.gte.is_some() || f.gt.is_some() || f.lt.is_some() || f.lte.is_some();
+    let forms = [has_leaf, f.and.is_some(), f.or.is_some()].iter().filter(|x| **x).count();
+    if forms != 1 {
+        return Err("write one of { field = \"f\", eq = v }, { field = \"f\", in = [..] }, { field = \"f\", gte = a, lt = b }, { and = [..] }, { or = [..] }".into());
+    }
+    if let Some(parts) = f.and.as_ref().or(f.or.as_ref()) {
+        if f.field.is_some() {
+            return Err("and/or take a list of filters, not a field".into());
+        }
+        if parts.is_empty() {
+            return Err("and/or need at least one filter".into());
+        }
+        let conv = parts.iter().map(|p| convert_filter(p, attrs)).collect::<Result<Vec<_>, _>>()?;
+        return Ok(if f.and.is_some() { Filter::And(conv) } else { Filter::Or(conv) });
+    }
+    let field = f.field.clone().ok_or("a comparison needs field = \"name\"")?;
+    let attr = attrs.iter().find(|a| a.name == field).ok_or_else(|| {
+        let names: Vec<&str> = attrs.iter().map(|a| a.name.as_str()).collect();
+        format!("field {field:?} is not a declared attribute (declared: {})", names.join(", "))
+    })?;
+    let name = field.clone();
+    let value = |v: &toml::Value| -> Result<AttrValue, String> {
+        let field = &name;
+        match (attr.kind, v) {
+            (AttrKind::Keyword, toml::Value::String(s)) => Ok(AttrValue::Keyword(s.clone())),
+            (AttrKind::Integer, toml::Value::Integer(i)) => Ok(AttrValue::Integer(*i)),
+            (AttrKind::Keyword, _) => Err(format!("{field} is a keyword attribute: compare it with a string")),
+            (AttrKind::Integer, _) => Err(format!("{field} is an integer attribute: compare it with an integer")),
+        }
+    };
+    let range = f.gte.is_some() || f.gt.is_some() || f.lt.is_some() || f.lte.is_some();
+    match (&f.eq, &f.in_, range) {
+        (Some(v), None, false) => Ok(Filter::Eq { field, value: value(v)? }),
+        (None, Some(vs), false) => {
+            if vs.is_empty() {
+                return Err("in = [] matches nothing; give at least one value".into());
+            }
+            Ok(Filter::In { field, values: vs.iter().map(value).collect::<Result<_, _>>()? })
+        }
+        (None, None, true) => {
+            if attr.kind != AttrKind::Integer {
+                return Err(format!("{field} is a keyword attribute: ranges apply to integer attributes"));
+            }
+            if f.gte.is_some() && f.gt.is_some() || f.lt.is_some() && f.lte.is_some() {
+                return Err("give at most one lower bound (gte or gt) and one upper bound (lt or lte)".into());
+            }
+            let gte = f.gte.or(f.gt.map(|g| g.saturating_add(1)));
+            let lt = f.lt.or(f.lte.map(|l| l.saturating_add(1)));
+            if let (Some(a), Some(b)) = (gte, lt) {
+                if a >= b {
+                    return Err("the range is empty: the lower bound is not below the upper bound".into());
+                }
+            }
+            Ok(Filter::Range { field, gte, lt })
+        }
+        _ => Err("combine eq, in and range bounds with { and = [...] }, not in one table".into()),
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[workload]
+name = "t"
+
+[dataset]
+source = "synthetic"
+
+[[attributes]]
+name = "bucket"
+kind = "integer"
+min = 0
+max = 999
+
+[engines.sqlite]
+
+[[phases]]
+name = "knn"
+requests = 100
+[[phases.ops]]
+op = "knn"
+filter = { field = "bucket", lt = 100 }
+"#;
+
+    fn parse(text: &str) -> Result<Plan> {
+        parse_plan(Path::new("w.toml"), text, String::new(), &Overrides::default(), |_| None)
+    }
+
+    fn err_of(text: &str) -> (usize, String) {
+        match parse(text) {
+            Err(Error::Spec { line, message, .. }) => (line, message),
+            other => panic!("expected a spec error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_workload_gets_defaults() {
+        let plan = parse(MINIMAL).unwrap();
+        assert_eq!(plan.workload.seed, 42);
+        assert_eq!(plan.phases[0].schedule, Schedule::Closed { concurrency: 1 });
+        assert_eq!(plan.phases[0].ops[0].k, 10);
+        assert_eq!(
+            plan.phases[0].ops[0].filter,
+            Some(Filter::Range { field: "bucket".into(), gte: None, lt: Some(100) })
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = MINIMAL.replace("op = \"knn\"", "op = \"knn\"\nkk = 3");
+        let (line, msg) = err_of(&text);
+        assert_eq!(line, 21, "the line of the unknown key");
+        assert!(msg.contains("unknown field `kk`"), "{msg}");
+    }
+
+    #[test]
+    fn impossible_values_are_rejected_with_their_place() {
+        let (line, msg) = err_of(&MINIMAL.replace("requests = 100", "requests = 0"));
+        assert_eq!(line, 16);
+        assert!(msg.contains("requests must be at least 1"), "{msg}");
+
+        let (_, msg) = err_of(&MINIMAL.replace("lt = 100", "gte = 5, lt = 5"));
+        assert!(msg.contains("range is empty"), "{msg}");
+
+        let (_, msg) = err_of(&MINIMAL.replace("field = \"bucket\"", "field = \"nope\""));
+        assert!(msg.contains("not a declared attribute"), "{msg}");
+
+        let (_, msg) = err_of(&MINIMAL.replace("requests = 100", "duration = \"fast\""));
+        assert!(msg.contains("write a duration"), "{msg}");
+
+        let (_, msg) = err_of(&MINIMAL.replace("[engines.sqlite]", "[engines.mystery]"));
+        assert!(msg.contains("unknown driver \"mystery\""), "{msg}");
+
+        let (_, msg) = err_of(&MINIMAL.replace("min = 0", "min = 1000"));
+        assert!(msg.contains("min <= max"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_is_a_spec_error() {
+        let (line, msg) = err_of(&MINIMAL.replace("requests = 100", "requests = \"many\""));
+        assert_eq!(line, 18, "the line of the bad value");
+        assert!(msg.contains("invalid type"), "{msg}");
+    }
+
+    #[test]
+    fn overrides_apply() {
+        let o = Overrides { seed: Some(7), duration: Some(Duration::from_secs(3)), engines: None };
+        let plan = parse_plan(Path::new("w.toml"), MINIMAL, String::new(), &o, |_| None).unwrap();
+        assert_eq!(plan.workload.seed, 7);
+        assert_eq!(plan.phases[0].stop, Stop::Duration(Duration::from_secs(3)));
+        let o = Overrides { engines: Some(vec!["nope".into()]), ..Default::default() };
+        assert!(matches!(
+            parse_plan(Path::new("w.toml"), MINIMAL, String::new(), &o, |_| None),
+            Err(Error::Input(_))
+        ));
+    }
+
+    #[test]
+    fn filter_forms_convert() {
+        let attrs = vec![
+            AttributeDef { name: "lang".into(), kind: AttrKind::Keyword },
+            AttributeDef { name: "year".into(), kind: AttrKind::Integer },
+        ];
+        let spec: FilterSpec = toml::from_str(
+            r#"or = [ { field = "lang", in = ["en", "de"] }, { and = [ { field = "year", gt = 1999 }, { field = "year", lte = 2010 } ] } ]"#,
+        )
+        .unwrap();
+        let f = convert_filter(&spec, &attrs).unwrap();
+        assert_eq!(f.to_string(), "(lang in [\"en\", \"de\"]) or ((year >= 2000) and (year < 2011))");
+        let bad: FilterSpec = toml::from_str(r#"field = "lang"
+gte = 3"#).unwrap();
+        assert!(convert_filter(&bad, &attrs).unwrap_err().contains("ranges apply to integer"));
+    }
+}
