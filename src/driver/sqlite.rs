@@ -226,10 +226,15 @@ impl Sqlite {
         let dist = Self::distance_fn(schema.metric);
         let wk = filter.map(|f| format!("WHERE {}", filter_sql(f))).unwrap_or_default();
         let wt = filter.map(|f| format!("AND {}", filter_sql(f))).unwrap_or_default();
+        // Rank within each top-N only: the window functions run over N rows, not the table.
         format!(
-            "WITH knn AS (SELECT d.id, ROW_NUMBER() OVER (ORDER BY {dist}(d.embedding, ?1), d.id) AS r FROM docs d {wk} ORDER BY r LIMIT ?3), \
-             fts AS (SELECT f.rowid AS id, ROW_NUMBER() OVER (ORDER BY f.rank, f.rowid) AS r FROM docs_fts f JOIN docs d ON d.id = f.rowid WHERE docs_fts MATCH ?2 {wt} ORDER BY r LIMIT ?3) \
-             SELECT id FROM (SELECT id, r FROM knn UNION ALL SELECT id, r FROM fts) GROUP BY id ORDER BY SUM(1.0 / ({} + r)) DESC, id LIMIT ?4",
+            "WITH knn AS (SELECT id, ROW_NUMBER() OVER (ORDER BY dist, id) AS r FROM \
+               (SELECT d.id AS id, {dist}(d.embedding, ?1) AS dist FROM docs d {wk} ORDER BY dist, d.id LIMIT ?3)), \
+             fts AS (SELECT id, ROW_NUMBER() OVER (ORDER BY score, id) AS r FROM \
+               (SELECT f.rowid AS id, f.rank AS score FROM docs_fts f JOIN docs d ON d.id = f.rowid \
+                WHERE docs_fts MATCH ?2 {wt} ORDER BY f.rank, f.rowid LIMIT ?3)) \
+             SELECT id FROM (SELECT id, r FROM knn UNION ALL SELECT id, r FROM fts) \
+             GROUP BY id ORDER BY SUM(1.0 / ({} + r)) DESC, id LIMIT ?4",
             self.settings.rrf_k
         )
     }

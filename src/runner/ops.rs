@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::data::Dataset;
 use crate::driver::{AttrValue, Op, OpKind, Record};
-use crate::spec::{AttributeGen, AttributePlan, KeyChoice, OpPlan};
+use crate::spec::{AttributeGen, AttributePlan, KeyChoice, OpPlan, QueryOrder};
 
 /// Ids that exist in the engine: the loaded records `0..loaded`, plus records inserted by
 /// this run (ids from `loaded` upwards). Shared by all workers of one engine.
@@ -103,6 +103,8 @@ pub struct PreparedOp {
     zipf: Option<Zipfian>,
     /// Range of values written by update / read_modify_write.
     write_range: (i64, i64),
+    /// Next query for `QueryOrder::Cycle`, shared by the workers.
+    cursor: AtomicU64,
 }
 
 /// The owned data behind one request; `as_op` borrows from it.
@@ -127,7 +129,7 @@ impl PreparedOp {
                 AttributeGen::Keyword { .. } => (0, 0),
             })
             .unwrap_or((0, 0));
-        PreparedOp { plan, truth, zipf, write_range }
+        PreparedOp { plan, truth, zipf, write_range, cursor: AtomicU64::new(0) }
     }
 
     fn choose_id(&self, rng: &mut ChaCha8Rng, keys: &Keyspace) -> u64 {
@@ -142,9 +144,14 @@ impl PreparedOp {
     /// Choose what the next request of this op is about.
     pub fn next_request(&self, rng: &mut ChaCha8Rng, ds: &Dataset, keys: &Keyspace) -> Request {
         match self.plan.kind {
-            OpKind::Knn | OpKind::Text | OpKind::Hybrid => Request::Query {
-                query: rng.gen_range(0..ds.queries.len().max(1)),
-            },
+            OpKind::Knn | OpKind::Text | OpKind::Hybrid => {
+                let n = ds.queries.len().max(1);
+                let query = match self.plan.query_order {
+                    QueryOrder::Random => rng.gen_range(0..n),
+                    QueryOrder::Cycle => (self.cursor.fetch_add(1, Ordering::Relaxed) % n as u64) as usize,
+                };
+                Request::Query { query }
+            }
             OpKind::Get => Request::Id { id: self.choose_id(rng, keys) },
             OpKind::Scan => Request::Scan { start: self.choose_id(rng, keys) },
             OpKind::Update | OpKind::ReadModifyWrite => Request::Write {

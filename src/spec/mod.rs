@@ -273,6 +273,20 @@ pub struct OpSpec {
     /// Engine search parameters, passed to every driver (each reads the ones it knows).
     #[serde(default)]
     pub params: toml::Table,
+    /// knn, text, hybrid: which query each request asks.
+    #[serde(default)]
+    pub query_order: QueryOrder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryOrder {
+    /// A random query per request (seeded).
+    #[default]
+    Random,
+    /// Queries in file order, shared by the workers: the first N requests ask each of N
+    /// queries exactly once, so quality is the mean over the whole query set.
+    Cycle,
 }
 
 fn one() -> f64 {

@@ -133,6 +133,7 @@ pub struct OpPlan {
     /// Attribute written by update / read_modify_write.
     pub field: Option<String>,
     pub params: SearchParams,
+    pub query_order: QueryOrder,
 }
 
 /// Command-line overrides applied on top of the file.
@@ -540,10 +541,8 @@ fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx
     if !(o.weight.is_finite() && o.weight > 0.0) {
         return Err(err(format!("weight = {} must be a number above 0", o.weight)));
     }
-    if !kind.is_search() {
-        if o.k.is_some() || o.filter.is_some() || !o.params.is_empty() {
-            return Err(err("k, filter and params apply to knn, text and hybrid only".into()));
-        }
+    if !kind.is_search() && (o.k.is_some() || o.filter.is_some() || !o.params.is_empty() || o.query_order != QueryOrder::Random) {
+        return Err(err("k, filter, params and query_order apply to knn, text and hybrid only".into()));
     }
     let k = o.k.unwrap_or(10);
     if k == 0 || k > MAX_K {
@@ -605,6 +604,7 @@ fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx
         scan_length,
         field,
         params,
+        query_order: o.query_order,
     })
 }
 
