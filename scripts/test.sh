@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite, with everything it needs, on a fresh machine or a used one:
+#   1. installs the system packages the tests use (only what is missing),
+#   2. starts every engine the tests talk to with the native launchers in services/
+#      (installing each on first use), leaving alone any that is already up,
+#   3. builds once (release profile) and runs every test,
+#   4. runs the CI regression gate (workloads/ci.toml against the committed baseline),
+#   5. stops exactly the engines it started, whatever happened.
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '==> %s\n' "$*"; }
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+engines=(pgvector chroma elasticsearch)
+started=()
+stop_started() {
+  if [ ${#started[@]} -gt 0 ]; then
+    say "stopping the engines this run started: ${started[*]}"
+    bash services/down.sh "${started[@]}" || true
+  fi
+}
+trap stop_started EXIT
+
+for e in "${engines[@]}"; do
+  state=$(bash services/status.sh "$e" 2>/dev/null | awk -v e="$e" '$1 == e { print $2 }' || true)
+  if [ "$state" = "up" ] || [ "$state" = "foreign" ]; then
+    say "$e is already up ($state); using it and leaving it running"
+    continue
+  fi
+  say "starting $e"
+  started+=("$e")
+  bash services/up.sh "$e"
+done
+
+say "building (release)"
+cargo build --release --all-targets --locked
+say "running the tests"
+cargo test --release --locked "$@"
+
+if [ -x benches/ci-gate.sh ]; then
+  say "regression gate: workloads/ci.toml against the committed baseline"
+  bash benches/ci-gate.sh
+fi
