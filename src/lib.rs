@@ -5,6 +5,9 @@
 //! exact ground truth) -> `runner` (driver calls, `metrics`, `quality`) -> `results`
 //! (results.json). Reports and comparisons are made from results alone.
 
+// Input and I/O errors are values with context, never panics (tests may unwrap).
+#![warn(clippy::unwrap_used)]
+
 pub mod cli;
 pub mod data;
 pub mod driver;

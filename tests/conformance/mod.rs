@@ -128,11 +128,11 @@ async fn knn(driver: &dyn Driver, ds: &Dataset, expect: &Expect, caps: &dbbench:
     for filter in cases {
         let truth = exact_knn(ds, 10, filter.as_ref());
         let mut recall = 0.0;
-        for q in 0..ds.queries.len() {
+        for (q, truth_q) in truth.iter().enumerate() {
             let op = Op::Knn { vector: ds.query_vector(q), k: 10, filter: filter.as_ref(), params: &expect.params };
             let got = hits(driver.execute(&op).await.unwrap_or_else(|e| panic!("knn {filter:?}: {e}")));
             assert!(got.len() <= 10, "at most k results");
-            assert_eq!(got.len(), truth[q].len(), "knn {filter:?}: as many results as admitted records, up to k");
+            assert_eq!(got.len(), truth_q.len(), "knn {filter:?}: as many results as admitted records, up to k");
             let unique: HashSet<_> = got.iter().collect();
             assert_eq!(unique.len(), got.len(), "no duplicate ids");
             if let Some(f) = &filter {
@@ -140,7 +140,7 @@ async fn knn(driver: &dyn Driver, ds: &Dataset, expect: &Expect, caps: &dbbench:
                     assert!(f.matches(&schema, &ds.attributes[*id as usize]), "knn where {f}: id {id} does not match the filter");
                 }
             }
-            recall += dbbench::quality::recall_at_k(&got, &truth[q], 10).unwrap_or(1.0);
+            recall += dbbench::quality::recall_at_k(&got, truth_q, 10).unwrap_or(1.0);
         }
         let mean = recall / ds.queries.len() as f64;
         assert!(
