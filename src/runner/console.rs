@@ -72,13 +72,17 @@ pub fn phase_bar(progress: bool, prefix: &str, stop: Stop, completed: Arc<Atomic
     let b = bar.clone();
     let ticker = tokio::spawn(async move {
         let started = tokio::time::Instant::now();
-        let mut last = 0u64;
+        let (mut last, mut last_at) = (0u64, started);
         let mut interval = tokio::time::interval(Duration::from_millis(250));
+        // Embedded engines keep runtime threads busy; late ticks must not come in bursts.
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
             let done = completed.load(Ordering::Relaxed);
-            let rate = (done - last) as f64 * 4.0;
-            last = done;
+            let now = tokio::time::Instant::now();
+            let secs = now.duration_since(last_at).as_secs_f64().max(1e-3);
+            let rate = (done - last) as f64 / secs;
+            (last, last_at) = (done, now);
             match stop {
                 Stop::Duration(d) => {
                     b.set_position(started.elapsed().as_millis() as u64);
