@@ -332,7 +332,7 @@ impl EngineRun<'_> {
         // Load.
         let load = tokio::select! {
             r = self.load(driver) => r,
-            _ = self.cancel.cancelled() => return self.save(),
+            _ = self.cancel.cancelled() => return self.fail("interrupted (Ctrl-C) during the load".into()),
         };
         match load {
             Ok(l) => {
@@ -344,7 +344,7 @@ impl EngineRun<'_> {
         let started = Instant::now();
         let index = tokio::select! {
             r = driver.finish_load() => r,
-            _ = self.cancel.cancelled() => return self.save(),
+            _ = self.cancel.cancelled() => return self.fail("interrupted (Ctrl-C) during the index build".into()),
         };
         match index {
             Ok(stats) => {

@@ -102,6 +102,8 @@ struct Shared {
     hard_stop: Option<Instant>,
     budget: Option<u64>,
     issued: AtomicU64,
+    /// Open loop: requests taken off the schedule but given up at the hard stop.
+    given_up: AtomicU64,
     open: Option<OpenSchedule>,
     mix: Mix,
     stop: CancellationToken,
@@ -149,6 +151,7 @@ pub async fn run_phase(
         hard_stop,
         budget,
         issued: AtomicU64::new(0),
+        given_up: AtomicU64::new(0),
         open,
         mix: Mix::new(&weights),
         stop: cancel.child_token(),
@@ -177,7 +180,7 @@ pub async fn run_phase(
         }
     }
     let elapsed = start.elapsed();
-    let unsent = shared.open.as_ref().map(|o| o.remaining(start)).unwrap_or(0);
+    let unsent = shared.open.as_ref().map(|o| o.remaining(start)).unwrap_or(0) + shared.given_up.load(Ordering::Relaxed);
     let lost = shared.lost.lock().expect("lost lock").clone();
     let interrupted = lost.or(panicked).or_else(|| cancel.is_cancelled().then(|| "interrupted (Ctrl-C)".to_string()));
     PhaseRun {
@@ -209,6 +212,7 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
             Some(open) => {
                 let Some(due) = open.next(shared.start) else { break };
                 if shared.hard_stop.is_some_and(|h| Instant::now() >= h) {
+                    shared.given_up.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
                 if due > Instant::now() {
