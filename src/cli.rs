@@ -80,6 +80,10 @@ pub struct RunArgs {
     /// Never draw progress bars (they are drawn only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Measure every phase N times (after one load and one warmup per phase); results.json
+    /// holds each repetition as its own phase entry, for `dbbench compare` to see the noise.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
 }
 
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -118,6 +122,7 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
         out_dir: out_dir.clone(),
         cache_dir: args.cache.clone(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
+        repeat: args.repeat,
     };
     console::note(&format!("workload {} ({}), seed {}", plan.workload.name, args.workload.display(), plan.workload.seed));
     let summary = runner::run(plan, opts, cancel).await?;
