@@ -1,4 +1,4 @@
-//! The command line: `run`, `validate`, `engines`. Each command returns its exit code;
+//! The command line: `run`, `validate`, `engines`, `compare`. Each command returns its exit code;
 //! errors carry theirs (`Error::exit_code`): 0 ok, 1 runtime failure, 2 bad input.
 
 use std::io::IsTerminal;
@@ -25,7 +25,7 @@ use crate::spec::{self, Overrides, Plan, Schedule, Stop};
         retrieval quality against exact ground truth and relevance judgments, and writes results.json into a \
         run folder.\n\n\
         Exit codes: 0 ok, 1 runtime failure (engine failed, run interrupted), 2 bad input (file, flags, values).",
-    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml"
+    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -52,6 +52,9 @@ pub enum Command {
         /// A workload file whose engines to check.
         workload: Option<PathBuf>,
     },
+    /// Compare a candidate run with a baseline and fail (exit 1) on a regression beyond the
+    /// noise; exit 2 when the runs are not comparable (different workload or dataset).
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +108,7 @@ pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<i32> {
             Ok(0)
         }
         Command::Engines { workload } => engines(workload).await,
+        Command::Compare(args) => crate::compare::command(&args),
     }
 }
 

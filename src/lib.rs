@@ -6,6 +6,7 @@
 //! (results.json). Reports and comparisons are made from results alone.
 
 pub mod cli;
+pub mod compare;
 pub mod data;
 pub mod driver;
 pub mod error;
