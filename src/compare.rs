@@ -380,7 +380,13 @@ pub fn load_side(path: &Path) -> Result<Vec<(PathBuf, RunResults)>> {
 struct Measurement<'a> {
     op: &'a OpResult,
     elapsed_s: f64,
+    /// An earlier phase of the run wrote to the corpus, so its quality is scored against
+    /// data that no longer matches (and that differs from run to run with the number of
+    /// writes done): not comparable.
+    corpus_changed: bool,
 }
+
+const WRITE_OPS: &[&str] = &["insert", "update", "delete", "read_modify_write"];
 
 struct Group<'a> {
     kind: String,
@@ -425,7 +431,13 @@ fn group<'a>(
                     ));
                 }
             }
+            let mut wrote = false;
             for phase in &engine.phases {
+                let corpus_changed = wrote;
+                wrote |= phase
+                    .ops
+                    .iter()
+                    .any(|o| o.count > 0 && WRITE_OPS.contains(&o.op.as_str()));
                 if !phase.complete {
                     notes.push(format!(
                         "{side} {}: {} / {} (repetition {}) is incomplete and left out: {}",
@@ -448,6 +460,7 @@ fn group<'a>(
                         g.measured.push(Measurement {
                             op,
                             elapsed_s: phase.elapsed_s,
+                            corpus_changed,
                         });
                     } else {
                         g.unsupported = Some(op.note.clone().unwrap_or_else(|| op.status.clone()));
@@ -683,7 +696,11 @@ fn run_value(def: &MetricDef, m: &Measurement) -> Option<f64> {
 /// requests of each second, or each second's latency quantile where that second had
 /// enough requests for it.
 fn interval_values(def: &MetricDef, m: &Measurement, out: &mut Vec<f64>) {
-    for i in m.op.intervals.iter().filter(|i| (i.t_s + 1) as f64 <= m.elapsed_s + 1e-6) {
+    for i in
+        m.op.intervals
+            .iter()
+            .filter(|i| (i.t_s + 1) as f64 <= m.elapsed_s + 1e-6)
+    {
         match def.kind {
             Kind::Throughput => out.push(i.ok as f64),
             Kind::Latency {
@@ -751,7 +768,14 @@ fn compare_metric(
         out.samples_from = "runs";
         out.baseline_samples = base_runs.len();
         out.candidate_samples = cand_runs.len();
-        out.verdict = quality_verdict(change, s.quality_tolerance);
+        if base.iter().chain(cand).any(|m| m.corpus_changed) {
+            out.note = Some(
+                "an earlier phase wrote to the corpus: quality is not comparable and is not gated"
+                    .into(),
+            );
+        } else {
+            out.verdict = quality_verdict(change, s.quality_tolerance);
+        }
         return Some(out);
     }
 
