@@ -1,4 +1,4 @@
-//! The command line: `run`, `validate`, `engines`. Each command returns its exit code;
+//! The command line: `run`, `validate`, `engines`, `compare`. Each command returns its exit code;
 //! errors carry theirs (`Error::exit_code`): 0 ok, 1 runtime failure, 2 bad input.
 
 use std::io::IsTerminal;
@@ -25,7 +25,7 @@ use crate::spec::{self, Overrides, Plan, Schedule, Stop};
         retrieval quality against exact ground truth and relevance judgments, and writes results.json into a \
         run folder.\n\n\
         Exit codes: 0 ok, 1 runtime failure (engine failed, run interrupted), 2 bad input (file, flags, values).",
-    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml"
+    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -52,6 +52,9 @@ pub enum Command {
         /// A workload file whose engines to check.
         workload: Option<PathBuf>,
     },
+    /// Compare a candidate run with a baseline and fail (exit 1) on a regression beyond the
+    /// noise; exit 2 when the runs are not comparable (different workload or dataset).
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +83,10 @@ pub struct RunArgs {
     /// Never draw progress bars (they are drawn only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Measure every phase N times (after one load and one warmup per phase); results.json
+    /// holds each repetition as its own phase entry, for `dbbench compare` to see the noise.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
 }
 
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -101,6 +108,7 @@ pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<i32> {
             Ok(0)
         }
         Command::Engines { workload } => engines(workload).await,
+        Command::Compare(args) => crate::compare::command(&args),
     }
 }
 
@@ -118,6 +126,7 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
         out_dir: out_dir.clone(),
         cache_dir: args.cache.clone(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
+        repeat: args.repeat,
     };
     console::note(&format!("workload {} ({}), seed {}", plan.workload.name, args.workload.display(), plan.workload.seed));
     let summary = runner::run(plan, opts, cancel).await?;

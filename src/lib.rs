@@ -9,6 +9,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod cli;
+pub mod compare;
 pub mod data;
 pub mod driver;
 pub mod error;

@@ -171,6 +171,26 @@ pub struct PhaseResult {
     /// Open loop only.
     pub rate: Option<RateResult>,
     pub ops: Vec<OpResult>,
+    /// Which measured run of the phase this is, 1-based. With `dbbench run --repeat N` the
+    /// same phase name appears N times in a row, repetitions 1..=N: each is a separate
+    /// measured run (same requests, same seed) after the phase's one warmup. Files written
+    /// before this field existed read as repetition 1.
+    #[serde(default = "first_repetition")]
+    pub repetition: u32,
+}
+
+fn first_repetition() -> u32 {
+    1
+}
+
+impl PhaseResult {
+    /// The phase's name, with `#N` for repetitions after the first.
+    pub fn display_name(&self) -> String {
+        match self.repetition {
+            0 | 1 => self.name.clone(),
+            n => format!("{}#{n}", self.name),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

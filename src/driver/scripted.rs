@@ -11,13 +11,15 @@ use serde::Deserialize;
 use super::*;
 
 /// The script, from `[engines.NAME.settings]` with `driver = "scripted"`, or built in code.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Script {
     /// Service time of every request, microseconds.
     pub latency_us: u64,
     /// Extra service time, uniform in [0, jitter_us), from a hash of the request number.
     pub jitter_us: u64,
+    /// Mixed into that hash: another seed, another pattern of the same jitter.
+    pub jitter_seed: u64,
     /// Request numbers (0-based, across all workers) that stall instead.
     pub stall_at: Vec<u64>,
     /// How long a stall lasts, milliseconds.
@@ -29,6 +31,26 @@ pub struct Script {
     pub unreachable: bool,
     /// Ids returned by every search (to script recall).
     pub hits: Vec<u64>,
+    /// The name of an environment variable which, when set, holds settings (TOML, e.g.
+    /// `latency_us = 13000, jitter_seed = 2`) that replace these at open time. It stands in
+    /// for an engine that changed between two runs of the same workload file (whose
+    /// sha256 `compare` insists on), as a new engine build would.
+    pub override_env: Option<String>,
+}
+
+/// The script of `cfg`, with the overrides of its `override_env` applied.
+fn script_of(cfg: &EngineConfig) -> Result<Script, String> {
+    let script: Script = parse_settings(cfg)?;
+    let Some(var) = &script.override_env else { return Ok(script) };
+    let Ok(text) = std::env::var(var) else { return Ok(script) };
+    let bad = |why: String| format!("engines.{}.settings: {var}={text:?} is not TOML settings: {why}", cfg.name);
+    let mut wrapped: toml::Table = toml::from_str(&format!("o = {{ {text} }}")).map_err(|e| bad(e.message().to_string()))?;
+    let Some(toml::Value::Table(overrides)) = wrapped.remove("o") else {
+        return Err(bad("not key = value pairs".into()));
+    };
+    let mut cfg = cfg.clone();
+    cfg.settings.extend(overrides);
+    parse_settings(&cfg)
 }
 
 pub const KIND: DriverKind = DriverKind {
@@ -37,8 +59,8 @@ pub const KIND: DriverKind = DriverKind {
     default_url: None,
     start_hint: "nothing to start",
     capabilities: Capabilities::all_native,
-    validate: |cfg| parse_settings::<Script>(cfg).map(|_| ()),
-    open: |cfg| Ok(Box::new(Scripted::new(parse_settings(cfg)?))),
+    validate: |cfg| script_of(cfg).map(|_| ()),
+    open: |cfg| Ok(Box::new(Scripted::new(script_of(cfg)?))),
     hidden: true,
 };
 
@@ -102,7 +124,7 @@ impl Driver for Scripted {
             Duration::from_millis(s.stall_ms)
         } else {
             let jitter = if s.jitter_us > 0 {
-                n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) % s.jitter_us
+                (n ^ s.jitter_seed).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) % s.jitter_us
             } else {
                 0
             };
@@ -122,9 +144,14 @@ impl Driver for Scripted {
         })
     }
     async fn describe(&self) -> DriverResult<EngineInfo> {
+        // The script as applied, overrides included, so results say what was measured.
+        let settings = match serde_json::to_value(&self.script) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => Default::default(),
+        };
         Ok(EngineInfo {
             version: "scripted".into(),
-            settings: Default::default(),
+            settings,
         })
     }
     async fn cleanup(&self) -> DriverResult<()> {

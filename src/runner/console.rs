@@ -113,7 +113,7 @@ fn ratio(v: Option<f64>) -> String {
 
 /// One line per op once a phase ends (printed whether or not bars are drawn).
 pub fn phase_line(p: &PhaseResult) {
-    let mut line = format!("  phase {} ({:.1}s)", p.name, p.elapsed_s);
+    let mut line = format!("  phase {} ({:.1}s)", p.display_name(), p.elapsed_s);
     if let Some(r) = &p.rate {
         let _ = write!(
             line,
@@ -167,14 +167,14 @@ pub fn summary_table(r: &RunResults) -> String {
         for p in &e.phases {
             for o in &p.ops {
                 if o.status != "ok" {
-                    let _ = writeln!(out, "{:<14} {:<14} {:<18} {}", e.name, p.name, o.label, o.note.as_deref().unwrap_or("unsupported"));
+                    let _ = writeln!(out, "{:<14} {:<14} {:<18} {}", e.name, p.display_name(), o.label, o.note.as_deref().unwrap_or("unsupported"));
                     continue;
                 }
                 let _ = writeln!(
                     out,
                     "{:<14} {:<14} {:<18} {:>9} {:>7} {:>10.1} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
                     e.name,
-                    p.name,
+                    p.display_name(),
                     o.label,
                     o.count,
                     o.errors,

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     /// Draw progress bars (only on a terminal).
     pub progress: bool,
+    /// Measured runs of each phase (at least 1), after one load and one warmup per phase.
+    pub repeat: u32,
 }
 
 /// How a run ended, for the exit code.
@@ -366,13 +368,15 @@ impl EngineRun<'_> {
                 break;
             }
             let seed = self.plan.workload.seed.wrapping_add(index as u64);
-            let result = self.phase(phase, driver, caps, &keys, seed, corpus_changed).await;
+            let repetitions = self.phase(phase, driver, caps, &keys, seed, corpus_changed).await;
             corpus_changed |= phase.writes();
-            let lost = result.note.as_deref().filter(|_| !result.complete && !self.cancel.is_cancelled()).map(str::to_string);
-            self.current().phases.push(result);
-            self.save()?;
-            if let Some(why) = lost {
-                return self.fail(format!("phase {:?}: {why}", phase.name));
+            for result in repetitions {
+                let lost = result.note.as_deref().filter(|_| !result.complete && !self.cancel.is_cancelled()).map(str::to_string);
+                self.current().phases.push(result);
+                self.save()?;
+                if let Some(why) = lost {
+                    return self.fail(format!("phase {:?}: {why}", phase.name));
+                }
             }
         }
         if !self.cancel.is_cancelled() {
@@ -435,15 +439,8 @@ impl EngineRun<'_> {
         keys: &Arc<Keyspace>,
         seed: u64,
         corpus_changed: bool,
-    ) -> PhaseResult {
-        let describe = |op: &OpPlan| OpDescription {
-            kind: op.kind.to_string(),
-            label: op.label.clone(),
-            note: caps.support(op.kind).note().map(str::to_string),
-            k: op.kind.is_search().then_some(op.k),
-            filter: op.filter.as_ref().map(|f| f.to_string()),
-            params: op.params.clone().into_iter().collect(),
-        };
+    ) -> Vec<PhaseResult> {
+        let describe = |op: &OpPlan| describe_op(op, caps);
         let mut runnable = Vec::new();
         let mut ops_out: Vec<Option<OpResult>> = Vec::new();
         for op in &phase.ops {
@@ -466,6 +463,7 @@ impl EngineRun<'_> {
             elapsed_s: 0.0,
             rate: None,
             ops: Vec::new(),
+            repetition: 1,
         };
         if corpus_changed && phase.ops.iter().any(|o| matches!(o.kind, OpKind::Knn | OpKind::Hybrid)) {
             result.note = Some("an earlier phase wrote to the corpus: recall is measured against the data as loaded".into());
@@ -474,7 +472,7 @@ impl EngineRun<'_> {
             result.note = Some(format!("no op of this phase is supported by {}", driver.kind()));
             result.ops = ops_out.into_iter().flatten().collect();
             console::note(&format!("  phase {}: skipped, {}", phase.name, result.note.as_deref().unwrap_or_default()));
-            return result;
+            return vec![result];
         }
         let env = PhaseEnv {
             driver: driver.clone(),
@@ -492,13 +490,43 @@ impl EngineRun<'_> {
                 result.complete = false;
                 result.note = Some(format!("during warmup: {why}"));
                 result.ops = ops_out.into_iter().flatten().collect();
-                return result;
+                return vec![result];
             }
         }
 
+        // Each repetition is a whole measured run of the phase with the same seed (the same
+        // requests), so that repetitions differ only by the noise `compare` must see past.
+        let mut repetitions = Vec::new();
+        for repetition in 1..=self.opts.repeat.max(1) {
+            let mut result = result.clone();
+            result.repetition = repetition;
+            let interrupted = self.measure(phase, caps, &env, seed, ops_out.clone(), &mut result).await;
+            repetitions.push(result);
+            if interrupted || self.cancel.is_cancelled() {
+                break;
+            }
+        }
+        repetitions
+    }
+
+    /// One measured run of a phase into `result`; true when it was cut short.
+    async fn measure(
+        &self,
+        phase: &PhasePlan,
+        caps: &Capabilities,
+        env: &PhaseEnv,
+        seed: u64,
+        ops_out: Vec<Option<OpResult>>,
+        result: &mut PhaseResult,
+    ) -> bool {
+        let describe = |op: &OpPlan| describe_op(op, caps);
         let counter = Arc::new(AtomicU64::new(0));
-        let bar = console::phase_bar(self.opts.progress, &format!("  {}", phase.name), phase.stop, counter.clone());
-        let measured = run_phase(&env, phase.schedule, phase.stop, seed, &self.cancel, counter).await;
+        let label = match self.opts.repeat {
+            0 | 1 => format!("  {}", phase.name),
+            n => format!("  {} ({}/{n})", phase.name, result.repetition),
+        };
+        let bar = console::phase_bar(self.opts.progress, &label, phase.stop, counter.clone());
+        let measured = run_phase(env, phase.schedule, phase.stop, seed, &self.cancel, counter).await;
         bar.finish();
         let elapsed = measured.elapsed.as_secs_f64();
         result.elapsed_s = elapsed;
@@ -523,12 +551,24 @@ impl EngineRun<'_> {
                 unsent: measured.unsent,
             });
         }
+        let interrupted = measured.interrupted.is_some();
         if let Some(why) = measured.interrupted {
             result.complete = false;
             result.note = Some(why);
         }
-        console::phase_line(&result);
-        result
+        console::phase_line(result);
+        interrupted
+    }
+}
+
+fn describe_op(op: &OpPlan, caps: &Capabilities) -> OpDescription {
+    OpDescription {
+        kind: op.kind.to_string(),
+        label: op.label.clone(),
+        note: caps.support(op.kind).note().map(str::to_string),
+        k: op.kind.is_search().then_some(op.k),
+        filter: op.filter.as_ref().map(|f| f.to_string()),
+        params: op.params.clone().into_iter().collect(),
     }
 }
 

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The regression gate: run workloads/ci.toml on sqlite and compare it with the committed
+# baseline. Exit 0 no regression, 1 regression (or the engine missing from the run),
+# 2 bad input (e.g. ci.toml changed since the baseline: regenerate it, see docs/ci-gate.md).
+#
+# Environment:
+#   DBBENCH                 the dbbench binary [target/release/dbbench]
+#   DBBENCH_GATE_BASELINE   the baseline [results/baselines/ci-sqlite]
+#   DBBENCH_GATE_OUT        where this run goes [results/ci-gate-<UTC timestamp>]
+#   DBBENCH_GATE_THRESHOLD  --max-regression [25%]
+#   DBBENCH_GATE_REPEAT     measured repetitions of each phase [3]
+#
+# Why 25% and 3 repetitions: on a shared 2-core CI machine, unchanged runs of ci.toml
+# differ by 10-30% in throughput and more in tail latency (docs/ci-gate.md has the
+# figures). Three repetitions give the bootstrap three samples a side, so the whole 95%
+# interval must clear 25% before the gate fails: a real 2x slowdown fails, a noisy
+# neighbour usually does not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DBBENCH=${DBBENCH:-target/release/dbbench}
+BASELINE=${DBBENCH_GATE_BASELINE:-results/baselines/ci-sqlite}
+OUT=${DBBENCH_GATE_OUT:-results/ci-gate-$(date -u +%Y%m%dT%H%M%SZ)}
+THRESHOLD=${DBBENCH_GATE_THRESHOLD:-25%}
+REPEAT=${DBBENCH_GATE_REPEAT:-3}
+
+if [[ ! -x "$DBBENCH" ]]; then
+    echo "ci-gate: $DBBENCH not found; build it with: cargo build --release" >&2
+    exit 2
+fi
+
+"$DBBENCH" run workloads/ci.toml --engines sqlite --repeat "$REPEAT" --require-all --no-progress --out "$OUT"
+
+status=0
+"$DBBENCH" compare "$BASELINE" "$OUT" --max-regression "$THRESHOLD" --format markdown > "$OUT/compare.md" || status=$?
+"$DBBENCH" compare "$BASELINE" "$OUT" --max-regression "$THRESHOLD" --format json > "$OUT/compare.json" || true
+"$DBBENCH" compare "$BASELINE" "$OUT" --max-regression "$THRESHOLD" || true
+if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then
+    cat "$OUT/compare.md" >> "$GITHUB_STEP_SUMMARY"
+fi
+echo "ci-gate: exit $status (comparison in $OUT/compare.md and compare.json)"
+exit "$status"
