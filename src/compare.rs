@@ -199,7 +199,7 @@ impl Settings {
                 )));
             }
         }
-        if !(quality_tolerance >= 0.0 && quality_tolerance < 1.0) {
+        if !(0.0..1.0).contains(&quality_tolerance) {
             return Err(Error::Input(format!(
                 "--quality-tolerance {quality_tolerance}: must be in [0, 1)"
             )));
@@ -1085,6 +1085,7 @@ pub fn render_markdown(c: &Comparison) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

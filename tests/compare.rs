@@ -5,6 +5,8 @@
 //! else); the engine's change between runs comes through the scripted driver's
 //! `override_env`, as a new engine build would.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
