@@ -3,6 +3,9 @@
 //! reached. HNSW with ef_search 100 on 400 documents is expected to be near exact; text is
 //! a word filter without ranking.
 
+// A failed unwrap here is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 mod conformance;
 
 use dbbench::driver::{self, Driver, EngineConfig, ErrorKind, SearchParams};

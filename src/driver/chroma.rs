@@ -9,6 +9,13 @@
 //! those ops are `No`.
 //!
 //! Chroma ids are strings: dbbench's u64 ids are sent as decimal strings and parsed back.
+//!
+//! Limits worth knowing when reading results: `ef_search` is part of the collection's
+//! configuration, so a per-op `params.ef_search` that differs from the setting is rejected
+//! rather than silently ignored. `add` keeps an existing id without an error, `update`
+//! and `delete` succeed on unknown ids, so write counts are what the server says, not
+//! rows found. `/api/v2/version` reports the server API version ("1.0.0" for chromadb
+//! 1.5.9); the package version is not exposed over HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +36,7 @@ pub const KIND: DriverKind = DriverKind {
     default_url: Some("http://127.0.0.1:8000"),
     start_hint:
         "services/up.sh chroma (or: docker compose -f docker-compose.bench.yml up -d chroma)",
-    capabilities: capabilities,
+    capabilities,
     validate: |cfg| Settings::parse(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(Chroma::new(cfg)?)),
     hidden: false,
@@ -43,8 +50,9 @@ pub const MARKER_KEY: &str = "created_by";
 pub const MARKER_VALUE: &str = "dbbench";
 
 const TEXT_NOTE: &str =
-    "substring filter without ranking: Chroma's where_document matches query words \
-     (see settings.text_match) and get returns the first k matching documents in storage order";
+    "substring filter without ranking: where_document keeps documents holding any query word \
+     (whole word, case-insensitive; settings.text_match = \"contains\" for Chroma's case-sensitive substring match) \
+     and get returns the first k of them in storage order";
 
 pub fn capabilities() -> Capabilities {
     let mut ops: std::collections::BTreeMap<OpKind, Support> =
@@ -1020,13 +1028,13 @@ mod tests {
         };
         assert!(Settings::parse(&cfg("ef_search = 64")).is_ok());
         assert!(Settings::parse(&cfg("ef = 64"))
-            .unwrap_err()
+            .expect_err("unknown key")
             .contains("unknown field"));
         assert!(Settings::parse(&cfg("token_header = \"x-api-key\""))
-            .unwrap_err()
+            .expect_err("bad header")
             .contains("token_header"));
         assert!(Settings::parse(&cfg("space = \"dot\""))
-            .unwrap_err()
+            .expect_err("bad space")
             .contains("space"));
     }
 
