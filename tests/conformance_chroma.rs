@@ -1,0 +1,218 @@
+//! Chroma through the conformance suite, against the live server (CI starts it with
+//! `bash services/up.sh chroma`). The test fails, never skips, when the server cannot be
+//! reached. HNSW with ef_search 100 on 400 documents is expected to be near exact; text is
+//! a word filter without ranking.
+
+// A failed unwrap here is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
+mod conformance;
+
+use dbbench::driver::{self, Driver, EngineConfig, ErrorKind, SearchParams};
+use serde_json::json;
+
+fn url() -> String {
+    std::env::var("DBBENCH_CHROMA_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
+}
+
+fn open(settings: &str) -> Box<dyn Driver> {
+    let cfg = EngineConfig {
+        name: "chroma".into(),
+        url: Some(url()),
+        settings: toml::from_str(settings).unwrap(),
+        base_dir: ".".into(),
+    };
+    let kind = driver::find_kind("chroma").unwrap();
+    (kind.open)(&cfg).unwrap()
+}
+
+fn api() -> String {
+    format!("{}/api/v2/tenants/dbbench/databases/dbbench", url())
+}
+
+#[tokio::test]
+async fn chroma_passes_the_conformance_suite() {
+    let d = open("ef_search = 100");
+    let expect = conformance::Expect {
+        knn_min_recall: 0.95,
+        params: SearchParams::new(),
+        ranked_text: false,
+    };
+    conformance::run_suite(d.as_ref(), &expect).await;
+    let http = reqwest::Client::new();
+    let left = http
+        .get(format!("{}/collections/dbbench_conformance", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        left.status(),
+        404,
+        "cleanup deletes the collection it created"
+    );
+}
+
+/// Each where form the driver emits, checked against the server's own answer: the ids a
+/// filtered `get` returns must be exactly those `Filter::matches` admits.
+#[tokio::test]
+async fn chroma_where_clauses_mean_what_filters_mean() {
+    let d = open("");
+    let ds = conformance::dataset();
+    let schema = ds.schema("dbbench_conformance_where");
+    d.ping().await.expect("chroma reachable");
+    d.prepare(&schema).await.unwrap();
+    let records: Vec<_> = (0..ds.len()).map(|i| ds.record(i)).collect();
+    d.load(&records).await.unwrap();
+    d.finish_load().await.unwrap();
+    let http = reqwest::Client::new();
+    let coll: serde_json::Value = http
+        .get(format!("{}/collections/{}", api(), schema.collection))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = coll["id"].as_str().unwrap().to_string();
+    let mut filters = conformance::filters();
+    let kw = |s: &str| dbbench::driver::AttrValue::Keyword(s.into());
+    use dbbench::driver::Filter;
+    filters.push(Filter::And(vec![Filter::Eq {
+        field: "lang".into(),
+        value: kw("fr"),
+    }]));
+    filters.push(Filter::Or(vec![Filter::Eq {
+        field: "lang".into(),
+        value: kw("fr"),
+    }]));
+    filters.push(Filter::In {
+        field: "lang".into(),
+        values: vec![],
+    });
+    filters.push(Filter::Range {
+        field: "year".into(),
+        gte: None,
+        lt: None,
+    });
+    for f in &filters {
+        let body =
+            json!({ "where": driver::chroma::where_clause(f), "include": [], "limit": 10_000 });
+        let resp = http
+            .post(format!("{}/collections/{id}/get", api()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "{f}: HTTP {}: {}",
+            resp.status(),
+            resp.text().await.unwrap()
+        );
+        let got: serde_json::Value = resp.json().await.unwrap();
+        let mut got: Vec<u64> = got["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().parse().unwrap())
+            .collect();
+        got.sort();
+        let want: Vec<u64> = (0..ds.len())
+            .filter(|i| f.matches(&schema, &ds.attributes[*i]))
+            .map(|i| i as u64)
+            .collect();
+        assert_eq!(got, want, "where {f}");
+    }
+    d.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn chroma_never_replaces_a_collection_it_did_not_create() {
+    let http = reqwest::Client::new();
+    let name = "dbbench_conformance_theirs";
+    let _ = http
+        .delete(format!("{}/collections/{name}", api()))
+        .send()
+        .await;
+    let d = open("");
+    d.ping().await.expect("chroma reachable");
+    // prepare creates the tenant and database; then someone else's collection appears.
+    let ds = conformance::dataset();
+    d.prepare(&ds.schema("dbbench_conformance_setup"))
+        .await
+        .unwrap();
+    d.cleanup().await.unwrap();
+    let made = http
+        .post(format!("{}/collections", api()))
+        .json(&json!({ "name": name, "metadata": { "owner": "someone" } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "{}", made.text().await.unwrap());
+    let err = d.prepare(&ds.schema(name)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Rejected);
+    assert!(
+        err.message.contains("not created by dbbench"),
+        "{}",
+        err.message
+    );
+    let still = http
+        .get(format!("{}/collections/{name}", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200, "their collection is untouched");
+    http.delete(format!("{}/collections/{name}", api()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn chroma_rejects_a_per_query_ef_search_it_cannot_apply() {
+    let d = open("ef_search = 100");
+    let ds = conformance::dataset();
+    let schema = ds.schema("dbbench_conformance_params");
+    d.prepare(&schema).await.unwrap();
+    d.load(&[ds.record(0)]).await.unwrap();
+    let mut params = SearchParams::new();
+    params.insert("ef_search".into(), json!(100));
+    let same = dbbench::driver::Op::Knn {
+        vector: ds.query_vector(0),
+        k: 1,
+        filter: None,
+        params: &params,
+    };
+    assert!(
+        d.execute(&same).await.is_ok(),
+        "the collection's own ef_search is accepted"
+    );
+    params.insert("ef_search".into(), json!(400));
+    let other = dbbench::driver::Op::Knn {
+        vector: ds.query_vector(0),
+        k: 1,
+        filter: None,
+        params: &params,
+    };
+    let err = d.execute(&other).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Rejected);
+    assert!(
+        err.message.contains("fixed per collection"),
+        "{}",
+        err.message
+    );
+    d.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn chroma_unreachable_is_reported_as_unreachable() {
+    let cfg = EngineConfig {
+        name: "chroma".into(),
+        url: Some("http://127.0.0.1:9".into()),
+        settings: toml::Table::new(),
+        base_dir: ".".into(),
+    };
+    let d = (driver::find_kind("chroma").unwrap().open)(&cfg).unwrap();
+    let err = d.ping().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unreachable, "{}", err.message);
+}
