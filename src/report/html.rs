@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::recommend::{Outcome, Verdict};
 use super::{charts, esc, fmt_ms, phase_views, Column, OpView, PhaseView};
 use crate::metrics::decode_histogram;
-use crate::results::{EngineStatus, RunResults};
+use crate::results::{EngineStatus, IntervalResult, RunResults};
 
 const CSS: &str = r#"
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:1200px;padding:16px 24px;color:#1b1f24;background:#fff;line-height:1.45}
@@ -348,18 +348,37 @@ fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
         .iter()
         .filter(|(_, op)| op.status == "ok")
         .map(|(e, op)| {
+            let elapsed = e
+                .phases
+                .iter()
+                .find(|x| x.name == p.name)
+                .map(|x| x.elapsed_s)
+                .unwrap_or(0.0);
             (
                 e.name.clone(),
                 engine_index(r, &e.name),
-                op.intervals.as_slice(),
+                whole_seconds(&op.intervals, elapsed),
             )
         })
         .collect();
     chart(
         out,
         &format!("{what} over time"),
-        charts::timeline(&format!("{what}: throughput and p99 per second"), &series),
+        charts::timeline(
+            &format!("{what}: throughput and p99 per whole second"),
+            &series,
+        ),
     );
+}
+
+/// The intervals without a trailing second that the phase ended inside: its few
+/// requests would plot as a collapse of throughput that never happened. A phase shorter
+/// than a second keeps what it has.
+fn whole_seconds(intervals: &[IntervalResult], elapsed_s: f64) -> &[IntervalResult] {
+    match intervals.split_last() {
+        Some((last, rest)) if !rest.is_empty() && (last.t_s + 1) as f64 > elapsed_s => rest,
+        _ => intervals,
+    }
 }
 
 /// Ops of one kind and filter whose params differ form a sweep of a search parameter
@@ -570,10 +589,16 @@ fn conditions_section(out: &mut String, r: &RunResults) {
     }
     let _ = writeln!(out, "</table>");
     if let Some(req) = &run.requirements {
+        #[derive(serde::Serialize)]
+        struct Wrapped<'a> {
+            requirements: &'a crate::spec::Requirements,
+        }
+        let text = toml::to_string_pretty(&Wrapped { requirements: req })
+            .unwrap_or_else(|e| format!("(cannot show: {e})"));
         let _ = writeln!(
             out,
             "<h3>Requirements as stated by the workload</h3><pre>{}</pre>",
-            esc(&serde_json::to_string_pretty(req).unwrap_or_default())
+            esc(&text)
         );
     }
 }

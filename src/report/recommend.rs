@@ -379,7 +379,7 @@ fn trim(s: String) -> String {
 }
 
 /// Where an SLO's number comes from, or why it is absent.
-fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, Option<usize>, String), String> {
+fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, String), String> {
     if e.status == EngineStatus::Skipped {
         // The reason and the start hint are shown once, with the engine.
         return Err("engine skipped".into());
@@ -389,14 +389,14 @@ fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, Option<usize>, String), S
             return e
                 .load
                 .as_ref()
-                .map(|l| (l.seconds, None, String::new()))
+                .map(|l| (l.seconds, String::new()))
                 .ok_or_else(|| "no load was recorded".into())
         }
         SloMetric::IndexSeconds => {
             return e
                 .index
                 .as_ref()
-                .map(|i| (i.seconds, None, String::new()))
+                .map(|i| (i.seconds, String::new()))
                 .ok_or_else(|| "no index build was recorded".into())
         }
         _ => {}
@@ -420,7 +420,7 @@ fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, Option<usize>, String), S
     } else {
         " (phase incomplete)".to_string()
     };
-    metric_of(o, s.metric).map(|v| (v, o.k, suffix))
+    metric_of(o, s.metric).map(|v| (v, suffix))
 }
 
 fn metric_of(o: &OpResult, m: SloMetric) -> Result<f64, String> {
@@ -503,7 +503,7 @@ fn slo_check(e: &EngineResult, s: &Slo, k: Option<usize>) -> Check {
             detail: why,
             margin: None,
         },
-        Ok((v, _, suffix)) => {
+        Ok((v, suffix)) => {
             let (pass, margin) = if s.max.is_some() {
                 (v <= bound, (bound > 0.0).then(|| (bound - v) / bound))
             } else {

@@ -384,14 +384,14 @@ min = 0.95
     fn bad_requirements_name_their_place() {
         let (line, column, msg) =
             err_of("\n[requirements]\ncapabilities = [\"knn\", \"teleport\"]\n");
-        assert_eq!((line, column), (19, 24), "{msg}");
+        assert_eq!((line, column), (18, 24), "{msg}");
         assert!(msg.contains("unknown capability \"teleport\""), "{msg}");
 
         let slo = |body: &str| format!("\n[[requirements.slo]]\n{body}\n");
         let (line, _, msg) = err_of(&slo(
             "phase = \"nope\"\nop = \"knn\"\nmetric = \"p99_ms\"\nmax = 1",
         ));
-        assert_eq!(line, 19, "{msg}");
+        assert_eq!(line, 17, "{msg}: the [[requirements.slo]] table");
         assert!(
             msg.contains("no phase named \"nope\"; phases: search"),
             "{msg}"
@@ -434,7 +434,7 @@ min = 0.95
         assert!(msg.contains("fraction between 0 and 1"), "{msg}");
 
         let (line, _, msg) = err_of("\n[requirements]\nspeed = \"fast\"\n");
-        assert_eq!(line, 19, "{msg}");
+        assert_eq!(line, 18, "{msg}");
         assert!(msg.contains("unknown field `speed`"), "{msg}");
     }
 }
