@@ -5,6 +5,8 @@
 //! Re-bless the snapshot after an intended change with
 //! `DBBENCH_BLESS=1 cargo test --release --test report`.
 
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
 use std::path::{Path, PathBuf};
 
 use dbbench::metrics::decode_histogram;

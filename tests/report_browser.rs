@@ -6,6 +6,8 @@
 //! with that command in the message, when /usr/bin/chromium is missing. Set
 //! DBBENCH_SCREENSHOT=path.png to keep the screenshot for a look.
 
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

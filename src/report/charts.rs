@@ -52,6 +52,10 @@ fn nice_max(v: f64) -> f64 {
     }
 }
 
+/// One engine's points of a parameter sweep: (name, colour index, [(throughput,
+/// recall, parameters)]).
+pub type SweepSeries = (String, usize, Vec<(f64, f64, String)>);
+
 /// One line of a chart: a name (engine), its colour index and points.
 pub struct Line {
     pub name: String,
@@ -248,12 +252,8 @@ pub fn timeline(
 
 /// Recall against throughput for a sweep of one search parameter: one line per engine,
 /// each point labelled with the parameters it ran with.
-pub fn recall_vs_throughput(
-    title: &str,
-    series: &[(String, usize, Vec<(f64, f64, String)>)],
-) -> Result<String, String> {
-    let usable: Vec<&(String, usize, Vec<(f64, f64, String)>)> =
-        series.iter().filter(|s| !s.2.is_empty()).collect();
+pub fn recall_vs_throughput(title: &str, series: &[SweepSeries]) -> Result<String, String> {
+    let usable: Vec<&SweepSeries> = series.iter().filter(|s| !s.2.is_empty()).collect();
     if usable.is_empty() {
         return Err("no op of the sweep has both throughput and recall".into());
     }
@@ -298,13 +298,16 @@ pub fn recall_vs_throughput(
             })
             .collect();
         draw_lines(&mut chart, &lines)?;
-        for (_, c, pts) in &usable {
+        for (n, (_, c, pts)) in usable.iter().enumerate() {
             let col = color(*c);
+            // Alternate engines' labels above and below their points, so that engines
+            // with equal results do not print over each other.
+            let dy = if n % 2 == 0 { -16 } else { 6 };
             chart
                 .draw_series(pts.iter().map(|(x, y, label)| {
                     EmptyElement::at((*x, *y))
                         + Circle::new((0, 0), 4, col.filled())
-                        + Text::new(label.clone(), (6, -14), ("sans-serif", 12))
+                        + Text::new(label.clone(), (6, dy), ("sans-serif", 12))
                 }))
                 .map_err(err)?;
         }
@@ -424,6 +427,7 @@ pub fn load_bars(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests {
     use super::*;
     use crate::metrics::{new_histogram, record, SIGFIG};

@@ -397,7 +397,7 @@ fn sweep_chart(out: &mut String, r: &RunResults, p: &PhaseView) {
         }
     }
     for (kind, filter, ops) in groups.into_iter().filter(|g| g.2.len() >= 2) {
-        let mut series: Vec<(String, usize, Vec<(f64, f64, String)>)> = Vec::new();
+        let mut series: Vec<charts::SweepSeries> = Vec::new();
         for o in &ops {
             for (e, op) in &o.engines {
                 let Some(recall) = op.quality.recall_at_k.filter(|_| op.status == "ok") else {

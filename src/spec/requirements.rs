@@ -294,6 +294,7 @@ pub(super) fn validate_requirements<E>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests {
     use std::path::Path;
 
