@@ -55,6 +55,18 @@ pub enum Command {
     /// Compare a candidate run with a baseline and fail (exit 1) on a regression beyond the
     /// noise; exit 2 when the runs are not comparable (different workload or dataset).
     Compare(crate::compare::CompareArgs),
+    /// Rebuild report.html, report.md and hlog/ from results alone.
+    ///
+    /// Given several results of the same workload (e.g. from several load machines), merges
+    /// them first: histograms are added, never percentiles averaged.
+    Report {
+        /// results.json files, or run folders holding one.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// Where to write the reports [default: the folder of the single results file].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,6 +121,7 @@ pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<i32> {
         }
         Command::Engines { workload } => engines(workload).await,
         Command::Compare(args) => crate::compare::command(&args),
+        Command::Report { results, out } => report(results, out),
     }
 }
 
@@ -132,6 +145,7 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
     let summary = runner::run(plan, opts, cancel).await?;
     println!("\n{}", console::summary_table(&summary.results));
     println!("results: {}", summary.results_path.display());
+    write_run_reports(&summary.results, &out_dir);
 
     let skipped = summary.skipped_engines();
     if !skipped.is_empty() {
@@ -158,6 +172,41 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
     if args.require_all && !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|e| e.name.as_str()).collect();
         return Err(Error::Incomplete(format!("--require-all: engines not reachable: {}", names.join(", "))));
+    }
+    Ok(0)
+}
+
+/// Reports beside results.json at the end of a run, also an incomplete one. A report
+/// that cannot be written is a warning: the measurements are already safe on disk and
+/// `dbbench report` can rebuild it.
+fn write_run_reports(results: &crate::results::RunResults, out_dir: &std::path::Path) {
+    match crate::report::write_reports(results, out_dir) {
+        Ok(_) => println!("report: {}", out_dir.join(crate::report::HTML_FILE).display()),
+        Err(e) => console::warn(&format!("reports not written: {e} (rebuild them with: dbbench report {})", out_dir.display())),
+    }
+}
+
+fn report(inputs: Vec<PathBuf>, out: Option<PathBuf>) -> Result<i32> {
+    let runs = inputs.iter().map(|p| crate::results::RunResults::read(p)).collect::<Result<Vec<_>>>()?;
+    let out_dir = match out {
+        Some(o) => o,
+        None if inputs.len() == 1 => {
+            let p = &inputs[0];
+            if p.is_dir() {
+                p.clone()
+            } else {
+                p.parent().map(PathBuf::from).filter(|d| !d.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."))
+            }
+        }
+        None => return Err(Error::Input("merging several results needs --out DIR for the merged report".into())),
+    };
+    let merged = crate::report::merge(runs)?;
+    if inputs.len() > 1 {
+        std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+        merged.write(&out_dir)?;
+    }
+    for p in crate::report::write_reports(&merged, &out_dir)? {
+        println!("{}", p.display());
     }
     Ok(0)
 }

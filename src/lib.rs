@@ -15,6 +15,7 @@ pub mod driver;
 pub mod error;
 pub mod metrics;
 pub mod quality;
+pub mod report;
 pub mod results;
 pub mod runner;
 pub mod spec;

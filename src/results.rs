@@ -50,6 +50,22 @@ pub struct RunInfo {
     pub seed: u64,
     pub dataset: DatasetInfo,
     pub machine: Machine,
+    /// The workload's validated `[requirements]`, so that reports can judge engines from
+    /// results alone. Absent in files written before requirements existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<crate::spec::Requirements>,
+    /// Set by `dbbench report` when several runs were merged into this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedRun>,
+}
+
+/// One run that a merged result was made from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedRun {
+    pub id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub machine: Machine,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

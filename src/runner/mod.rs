@@ -194,6 +194,8 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
                 attributes: ds.attribute_defs.clone(),
             },
             machine: Machine::current(),
+            requirements: plan.requirements.clone(),
+            merged_from: Vec::new(),
         },
         engines: Vec::new(),
     };

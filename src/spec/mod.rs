@@ -12,9 +12,11 @@ use crate::driver::{AttrKind, Metric, OpKind};
 
 mod env;
 mod plan;
+mod requirements;
 
 pub use env::expand_env;
 pub use plan::*;
+pub use requirements::*;
 
 /// A whole workload file.
 #[derive(Debug, Deserialize)]
@@ -28,6 +30,9 @@ pub struct WorkloadFile {
     #[serde(default)]
     pub load: LoadSpec,
     pub phases: Vec<Spanned<PhaseSpec>>,
+    /// What the job needs; the report judges each engine against it.
+    #[serde(default)]
+    pub requirements: Option<RequirementsSpec>,
 }
 
 #[derive(Debug, Deserialize)]

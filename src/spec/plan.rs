@@ -22,6 +22,8 @@ pub struct Plan {
     pub engines: Vec<EnginePlan>,
     pub load: LoadSpec,
     pub phases: Vec<PhasePlan>,
+    /// The validated `[requirements]`, when the workload states them.
+    pub requirements: Option<Requirements>,
 }
 
 #[derive(Debug, Clone)]
@@ -238,6 +240,10 @@ pub fn parse_plan(
         }
         phases.push(phase);
     }
+    let requirements = match &file.requirements {
+        Some(r) => Some(super::requirements::validate_requirements(r, &phases, |span, m| src.error(span, m))?),
+        None => None,
+    };
 
     Ok(Plan {
         workload: WorkloadInfo {
@@ -252,6 +258,7 @@ pub fn parse_plan(
         engines,
         load: file.load,
         phases,
+        requirements,
     })
 }
 

@@ -1,0 +1,463 @@
+//! Charts as SVG text, drawn with plotters' SVG backend for inlining into report.html.
+//!
+//! Every function returns `Err(reason)` instead of panicking: a chart that cannot be
+//! drawn (no data, a degenerate range, a drawing error) becomes a note in the report,
+//! never a failed run. No `unwrap` here.
+
+use hdrhistogram::Histogram;
+use plotters::coord::combinators::{BindKeyPoints, IntoLogRange};
+use plotters::prelude::*;
+
+use crate::results::IntervalResult;
+
+pub const WIDTH: u32 = 760;
+pub const HEIGHT: u32 = 380;
+
+/// Colours for engines, in engine order (colour-blind-friendly, Okabe-Ito).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(213, 94, 0),
+    RGBColor(240, 228, 66),
+    RGBColor(0, 0, 0),
+];
+
+pub fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    format!("drawing failed: {e}")
+}
+
+/// "50%", "99.9%": the percentile at x = 1/(1-p).
+fn percentile_label(x: f64) -> String {
+    if x <= 1.0 {
+        return "0%".into();
+    }
+    let p = 100.0 * (1.0 - 1.0 / x);
+    let s = format!("{p:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}%")
+}
+
+fn nice_max(v: f64) -> f64 {
+    if v.is_finite() && v > 0.0 {
+        v * 1.1
+    } else {
+        1.0
+    }
+}
+
+/// One engine's points of a parameter sweep: (name, colour index, [(throughput,
+/// recall, parameters)]).
+pub type SweepSeries = (String, usize, Vec<(f64, f64, String)>);
+
+/// One line of a chart: a name (engine), its colour index and points.
+pub struct Line {
+    pub name: String,
+    pub color: usize,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Latency by percentile, as HdrHistogram plots it: x is 1/(1-p) on a log scale,
+/// labelled 50%, 90%, 99%, 99.9%...; each line ends at the percentile its count
+/// supports (1/(1-p) <= count).
+pub fn spectrum(title: &str, series: &[(String, usize, Histogram<u64>)]) -> Result<String, String> {
+    let mut lines = Vec::new();
+    for (name, color, h) in series {
+        let n = h.len();
+        if n == 0 {
+            continue;
+        }
+        let top = (n as f64).max(2.0);
+        let steps = 120;
+        let points: Vec<(f64, f64)> = (0..=steps)
+            .map(|i| {
+                let x = 10f64.powf(top.log10() * i as f64 / steps as f64);
+                let q = 1.0 - 1.0 / x;
+                (x, h.value_at_quantile(q) as f64 / 1e6)
+            })
+            .collect();
+        lines.push(Line {
+            name: name.clone(),
+            color: *color,
+            points,
+        });
+    }
+    if lines.is_empty() {
+        return Err("no successful requests to plot".into());
+    }
+    let xmax = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .fold(10.0f64, f64::max);
+    let ymax = nice_max(
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max),
+    );
+    let mut keys = vec![1.0, 2.0];
+    let mut k = 10.0;
+    while k <= xmax * 1.0001 {
+        keys.push(k);
+        k *= 10.0;
+    }
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(62)
+            .build_cartesian_2d((1f64..xmax).log_scale().with_key_points(keys), 0f64..ymax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile (log scale on 1/(1-p))")
+            .y_desc("latency (ms)")
+            .x_label_formatter(&|x| percentile_label(*x))
+            .y_label_formatter(&|y| super::fmt_ms(Some(*y)))
+            .draw()
+            .map_err(err)?;
+        draw_lines(&mut chart, &lines)?;
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
+fn draw_lines<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    lines: &[Line],
+) -> Result<(), String>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    for l in lines {
+        let c = color(l.color);
+        chart
+            .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(l.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)
+}
+
+/// Throughput (top) and p99 latency (bottom) per second of a phase, one line per engine.
+pub fn timeline(
+    title: &str,
+    series: &[(String, usize, &[IntervalResult])],
+) -> Result<String, String> {
+    let usable: Vec<&(String, usize, &[IntervalResult])> =
+        series.iter().filter(|s| !s.2.is_empty()).collect();
+    if usable.is_empty() {
+        return Err("no per-second intervals were recorded".into());
+    }
+    let tput: Vec<Line> = usable
+        .iter()
+        .map(|(n, c, iv)| Line {
+            name: n.clone(),
+            color: *c,
+            points: iv.iter().map(|i| (i.t_s as f64, i.ok as f64)).collect(),
+        })
+        .collect();
+    let p99: Vec<Line> = usable
+        .iter()
+        .map(|(n, c, iv)| Line {
+            name: n.clone(),
+            color: *c,
+            points: iv
+                .iter()
+                .filter_map(|i| i.p99_ms.map(|p| (i.t_s as f64, p)))
+                .collect(),
+        })
+        .collect();
+    let xmax = usable
+        .iter()
+        .flat_map(|s| s.2.iter().map(|i| i.t_s as f64))
+        .fold(1.0f64, f64::max);
+    let tmax = nice_max(
+        tput.iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max),
+    );
+    let pmax = nice_max(
+        p99.iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max),
+    );
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT + 140)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let root = root.titled(title, ("sans-serif", 17)).map_err(err)?;
+        let (top, bottom) = root.split_vertically((HEIGHT + 100) / 2);
+        {
+            let mut chart = ChartBuilder::on(&top)
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(62)
+                .build_cartesian_2d(0f64..xmax, 0f64..tmax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("seconds from phase start")
+                .y_desc("throughput (ops/s)")
+                .draw()
+                .map_err(err)?;
+            draw_lines(&mut chart, &tput)?;
+        }
+        if p99.iter().all(|l| l.points.is_empty()) {
+            bottom
+                .draw(&Text::new(
+                    "p99 per second: no successful requests",
+                    (80, 60),
+                    ("sans-serif", 14),
+                ))
+                .map_err(err)?;
+        } else {
+            let mut chart = ChartBuilder::on(&bottom)
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(62)
+                .build_cartesian_2d(0f64..xmax, 0f64..pmax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("seconds from phase start")
+                .y_desc("p99 latency (ms)")
+                .y_label_formatter(&|y| super::fmt_ms(Some(*y)))
+                .draw()
+                .map_err(err)?;
+            draw_lines(&mut chart, &p99)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
+/// Recall against throughput for a sweep of one search parameter: one line per engine,
+/// each point labelled with the parameters it ran with.
+pub fn recall_vs_throughput(title: &str, series: &[SweepSeries]) -> Result<String, String> {
+    let usable: Vec<&SweepSeries> = series.iter().filter(|s| !s.2.is_empty()).collect();
+    if usable.is_empty() {
+        return Err("no op of the sweep has both throughput and recall".into());
+    }
+    let xmax = nice_max(
+        usable
+            .iter()
+            .flat_map(|s| s.2.iter().map(|p| p.0))
+            .fold(0.0, f64::max),
+    );
+    let ymin = usable
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1))
+        .fold(1.0f64, f64::min);
+    let ymin = (ymin - 0.05).clamp(0.0, 0.95);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(62)
+            .build_cartesian_2d(0f64..xmax, ymin..1.02f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("throughput (ops/s)")
+            .y_desc("recall@k")
+            .draw()
+            .map_err(err)?;
+        let lines: Vec<Line> = usable
+            .iter()
+            .map(|(n, c, pts)| {
+                let mut points: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
+                points.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+                Line {
+                    name: n.clone(),
+                    color: *c,
+                    points,
+                }
+            })
+            .collect();
+        draw_lines(&mut chart, &lines)?;
+        for (n, (_, c, pts)) in usable.iter().enumerate() {
+            let col = color(*c);
+            // Alternate engines' labels above and below their points, so that engines
+            // with equal results do not print over each other.
+            let dy = if n % 2 == 0 { -16 } else { 6 };
+            chart
+                .draw_series(pts.iter().map(|(x, y, label)| {
+                    EmptyElement::at((*x, *y))
+                        + Circle::new((0, 0), 4, col.filled())
+                        + Text::new(label.clone(), (6, dy), ("sans-serif", 12))
+                }))
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
+/// Load and index-build seconds per engine, as grouped bars.
+pub fn load_bars(
+    title: &str,
+    engines: &[(String, Option<f64>, Option<f64>)],
+) -> Result<String, String> {
+    let usable: Vec<&(String, Option<f64>, Option<f64>)> = engines
+        .iter()
+        .filter(|e| e.1.is_some() || e.2.is_some())
+        .collect();
+    if usable.is_empty() {
+        return Err("no engine recorded a load".into());
+    }
+    let n = usable.len() as f64;
+    let ymax = nice_max(
+        usable
+            .iter()
+            .flat_map(|e| [e.1.unwrap_or(0.0), e.2.unwrap_or(0.0)])
+            .fold(0.0, f64::max),
+    );
+    let names: Vec<String> = usable.iter().map(|e| e.0.clone()).collect();
+    let load_color = RGBColor(0, 114, 178);
+    let index_color = RGBColor(230, 159, 0);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(62)
+            .build_cartesian_2d(0f64..n, 0f64..ymax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("engine")
+            .y_desc("seconds")
+            // 2n + 1 labels over 0..n fall on the half units; the centre of each group
+            // (i + 0.5) names its engine and the others stay blank.
+            .x_labels(2 * usable.len() + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor();
+                if i >= 0.0 && (x - i - 0.5).abs() < 1e-6 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()
+            .map_err(err)?;
+        let bar = |i: usize, left: f64, v: Option<f64>, c: RGBColor| {
+            v.map(|v| {
+                Rectangle::new(
+                    [(i as f64 + left, 0.0), (i as f64 + left + 0.36, v)],
+                    c.filled(),
+                )
+            })
+        };
+        chart
+            .draw_series(
+                usable
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| bar(i, 0.12, e.1, load_color)),
+            )
+            .map_err(err)?
+            .label("load (s)")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 14, y + 5)], load_color.filled())
+            });
+        chart
+            .draw_series(
+                usable
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| bar(i, 0.52, e.2, index_color)),
+            )
+            .map_err(err)?
+            .label("index build (s)")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 14, y + 5)], index_color.filled())
+            });
+        chart
+            .draw_series(usable.iter().enumerate().flat_map(|(i, e)| {
+                [(0.12, e.1), (0.52, e.2)]
+                    .into_iter()
+                    .filter_map(move |(left, v)| {
+                        v.map(|v| {
+                            Text::new(
+                                format!("{v:.2}"),
+                                (i as f64 + left + 0.02, v + ymax * 0.02),
+                                ("sans-serif", 12),
+                            )
+                        })
+                    })
+            }))
+            .map_err(err)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
+mod tests {
+    use super::*;
+    use crate::metrics::{new_histogram, record, SIGFIG};
+
+    #[test]
+    fn percentile_labels_read_like_hdrhistogram() {
+        assert_eq!(percentile_label(1.0), "0%");
+        assert_eq!(percentile_label(2.0), "50%");
+        assert_eq!(percentile_label(10.0), "90%");
+        assert_eq!(percentile_label(1000.0), "99.9%");
+    }
+
+    #[test]
+    fn empty_data_is_a_reason_not_a_panic() {
+        assert!(spectrum("t", &[("a".into(), 0, new_histogram(SIGFIG))]).is_err());
+        assert!(timeline("t", &[("a".into(), 0, &[])]).is_err());
+        assert!(recall_vs_throughput("t", &[]).is_err());
+        assert!(load_bars("t", &[("a".into(), None, None)]).is_err());
+    }
+
+    #[test]
+    fn a_spectrum_is_svg_with_its_axis_labels() {
+        let mut h = new_histogram(SIGFIG);
+        for v in 1..=2000u64 {
+            record(&mut h, v * 1000);
+        }
+        let svg = spectrum("knn latency", &[("sqlite".into(), 0, h)]).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
+        for text in ["knn latency", "latency (ms)", "99.9%", "50%", "sqlite"] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+    }
+}

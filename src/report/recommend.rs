@@ -1,0 +1,611 @@
+//! The verdict: each engine judged against the workload's `[requirements]` from the
+//! numbers results.json holds, with the margin of every pass and failure.
+//!
+//! It must never recommend on a number it did not measure: a requirement whose number is
+//! absent (engine skipped, op unsupported, too few requests for the percentile) is "not
+//! measured", and an engine with any such requirement does not fit. Without
+//! requirements there is no recommendation, only a per-op summary of who was fastest,
+//! labelled as such.
+
+use serde_json::Value;
+
+use super::{fmt_ms, fmt_ratio};
+use crate::results::{EngineResult, EngineStatus, OpResult, RunResults};
+use crate::spec::{Capability, Requirements, Slo, SloMetric};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail,
+    NotMeasured,
+}
+
+impl Outcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "FAIL",
+            Outcome::NotMeasured => "not measured",
+        }
+    }
+}
+
+/// One requirement judged for one engine.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// The requirement in words, e.g. "search / knn: p99 <= 25 ms".
+    pub requirement: String,
+    pub outcome: Outcome,
+    /// The evidence, e.g. "p99 18.2 ms <= 25 ms, 27% headroom".
+    pub detail: String,
+    /// Relative margin of an SLO (positive = room left), for ordering engines that fit.
+    pub margin: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineVerdict {
+    pub engine: String,
+    pub status: EngineStatus,
+    pub checks: Vec<Check>,
+}
+
+impl EngineVerdict {
+    pub fn fits(&self) -> bool {
+        self.checks.iter().all(|c| c.outcome == Outcome::Pass)
+    }
+
+    /// The smallest SLO margin (the requirement it is closest to failing).
+    pub fn tightest(&self) -> Option<&Check> {
+        self.checks
+            .iter()
+            .filter(|c| c.margin.is_some())
+            .min_by(|a, b| {
+                a.margin
+                    .partial_cmp(&b.margin)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+    }
+
+    /// The requirements it fails or that were not measured, in words.
+    /// Unmeasured requirements that share a reason are named together.
+    pub fn shortfalls(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::Fail)
+            .map(|c| format!("{}: {}", c.requirement, c.detail))
+            .collect();
+        let mut unmeasured: Vec<(&str, Vec<&str>)> = Vec::new();
+        for c in self
+            .checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::NotMeasured)
+        {
+            match unmeasured.iter_mut().find(|(d, _)| *d == c.detail) {
+                Some((_, reqs)) => reqs.push(&c.requirement),
+                None => unmeasured.push((&c.detail, vec![&c.requirement])),
+            }
+        }
+        for (detail, reqs) in unmeasured {
+            out.push(format!("not measured ({detail}): {}", reqs.join(", ")));
+        }
+        out
+    }
+}
+
+/// Fastest engine for one op, when there are no requirements.
+#[derive(Debug, Clone)]
+pub struct Winner {
+    pub phase: String,
+    pub op: String,
+    pub engine: Option<String>,
+    /// "p99", or "p50" when no engine had enough requests for p99.
+    pub by: &'static str,
+    pub value_ms: Option<f64>,
+    pub note: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub requirements: Option<Requirements>,
+    pub engines: Vec<EngineVerdict>,
+    /// Engines meeting every requirement, the most headroom on their tightest
+    /// requirement first.
+    pub fit: Vec<String>,
+    /// The verdict in one or two sentences.
+    pub headline: String,
+    /// One line per engine: why it fits, or what it fails.
+    pub reasons: Vec<String>,
+    /// Without requirements: the fastest engine per op (not a recommendation).
+    pub winners: Vec<Winner>,
+}
+
+pub fn evaluate(r: &RunResults) -> Verdict {
+    let Some(req) = r
+        .run
+        .requirements
+        .clone()
+        .filter(|q| !q.capabilities.is_empty() || !q.slo.is_empty())
+    else {
+        let winners = winners(r);
+        return Verdict {
+            requirements: None,
+            engines: Vec::new(),
+            fit: Vec::new(),
+            headline: "No recommendation: the workload states no [requirements], so no engine can be judged fit or unfit. \
+                       Below is the fastest engine per op by p99 latency, which is not a recommendation."
+                .into(),
+            reasons: Vec::new(),
+            winners,
+        };
+    };
+    let engines: Vec<EngineVerdict> = r
+        .engines
+        .iter()
+        .map(|e| {
+            let mut checks: Vec<Check> = req
+                .capabilities
+                .iter()
+                .map(|c| capability_check(e, *c))
+                .collect();
+            checks.extend(req.slo.iter().map(|s| slo_check(e, s, k_of(r, s))));
+            EngineVerdict {
+                engine: e.name.clone(),
+                status: e.status,
+                checks,
+            }
+        })
+        .collect();
+    let mut fitting: Vec<&EngineVerdict> = engines.iter().filter(|v| v.fits()).collect();
+    // Most room on the tightest requirement first; engines judged on capabilities alone
+    // (no margin) keep their run order after those.
+    fitting.sort_by(|a, b| {
+        let ma = a
+            .tightest()
+            .and_then(|c| c.margin)
+            .unwrap_or(f64::NEG_INFINITY);
+        let mb = b
+            .tightest()
+            .and_then(|c| c.margin)
+            .unwrap_or(f64::NEG_INFINITY);
+        mb.partial_cmp(&ma).unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let fit: Vec<String> = fitting.iter().map(|v| v.engine.clone()).collect();
+    let n = req.capabilities.len() + req.slo.len();
+    let mut reasons = Vec::new();
+    for v in &fitting {
+        let tight = v
+            .tightest()
+            .map(|c| format!("; tightest: {} ({})", c.requirement, c.detail))
+            .unwrap_or_default();
+        reasons.push(format!(
+            "{} fits: meets all {n} requirements{tight}.",
+            v.engine
+        ));
+    }
+    for v in engines.iter().filter(|v| !v.fits()) {
+        let status = match v.status {
+            EngineStatus::Skipped => " (skipped)",
+            EngineStatus::Failed => " (failed)",
+            EngineStatus::Ok => "",
+        };
+        reasons.push(format!(
+            "{}{status} does not fit: {}.",
+            v.engine,
+            v.shortfalls().join("; ")
+        ));
+    }
+    let headline = match fit.len() {
+        0 => format!("No engine meets all {n} requirements of this workload."),
+        1 => format!(
+            "Recommended: {}, the only engine that meets all {n} requirements.",
+            fit[0]
+        ),
+        _ => format!(
+            "Recommended: {} (meets all {n} requirements with the most headroom); also fit: {}.",
+            fit[0],
+            fit[1..].join(", ")
+        ),
+    };
+    let headline = if r.run.complete {
+        headline
+    } else {
+        format!(
+            "{headline} Caution: this run is incomplete ({}).",
+            r.run
+                .incomplete_reason
+                .as_deref()
+                .unwrap_or("reason not recorded")
+        )
+    };
+    Verdict {
+        requirements: Some(req),
+        engines,
+        fit,
+        headline,
+        reasons,
+        winners: Vec::new(),
+    }
+}
+
+/// (support, note) of one op kind in a recorded capabilities object.
+fn support_of(caps: &Value, path: &[&str]) -> (String, Option<String>) {
+    let mut v = caps;
+    for p in path {
+        v = match v.get(p) {
+            Some(x) => x,
+            None => return ("no".into(), None),
+        };
+    }
+    let support = v
+        .get("support")
+        .and_then(Value::as_str)
+        .unwrap_or("no")
+        .to_string();
+    let note = v.get("note").and_then(Value::as_str).map(str::to_string);
+    (support, note)
+}
+
+fn capability_check(e: &EngineResult, cap: Capability) -> Check {
+    let requirement = format!("capability {}", cap.as_str());
+    let check = |outcome, detail: String| Check {
+        requirement: requirement.clone(),
+        outcome,
+        detail,
+        margin: None,
+    };
+    let op_support = |kind: &str| support_of(&e.capabilities, &["ops", kind]);
+    let with_note = |what: &str, note: &Option<String>| match note {
+        Some(n) => format!("{what}: {n}"),
+        None => what.to_string(),
+    };
+    // An op kind the engine runs at all: native, client-side (dbbench fuses or filters,
+    // noted) or partial (weaker semantics, noted) all run it.
+    let runs = |kind: &str| {
+        let (s, note) = op_support(kind);
+        match s.as_str() {
+            "native" => check(Outcome::Pass, format!("{kind}: native")),
+            "client" => check(
+                Outcome::Pass,
+                with_note(&format!("{kind}: done client-side by dbbench"), &note),
+            ),
+            "partial" => check(
+                Outcome::Pass,
+                with_note(&format!("{kind}: partial support"), &note),
+            ),
+            _ => check(
+                Outcome::Fail,
+                format!("{kind} is not supported by driver {}", e.driver),
+            ),
+        }
+    };
+    match cap {
+        Capability::Knn => runs("knn"),
+        Capability::Text => runs("text"),
+        Capability::Hybrid => runs("hybrid"),
+        Capability::Get => runs("get"),
+        Capability::Insert => runs("insert"),
+        Capability::Update => runs("update"),
+        Capability::Delete => runs("delete"),
+        Capability::Scan => runs("scan"),
+        Capability::RankedText => {
+            let (s, note) = op_support("text");
+            match s.as_str() {
+                "native" => check(Outcome::Pass, "text ranked by the engine".into()),
+                "client" | "partial" => check(
+                    Outcome::Fail,
+                    with_note(
+                        &format!("text is {s} support, not ranking done by the engine"),
+                        &note,
+                    ),
+                ),
+                _ => check(
+                    Outcome::Fail,
+                    format!("text is not supported by driver {}", e.driver),
+                ),
+            }
+        }
+        Capability::FilteredKnn => {
+            let (k, _) = op_support("knn");
+            let (f, note) = support_of(&e.capabilities, &["filters"]);
+            if k == "no" {
+                check(
+                    Outcome::Fail,
+                    format!("knn is not supported by driver {}", e.driver),
+                )
+            } else if f == "native" {
+                check(
+                    Outcome::Pass,
+                    "the engine applies filters during kNN".into(),
+                )
+            } else if f == "no" {
+                check(Outcome::Fail, "filters are not supported".into())
+            } else {
+                check(
+                    Outcome::Fail,
+                    with_note(&format!("filters are {f} support, not applied by the engine (recall and latency change under filtering)"), &note),
+                )
+            }
+        }
+        Capability::Transactions => {
+            match e.capabilities.get("transactions").and_then(Value::as_bool) {
+                Some(true) => check(Outcome::Pass, "writes run in transactions".into()),
+                _ => check(Outcome::Fail, "writes do not run in transactions".into()),
+            }
+        }
+    }
+}
+
+fn metric_name(m: SloMetric, k: Option<usize>) -> String {
+    match m {
+        SloMetric::P50Ms => "p50".into(),
+        SloMetric::P95Ms => "p95".into(),
+        SloMetric::P99Ms => "p99".into(),
+        SloMetric::P999Ms => "p99.9".into(),
+        SloMetric::ThroughputOpsS => "throughput".into(),
+        SloMetric::RecallAtK => format!(
+            "recall@{}",
+            k.map(|k| k.to_string()).unwrap_or_else(|| "k".into())
+        ),
+        SloMetric::NdcgAt10 => "nDCG@10".into(),
+        SloMetric::RecallAt100 => "recall@100".into(),
+        SloMetric::ErrorRate => "error rate".into(),
+        SloMetric::LoadSeconds => "load time".into(),
+        SloMetric::IndexSeconds => "index build time".into(),
+    }
+}
+
+fn fmt_value(m: SloMetric, v: f64) -> String {
+    match m {
+        SloMetric::P50Ms | SloMetric::P95Ms | SloMetric::P99Ms | SloMetric::P999Ms => {
+            format!("{} ms", trim(fmt_ms(Some(v))))
+        }
+        SloMetric::ThroughputOpsS => format!("{} ops/s", trim(format!("{v:.1}"))),
+        SloMetric::RecallAtK | SloMetric::NdcgAt10 | SloMetric::RecallAt100 => fmt_ratio(Some(v)),
+        SloMetric::ErrorRate => format!("{}%", trim(format!("{:.3}", v * 100.0))),
+        SloMetric::LoadSeconds | SloMetric::IndexSeconds => {
+            format!("{} s", trim(format!("{v:.2}")))
+        }
+    }
+}
+
+/// "25.00" -> "25", "0.50" -> "0.5": bounds read as the user wrote them.
+fn trim(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// Where an SLO's number comes from, or why it is absent.
+fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, String), String> {
+    if e.status == EngineStatus::Skipped {
+        // The reason and the start hint are shown once, with the engine.
+        return Err("engine skipped".into());
+    }
+    match s.metric {
+        SloMetric::LoadSeconds => {
+            return e
+                .load
+                .as_ref()
+                .map(|l| (l.seconds, String::new()))
+                .ok_or_else(|| "no load was recorded".into())
+        }
+        SloMetric::IndexSeconds => {
+            return e
+                .index
+                .as_ref()
+                .map(|i| (i.seconds, String::new()))
+                .ok_or_else(|| "no index build was recorded".into())
+        }
+        _ => {}
+    }
+    let phase = s.phase.as_deref().unwrap_or("");
+    let label = s.op.as_deref().unwrap_or("");
+    let Some(p) = e.phases.iter().find(|p| p.name == phase) else {
+        return Err(match e.status {
+            EngineStatus::Failed => format!(
+                "engine failed before phase {phase}: {}",
+                e.reason.as_deref().unwrap_or("")
+            ),
+            _ => format!("phase {phase} was not run"),
+        });
+    };
+    let Some(o) = p.ops.iter().find(|o| o.label == label) else {
+        return Err(format!("op {label} was not run in phase {phase}"));
+    };
+    let suffix = if p.complete {
+        String::new()
+    } else {
+        " (phase incomplete)".to_string()
+    };
+    metric_of(o, s.metric).map(|v| (v, suffix))
+}
+
+fn metric_of(o: &OpResult, m: SloMetric) -> Result<f64, String> {
+    if o.status != "ok" {
+        return Err(format!(
+            "{}: {}",
+            o.status,
+            o.note.as_deref().unwrap_or("not run")
+        ));
+    }
+    let pct = |v: Option<f64>, needs: u64, name: &str| {
+        v.ok_or_else(|| {
+            if o.count == 0 {
+                "no successful requests".to_string()
+            } else {
+                format!(
+                    "{name} needs at least {needs} successful requests, the op had {}",
+                    o.count
+                )
+            }
+        })
+    };
+    match m {
+        SloMetric::P50Ms => pct(o.latency_ms.p50, 1, "p50"),
+        SloMetric::P95Ms => pct(o.latency_ms.p95, 20, "p95"),
+        SloMetric::P99Ms => pct(o.latency_ms.p99, 100, "p99"),
+        SloMetric::P999Ms => pct(o.latency_ms.p999, 1000, "p99.9"),
+        SloMetric::ThroughputOpsS => Ok(o.throughput_ops_s),
+        SloMetric::RecallAtK => o
+            .quality
+            .recall_at_k
+            .ok_or_else(|| "no exact ground truth was scored for this op".into()),
+        SloMetric::NdcgAt10 => o
+            .quality
+            .ndcg_at_10
+            .ok_or_else(|| "nDCG@10 needs relevance judgments and k >= 10".into()),
+        SloMetric::RecallAt100 => o
+            .quality
+            .recall_at_100
+            .ok_or_else(|| "recall@100 needs relevance judgments and k >= 100".into()),
+        SloMetric::ErrorRate => {
+            let total = o.count + o.errors;
+            if total == 0 {
+                Err("no requests were sent".into())
+            } else {
+                Ok(o.errors as f64 / total as f64)
+            }
+        }
+        SloMetric::LoadSeconds | SloMetric::IndexSeconds => Err("engine-wide metric".into()),
+    }
+}
+
+/// The k of an SLO's op, from whichever engine ran it (a skipped engine has no ops).
+fn k_of(r: &RunResults, s: &Slo) -> Option<usize> {
+    r.engines
+        .iter()
+        .flat_map(|e| e.phases.iter())
+        .filter(|p| Some(p.name.as_str()) == s.phase.as_deref())
+        .flat_map(|p| p.ops.iter())
+        .find(|o| Some(o.label.as_str()) == s.op.as_deref())
+        .and_then(|o| o.k)
+}
+
+fn slo_check(e: &EngineResult, s: &Slo, k: Option<usize>) -> Check {
+    let name = metric_name(s.metric, k);
+    let (op, bound) = match (s.max, s.min) {
+        (Some(max), _) => ("<=", max),
+        (None, Some(min)) => (">=", min),
+        (None, None) => ("?", 0.0),
+    };
+    let place = match (&s.phase, &s.op) {
+        (Some(p), Some(o)) => format!("{p} / {o}: "),
+        _ => String::new(),
+    };
+    let requirement = format!("{place}{name} {op} {}", fmt_value(s.metric, bound));
+    match measured(e, s) {
+        Err(why) => Check {
+            requirement,
+            outcome: Outcome::NotMeasured,
+            detail: why,
+            margin: None,
+        },
+        Ok((v, suffix)) => {
+            let (pass, margin) = if s.max.is_some() {
+                (v <= bound, (bound > 0.0).then(|| (bound - v) / bound))
+            } else {
+                (v >= bound, (bound > 0.0).then(|| (v - bound) / bound))
+            };
+            let shown = fmt_value(s.metric, v);
+            let limit = fmt_value(s.metric, bound);
+            let cmp = match (s.max.is_some(), pass) {
+                (true, true) => "<=",
+                (true, false) => ">",
+                (false, true) => ">=",
+                (false, false) => "<",
+            };
+            let words = match (margin, s.max.is_some(), pass) {
+                (None, _, _) => String::new(),
+                (Some(m), true, true) => format!(", {:.0}% headroom", m * 100.0),
+                (Some(m), true, false) => format!(", {:.0}% over", -m * 100.0),
+                (Some(m), false, true) => format!(", {:.1}% above the minimum", m * 100.0),
+                (Some(m), false, false) => format!(", {:.1}% short", -m * 100.0),
+            };
+            Check {
+                requirement,
+                outcome: if pass { Outcome::Pass } else { Outcome::Fail },
+                detail: format!("{name} {shown} {cmp} {limit}{words}{suffix}"),
+                margin,
+            }
+        }
+    }
+}
+
+fn winners(r: &RunResults) -> Vec<Winner> {
+    let mut out = Vec::new();
+    for p in super::phase_views(r) {
+        for o in &p.ops {
+            let ran: Vec<(&EngineResult, &OpResult)> = o
+                .engines
+                .iter()
+                .copied()
+                .filter(|(_, op)| op.status == "ok" && op.count > 0)
+                .collect();
+            let by_p99: Vec<(&EngineResult, &OpResult, f64)> = ran
+                .iter()
+                .filter_map(|(e, op)| op.latency_ms.p99.map(|v| (*e, *op, v)))
+                .collect();
+            let (by, candidates) = if by_p99.is_empty() {
+                (
+                    "p50",
+                    ran.iter()
+                        .filter_map(|(e, op)| op.latency_ms.p50.map(|v| (*e, *op, v)))
+                        .collect::<Vec<_>>(),
+                )
+            } else {
+                ("p99", by_p99)
+            };
+            let best = candidates
+                .iter()
+                .min_by(|a, b| a.2.partial_cmp(&b.2).unwrap_or(std::cmp::Ordering::Equal));
+            let Some((e, op, v)) = best else {
+                out.push(Winner {
+                    phase: p.name.clone(),
+                    op: o.label.clone(),
+                    engine: None,
+                    by: "p99",
+                    value_ms: None,
+                    note: "no engine measured this op".into(),
+                });
+                continue;
+            };
+            let mut notes = Vec::new();
+            if by == "p50" {
+                notes.push("too few requests for p99 on every engine".to_string());
+            }
+            if candidates.len() == 1 {
+                notes.push("the only engine measured".to_string());
+            }
+            if let Some(rec) = op.quality.recall_at_k {
+                let mut s = format!("recall@{} {rec:.3}", op.k.unwrap_or(0));
+                let better = ran
+                    .iter()
+                    .filter_map(|(e2, o2)| o2.quality.recall_at_k.map(|x| (e2, x)))
+                    .filter(|(_, x)| *x > rec + 1e-9)
+                    .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+                if let Some((e2, x)) = better {
+                    s.push_str(&format!(", lower than {} ({x:.3})", e2.name));
+                }
+                notes.push(s);
+            }
+            if let Some(n) = op.quality.ndcg_at_10 {
+                notes.push(format!("nDCG@10 {n:.3}"));
+            }
+            if op.errors > 0 {
+                notes.push(format!("{} errors", op.errors));
+            }
+            out.push(Winner {
+                phase: p.name.clone(),
+                op: o.label.clone(),
+                engine: Some(e.name.clone()),
+                by,
+                value_ms: Some(*v),
+                note: notes.join("; "),
+            });
+        }
+    }
+    out
+}
