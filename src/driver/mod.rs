@@ -15,6 +15,7 @@ pub use crate::error::{DriverError, DriverResult, ErrorKind};
 
 pub mod noop;
 pub mod op;
+pub mod pgvector;
 pub mod scripted;
 pub mod sqlite;
 
@@ -173,7 +174,7 @@ pub struct DriverKind {
 
 /// Every driver kind compiled in.
 pub fn registry() -> &'static [DriverKind] {
-    static KINDS: &[DriverKind] = &[sqlite::KIND, noop::KIND, scripted::KIND];
+    static KINDS: &[DriverKind] = &[sqlite::KIND, noop::KIND, scripted::KIND, pgvector::KIND];
     KINDS
 }
 
