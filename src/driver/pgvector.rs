@@ -1208,6 +1208,7 @@ impl Driver for PgVector {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
