@@ -16,6 +16,7 @@ pub use crate::error::{DriverError, DriverResult, ErrorKind};
 pub mod chroma;
 pub mod noop;
 pub mod op;
+pub mod pgvector;
 pub mod scripted;
 pub mod sqlite;
 
@@ -174,7 +175,7 @@ pub struct DriverKind {
 
 /// Every driver kind compiled in.
 pub fn registry() -> &'static [DriverKind] {
-    static KINDS: &[DriverKind] = &[sqlite::KIND, chroma::KIND, noop::KIND, scripted::KIND];
+    static KINDS: &[DriverKind] = &[sqlite::KIND, pgvector::KIND, chroma::KIND, noop::KIND, scripted::KIND];
     KINDS
 }
 

@@ -1,0 +1,1377 @@
+//! PostgreSQL with pgvector, over sqlx (binary protocol, prepared statements).
+//!
+//! Everything lives in one table `dbbench.<collection>`: an HNSW or IVFFlat index for
+//! kNN, a generated `tsvector` column with a GIN index for text ranked by `ts_rank_cd`,
+//! btree indexes on the attribute columns, and hybrid as reciprocal rank fusion in one
+//! SQL statement. A table is only ever dropped when its comment says dbbench created it.
+//!
+//! Connections are kept in a small pool of our own rather than `sqlx::Pool`, for two
+//! reasons. sqlx's pool pings a connection before handing it out (a second round trip
+//! per request unless disabled), and retries refused connections until its acquire
+//! timeout, which would hide a dead server from the runner for seconds per request.
+//! And each connection here remembers the search knobs (`hnsw.ef_search`,
+//! `ivfflat.probes`) last set on it, so a request is one round trip: the knobs are set
+//! with a session-level `SET` only when a connection is handed a request that wants
+//! other values, and the pool prefers a connection that already has the wanted values.
+//! `SET LOCAL` inside a transaction would cost three extra round trips per query through
+//! sqlx (BEGIN, SET LOCAL, COMMIT), as sqlx has no pipelining; the connections are
+//! dbbench's own, so a session setting cannot leak into anyone else's work.
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
+use sqlx::query::Query;
+use sqlx::{ConnectOptions, Connection, Postgres, Row};
+
+use super::*;
+
+pub const DEFAULT_URL: &str = "postgres://dbbench:dbbench@127.0.0.1:5433/dbbench";
+
+pub const KIND: DriverKind = DriverKind {
+    kind: "pgvector",
+    summary: "PostgreSQL + pgvector: HNSW/IVFFlat kNN with SQL filters, GIN ts_rank_cd text, RRF hybrid in SQL, transactions",
+    default_url: Some(DEFAULT_URL),
+    start_hint: "services/up.sh pgvector (or: docker compose -f docker-compose.bench.yml up -d pgvector)",
+    capabilities,
+    validate: |cfg| Settings::parse(cfg).map(|_| ()),
+    open: |cfg| Ok(Box::new(PgVector::new(cfg)?)),
+    hidden: false,
+};
+
+/// Text is ranked by `ts_rank_cd`, PostgreSQL's own ranking (cover density, not BM25):
+/// that is what the op asks for ("BM25 or the engine's own ranking"), so it is native.
+fn capabilities() -> Capabilities {
+    Capabilities::all_native()
+}
+
+/// The schema every dbbench table lives in.
+const SCHEMA: &str = "dbbench";
+/// The start of the table comment that marks a table as dbbench's own.
+const MARKER: &str = "dbbench:";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Vector index: "hnsw", "ivfflat" or "none" (exact scan).
+    pub index: String,
+    /// HNSW: links per node.
+    pub m: u32,
+    /// HNSW: candidate list size while building.
+    pub ef_construction: u32,
+    /// IVFFlat: number of lists.
+    pub lists: u32,
+    /// HNSW: candidate list size while searching (per op: params `ef_search`).
+    pub ef_search: u32,
+    /// IVFFlat: lists probed per search (per op: params `probes`). Default: sqrt(lists).
+    pub probes: Option<u32>,
+    /// Filtered kNN: "relaxed_order", "strict_order" (HNSW only) or "off".
+    pub iterative_scan: String,
+    /// Idle connections kept open (workers beyond it open more on demand).
+    pub pool_size: usize,
+    /// Text search configuration for the tsvector and the queries.
+    pub text_config: String,
+    /// `ts_rank_cd` normalization bits (0: none; 1: divide by 1 + log(length); ...).
+    pub rank_normalization: u32,
+    /// Candidates taken from each side before reciprocal rank fusion.
+    pub hybrid_candidates: usize,
+    /// The k of reciprocal rank fusion: score = sum 1 / (rrf_k + rank).
+    pub rrf_k: u32,
+    /// Seconds to wait for a new connection before the server counts as unreachable.
+    pub connect_timeout_s: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Settings {
+            index: "hnsw".into(),
+            m: 16,
+            ef_construction: 64,
+            lists: 100,
+            ef_search: 40,
+            probes: None,
+            iterative_scan: "relaxed_order".into(),
+            pool_size: (2 * cores + 1).min(32),
+            text_config: "english".into(),
+            rank_normalization: 0,
+            hybrid_candidates: 100,
+            rrf_k: 60,
+            connect_timeout_s: 10.0,
+        }
+    }
+}
+
+impl Settings {
+    fn parse(cfg: &EngineConfig) -> Result<Self, String> {
+        let s: Settings = parse_settings(cfg)?;
+        let bad = |key: &str, why: &str| Err(format!("engines.{}.settings.{key}: {why}", cfg.name));
+        if !["hnsw", "ivfflat", "none"].contains(&s.index.as_str()) {
+            return bad("index", "use \"hnsw\", \"ivfflat\" or \"none\"");
+        }
+        if !["relaxed_order", "strict_order", "off"].contains(&s.iterative_scan.as_str()) {
+            return bad(
+                "iterative_scan",
+                "use \"relaxed_order\", \"strict_order\" or \"off\"",
+            );
+        }
+        if s.index == "ivfflat" && s.iterative_scan == "strict_order" {
+            return bad(
+                "iterative_scan",
+                "IVFFlat supports only \"relaxed_order\" or \"off\"",
+            );
+        }
+        if !(2..=100).contains(&s.m) {
+            return bad("m", "between 2 and 100");
+        }
+        if !(4..=1000).contains(&s.ef_construction) || s.ef_construction < 2 * s.m {
+            return bad("ef_construction", "between 4 and 1000, and at least 2 * m");
+        }
+        if !(1..=1000).contains(&s.ef_search) {
+            return bad("ef_search", "between 1 and 1000");
+        }
+        if !(1..=32768).contains(&s.lists) {
+            return bad("lists", "between 1 and 32768");
+        }
+        if s.probes.is_some_and(|p| p == 0 || p > s.lists) {
+            return bad("probes", "between 1 and lists");
+        }
+        if s.pool_size == 0 || s.hybrid_candidates == 0 {
+            return bad(
+                "pool_size",
+                "pool_size and hybrid_candidates must be at least 1",
+            );
+        }
+        let ident = |x: &str| {
+            !x.is_empty()
+                && x.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                && !x.starts_with(|c: char| c.is_ascii_digit())
+        };
+        if !ident(&s.text_config) {
+            return bad(
+                "text_config",
+                "a text search configuration name such as \"english\" or \"simple\"",
+            );
+        }
+        if s.rank_normalization > 63 {
+            return bad(
+                "rank_normalization",
+                "ts_rank_cd normalization bits, 0 to 63",
+            );
+        }
+        if !(s.connect_timeout_s > 0.0 && s.connect_timeout_s <= 600.0) {
+            return bad("connect_timeout_s", "seconds, more than 0 and at most 600");
+        }
+        Ok(s)
+    }
+
+    fn probes(&self) -> u32 {
+        self.probes
+            .unwrap_or_else(|| ((self.lists as f64).sqrt().round() as u32).max(1))
+    }
+}
+
+/// The per-session search knobs a query wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Knobs {
+    ef_search: u32,
+    probes: u32,
+}
+
+struct Conn {
+    pg: PgConnection,
+    knobs: Option<Knobs>,
+}
+
+/// Open connections not in use, and how to open more.
+struct Pool {
+    options: PgConnectOptions,
+    /// Run once on every new connection (session settings that never change).
+    init_sql: String,
+    idle: Mutex<Vec<Conn>>,
+    max_idle: usize,
+    connect_timeout: Duration,
+}
+
+impl Pool {
+    async fn connect(&self) -> DriverResult<Conn> {
+        let pg = match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
+            Ok(r) => r.map_err(pg_err)?,
+            Err(_) => {
+                return Err(DriverError::unreachable(format!(
+                    "pgvector: no connection within {:.1}s",
+                    self.connect_timeout.as_secs_f64()
+                )))
+            }
+        };
+        let mut c = Conn { pg, knobs: None };
+        simple(&mut c.pg, &self.init_sql).await.map_err(pg_err)?;
+        Ok(c)
+    }
+
+    /// A connection, preferably one whose knobs are already `want`.
+    async fn acquire(&self, want: Option<Knobs>) -> DriverResult<Conn> {
+        let found = {
+            let mut idle = self.idle.lock().expect("pool lock");
+            let at = want
+                .and_then(|w| idle.iter().rposition(|c| c.knobs == Some(w)))
+                .or_else(|| idle.len().checked_sub(1));
+            at.map(|i| idle.swap_remove(i))
+        };
+        let mut c = match found {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        if let Some(w) = want.filter(|w| c.knobs != Some(*w)) {
+            // Integers formatted by us: nothing from outside reaches this SQL text.
+            let sql = format!(
+                "SET hnsw.ef_search = {}; SET ivfflat.probes = {}",
+                w.ef_search, w.probes
+            );
+            simple(&mut c.pg, &sql).await.map_err(pg_err)?;
+            c.knobs = Some(w);
+        }
+        Ok(c)
+    }
+
+    fn release(&self, c: Conn) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        if idle.len() < self.max_idle {
+            idle.push(c);
+        }
+    }
+
+    fn clear(&self) {
+        self.idle.lock().expect("pool lock").clear();
+    }
+}
+
+/// Map a sqlx error to dbbench's kinds: a server that cannot be talked to is
+/// `Unreachable` (so the runner can declare it lost), a cancelled statement a `Timeout`,
+/// any other server error `Rejected`.
+fn pg_err(e: sqlx::Error) -> DriverError {
+    use sqlx::Error as E;
+    match &e {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
+            DriverError::unreachable(format!("pgvector: {e}"))
+        }
+        E::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            let msg = format!("pgvector: {} (SQLSTATE {code})", db.message());
+            // Class 08: connection exception (but 08P01 is a protocol violation, a bug
+            // of ours, not a lost server); 57P01-57P03: admin/crash shutdown, cannot
+            // connect now (the server is going away or not yet accepting).
+            if code == "08P01" {
+                DriverError::protocol(msg)
+            } else if code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code.as_str())
+            {
+                DriverError::unreachable(msg)
+            } else if code == "57014" {
+                DriverError::new(ErrorKind::Timeout, msg)
+            } else {
+                DriverError::rejected(msg)
+            }
+        }
+        E::Protocol(_) | E::Decode(_) | E::ColumnDecode { .. } | E::TypeNotFound { .. } => {
+            DriverError::protocol(format!("pgvector: {e}"))
+        }
+        _ => DriverError::other(format!("pgvector: {e}")),
+    }
+}
+
+/// Run SQL text without parameters (simple query protocol; may hold several statements).
+async fn simple(pg: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
+    sqlx::Executor::execute(pg, sql).await.map(|_| ())
+}
+
+/// A double-quoted SQL identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A single-quoted SQL string literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn column(attr: &str) -> String {
+    ident(&format!("a_{attr}"))
+}
+
+/// A value bound to a filter placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    Ints(Vec<i64>),
+    Texts(Vec<String>),
+}
+
+fn bind_args<'q>(
+    mut q: Query<'q, Postgres, PgArguments>,
+    args: &[Arg],
+) -> Query<'q, Postgres, PgArguments> {
+    for a in args {
+        q = match a {
+            Arg::Int(i) => q.bind(*i),
+            Arg::Text(s) => q.bind(s.clone()),
+            Arg::Ints(v) => q.bind(v.clone()),
+            Arg::Texts(v) => q.bind(v.clone()),
+        };
+    }
+    q
+}
+
+/// The filter as a SQL boolean expression whose values are bound parameters: `args[i]`
+/// is `$(first + i)`, and the values are appended to `args`. `IN` binds one
+/// array (`= ANY($n)`), so the statement text depends only on the filter's shape.
+pub fn filter_sql(f: &Filter, first: usize, args: &mut Vec<Arg>) -> DriverResult<String> {
+    let next = |a: Arg, args: &mut Vec<Arg>| {
+        args.push(a);
+        format!("${}", first + args.len() - 1)
+    };
+    Ok(match f {
+        Filter::Eq { field, value } => {
+            let p = next(
+                match value {
+                    AttrValue::Integer(i) => Arg::Int(*i),
+                    AttrValue::Keyword(s) => Arg::Text(s.clone()),
+                },
+                args,
+            );
+            format!("{} = {p}", column(field))
+        }
+        Filter::In { field, values } => {
+            let arg = if values.iter().all(|v| matches!(v, AttrValue::Integer(_))) {
+                Arg::Ints(
+                    values
+                        .iter()
+                        .filter_map(|v| match v {
+                            AttrValue::Integer(i) => Some(*i),
+                            AttrValue::Keyword(_) => None,
+                        })
+                        .collect(),
+                )
+            } else if values.iter().all(|v| matches!(v, AttrValue::Keyword(_))) {
+                Arg::Texts(
+                    values
+                        .iter()
+                        .filter_map(|v| match v {
+                            AttrValue::Keyword(s) => Some(s.clone()),
+                            AttrValue::Integer(_) => None,
+                        })
+                        .collect(),
+                )
+            } else {
+                return Err(DriverError::rejected(format!(
+                    "filter on {field}: in-list mixes integers and keywords"
+                )));
+            };
+            let p = next(arg, args);
+            format!("{} = ANY({p})", column(field))
+        }
+        Filter::Range { field, gte, lt } => {
+            let mut parts = Vec::new();
+            if let Some(g) = gte {
+                parts.push(format!("{} >= {}", column(field), next(Arg::Int(*g), args)));
+            }
+            if let Some(l) = lt {
+                parts.push(format!("{} < {}", column(field), next(Arg::Int(*l), args)));
+            }
+            match parts.len() {
+                0 => "TRUE".into(),
+                1 => parts.remove(0),
+                _ => format!("({})", parts.join(" AND ")),
+            }
+        }
+        Filter::And(parts) | Filter::Or(parts) => {
+            if parts.is_empty() {
+                return Ok(if matches!(f, Filter::And(_)) {
+                    "TRUE"
+                } else {
+                    "FALSE"
+                }
+                .into());
+            }
+            let sep = if matches!(f, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            let mut out = Vec::new();
+            for p in parts {
+                out.push(filter_sql(p, first, args)?);
+            }
+            format!("({})", out.join(sep))
+        }
+    })
+}
+
+/// Free text as a tsquery source: every word, OR-ed, for `to_tsquery`. Only letters and
+/// digits reach it, so tsquery operators in the user's text cannot become syntax.
+/// `plainto_tsquery` and `websearch_to_tsquery` would AND the words, and a BEIR query
+/// of ten words would then match almost nothing.
+pub fn or_query(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+struct State {
+    schema: Schema,
+    /// `dbbench."<collection>"`.
+    table: String,
+    /// Distance operator for the metric.
+    op: &'static str,
+    /// `'english'::regconfig`.
+    config: String,
+    /// Attribute columns as a select list suffix: `, "a_x", "a_y"`.
+    attr_cols: String,
+    knn_sql: String,
+    text_sql: String,
+    hybrid_sql: String,
+    get_sql: String,
+    insert_sql: String,
+    load_sql: String,
+}
+
+pub struct PgVector {
+    settings: Settings,
+    url: String,
+    pool: Pool,
+    state: Mutex<Option<Arc<State>>>,
+}
+
+impl PgVector {
+    pub fn new(cfg: &EngineConfig) -> Result<Self, String> {
+        let settings = Settings::parse(cfg)?;
+        let url = cfg.url.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
+        let options = PgConnectOptions::from_str(&url)
+            .map_err(|e| format!("engines.{}.url {}: {e}", cfg.name, redact_url(&url)))?
+            .application_name("dbbench")
+            .disable_statement_logging();
+        let probes = settings.probes();
+        let iterative = &settings.iterative_scan;
+        let ivf_iterative = if iterative == "off" {
+            "off"
+        } else {
+            "relaxed_order"
+        };
+        let init_sql = format!(
+            "SET hnsw.iterative_scan = {iterative}; SET ivfflat.iterative_scan = {ivf_iterative}; \
+             SET hnsw.ef_search = {}; SET ivfflat.probes = {probes}",
+            settings.ef_search
+        );
+        Ok(PgVector {
+            pool: Pool {
+                options,
+                init_sql,
+                idle: Mutex::new(Vec::new()),
+                max_idle: settings.pool_size,
+                connect_timeout: Duration::from_secs_f64(settings.connect_timeout_s),
+            },
+            settings,
+            url,
+            state: Mutex::new(None),
+        })
+    }
+
+    fn state(&self) -> DriverResult<Arc<State>> {
+        self.state
+            .lock()
+            .expect("state lock")
+            .clone()
+            .ok_or_else(|| DriverError::other("pgvector: prepare was not called"))
+    }
+
+    fn default_knobs(&self) -> Knobs {
+        Knobs {
+            ef_search: self.settings.ef_search,
+            probes: self.settings.probes(),
+        }
+    }
+
+    /// The knobs for a search, from the op's params over the settings.
+    fn knobs(&self, params: &SearchParams) -> DriverResult<Knobs> {
+        let mut k = self.default_knobs();
+        let int = |key: &str, lo: u64, hi: u64| -> DriverResult<Option<u32>> {
+            match params.get(key) {
+                None => Ok(None),
+                Some(v) => match v.as_u64().filter(|x| (lo..=hi).contains(x)) {
+                    Some(x) => Ok(Some(x as u32)),
+                    None => Err(DriverError::rejected(format!(
+                        "pgvector: params.{key} must be an integer from {lo} to {hi}, got {v}"
+                    ))),
+                },
+            }
+        };
+        if let Some(x) = int("ef_search", 1, 1000)? {
+            k.ef_search = x;
+        }
+        if let Some(x) = int("probes", 1, 32768)? {
+            k.probes = x;
+        }
+        Ok(k)
+    }
+
+    fn build_state(&self, schema: &Schema) -> State {
+        let table = format!("{SCHEMA}.{}", ident(&schema.collection));
+        let op = match schema.metric {
+            Metric::Cosine => "<=>",
+            Metric::L2 => "<->",
+            Metric::Dot => "<#>",
+        };
+        let config = format!("{}::regconfig", literal(&self.settings.text_config));
+        let attr_cols: String = schema
+            .attributes
+            .iter()
+            .map(|a| format!(", {}", column(&a.name)))
+            .collect();
+        let n = schema.attributes.len();
+        let marks: String = (0..n).map(|i| format!(", ${}", i + 4)).collect();
+        let unnest: String = schema
+            .attributes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let ty = match a.kind {
+                    AttrKind::Integer => "bigint",
+                    AttrKind::Keyword => "text",
+                };
+                format!(", ${}::{ty}[]", i + 4)
+            })
+            .collect();
+        let norm = self.settings.rank_normalization;
+        let knn_sql = Self::knn_sql(&table, op, None);
+        let text_sql = Self::text_sql(&table, &config, norm, None);
+        let hybrid_sql = self.hybrid_sql(&table, op, &config, None);
+        State {
+            get_sql: format!("SELECT id, embedding, text{attr_cols} FROM {table} WHERE id = $1"),
+            insert_sql: format!("INSERT INTO {table} (id, embedding, text{attr_cols}) VALUES ($1, $2, $3{marks})"),
+            load_sql: format!(
+                "INSERT INTO {table} (id, embedding, text{attr_cols}) SELECT * FROM unnest($1::bigint[], $2::vector[], $3::text[]{unnest})"
+            ),
+            knn_sql,
+            text_sql,
+            hybrid_sql,
+            schema: schema.clone(),
+            table,
+            op,
+            config,
+            attr_cols,
+        }
+    }
+
+    /// kNN: `$1` vector, `$2` k, filter from `$3`. A filtered search is re-sorted outside
+    /// the index scan because relaxed-order iterative scans may return rows slightly out
+    /// of distance order.
+    fn knn_sql(table: &str, op: &str, filter: Option<&str>) -> String {
+        match filter {
+            None => format!("SELECT id FROM {table} ORDER BY embedding {op} $1 LIMIT $2"),
+            Some(w) => format!(
+                "SELECT id FROM (SELECT id, embedding {op} $1 AS d FROM {table} WHERE {w} ORDER BY embedding {op} $1 LIMIT $2) s ORDER BY d, id"
+            ),
+        }
+    }
+
+    /// Text: `$1` OR-query, `$2` k, filter from `$3`.
+    fn text_sql(table: &str, config: &str, norm: u32, filter: Option<&str>) -> String {
+        let w = filter.map(|w| format!(" AND {w}")).unwrap_or_default();
+        format!(
+            "SELECT t.id FROM {table} t, to_tsquery({config}, $1) q WHERE t.tsv @@ q{w} ORDER BY ts_rank_cd(t.tsv, q, {norm}) DESC, t.id LIMIT $2"
+        )
+    }
+
+    /// Hybrid: `$1` vector, `$2` OR-query, `$3` candidates per side, `$4` k, filter from
+    /// `$5` (the same placeholders serve both sides).
+    fn hybrid_sql(&self, table: &str, op: &str, config: &str, filter: Option<&str>) -> String {
+        let norm = self.settings.rank_normalization;
+        let wk = filter.map(|w| format!(" WHERE {w}")).unwrap_or_default();
+        let wt = filter.map(|w| format!(" AND {w}")).unwrap_or_default();
+        format!(
+            "WITH knn AS (SELECT id, row_number() OVER (ORDER BY d, id) AS r FROM \
+               (SELECT id, embedding {op} $1 AS d FROM {table}{wk} ORDER BY embedding {op} $1 LIMIT $3) s), \
+             txt AS (SELECT id, row_number() OVER (ORDER BY s DESC, id) AS r FROM \
+               (SELECT t.id, ts_rank_cd(t.tsv, q, {norm}) AS s FROM {table} t, to_tsquery({config}, $2) q \
+                WHERE t.tsv @@ q{wt} ORDER BY s DESC, t.id LIMIT $3) s) \
+             SELECT id FROM (SELECT id, r FROM knn UNION ALL SELECT id, r FROM txt) u \
+             GROUP BY id ORDER BY sum(1.0 / ({rrf} + r)) DESC, id LIMIT $4",
+            rrf = self.settings.rrf_k
+        )
+    }
+
+    fn decode_record(row: &PgRow, schema: &Schema) -> Result<Record, sqlx::Error> {
+        let mut attributes = Vec::with_capacity(schema.attributes.len());
+        for (i, a) in schema.attributes.iter().enumerate() {
+            attributes.push(match a.kind {
+                AttrKind::Integer => AttrValue::Integer(row.try_get(3 + i)?),
+                AttrKind::Keyword => AttrValue::Keyword(row.try_get(3 + i)?),
+            });
+        }
+        let v: ::pgvector::Vector = row.try_get(1)?;
+        Ok(Record {
+            id: row.try_get::<i64, _>(0)? as u64,
+            vector: Arc::from(v.to_vec()),
+            text: Arc::from(row.try_get::<String, _>(2)?),
+            attributes,
+        })
+    }
+
+    fn bind_attr<'q>(
+        q: Query<'q, Postgres, PgArguments>,
+        v: &AttrValue,
+    ) -> Query<'q, Postgres, PgArguments> {
+        match v {
+            AttrValue::Integer(i) => q.bind(*i),
+            AttrValue::Keyword(s) => q.bind(s.clone()),
+        }
+    }
+
+    fn check_field(schema: &Schema, field: &str) -> DriverResult<()> {
+        match schema.attribute_index(field) {
+            Some(_) => Ok(()),
+            None => Err(DriverError::rejected(format!(
+                "pgvector: no attribute {field:?} in the schema"
+            ))),
+        }
+    }
+
+    async fn run(
+        &self,
+        st: &State,
+        pg: &mut PgConnection,
+        op: &Op<'_>,
+    ) -> Result<Outcome, sqlx::Error> {
+        let ids = |rows: Vec<i64>| Outcome::Hits(rows.into_iter().map(|x| x as u64).collect());
+        match op {
+            Op::Knn {
+                vector, k, filter, ..
+            } => {
+                let v = ::pgvector::Vector::from(vector.to_vec());
+                let rows: Vec<i64> = match filter {
+                    None => {
+                        sqlx::query_scalar(&st.knn_sql)
+                            .bind(v)
+                            .bind(*k as i64)
+                            .fetch_all(pg)
+                            .await?
+                    }
+                    Some(f) => {
+                        let mut args = Vec::new();
+                        let w = filter_sql(f, 3, &mut args)
+                            .map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        let sql = Self::knn_sql(&st.table, st.op, Some(&w));
+                        let q = bind_args(sqlx::query(&sql).bind(v).bind(*k as i64), &args);
+                        q.fetch_all(pg)
+                            .await?
+                            .iter()
+                            .map(|r| r.try_get(0))
+                            .collect::<Result<_, _>>()?
+                    }
+                };
+                Ok(ids(rows))
+            }
+            Op::Text {
+                query, k, filter, ..
+            } => {
+                let q_text = or_query(query);
+                let rows: Vec<i64> = match filter {
+                    None => {
+                        sqlx::query_scalar(&st.text_sql)
+                            .bind(q_text)
+                            .bind(*k as i64)
+                            .fetch_all(pg)
+                            .await?
+                    }
+                    Some(f) => {
+                        let mut args = Vec::new();
+                        let w = filter_sql(f, 3, &mut args)
+                            .map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        let sql = Self::text_sql(
+                            &st.table,
+                            &st.config,
+                            self.settings.rank_normalization,
+                            Some(&w),
+                        );
+                        let q = bind_args(sqlx::query(&sql).bind(q_text).bind(*k as i64), &args);
+                        q.fetch_all(pg)
+                            .await?
+                            .iter()
+                            .map(|r| r.try_get(0))
+                            .collect::<Result<_, _>>()?
+                    }
+                };
+                Ok(ids(rows))
+            }
+            Op::Hybrid {
+                vector,
+                query,
+                k,
+                filter,
+                ..
+            } => {
+                let v = ::pgvector::Vector::from(vector.to_vec());
+                let n = self.settings.hybrid_candidates.max(*k) as i64;
+                let q_text = or_query(query);
+                let rows: Vec<i64> = match filter {
+                    None => {
+                        sqlx::query_scalar(&st.hybrid_sql)
+                            .bind(v)
+                            .bind(q_text)
+                            .bind(n)
+                            .bind(*k as i64)
+                            .fetch_all(pg)
+                            .await?
+                    }
+                    Some(f) => {
+                        let mut args = Vec::new();
+                        let w = filter_sql(f, 5, &mut args)
+                            .map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        let sql = self.hybrid_sql(&st.table, st.op, &st.config, Some(&w));
+                        let q = bind_args(
+                            sqlx::query(&sql)
+                                .bind(v)
+                                .bind(q_text)
+                                .bind(n)
+                                .bind(*k as i64),
+                            &args,
+                        );
+                        q.fetch_all(pg)
+                            .await?
+                            .iter()
+                            .map(|r| r.try_get(0))
+                            .collect::<Result<_, _>>()?
+                    }
+                };
+                Ok(ids(rows))
+            }
+            Op::Get { id } => {
+                let row = sqlx::query(&st.get_sql)
+                    .bind(*id as i64)
+                    .fetch_optional(pg)
+                    .await?;
+                Ok(Outcome::Found(
+                    row.map(|r| Self::decode_record(&r, &st.schema))
+                        .transpose()?,
+                ))
+            }
+            Op::Insert { record } => {
+                let mut q = sqlx::query(&st.insert_sql)
+                    .bind(record.id as i64)
+                    .bind(::pgvector::Vector::from(record.vector.to_vec()))
+                    .bind(record.text.to_string());
+                for v in &record.attributes {
+                    q = Self::bind_attr(q, v);
+                }
+                Ok(Outcome::Written(q.execute(pg).await?.rows_affected()))
+            }
+            Op::Update { id, field, value } => {
+                let sql = format!(
+                    "UPDATE {} SET {} = $1 WHERE id = $2",
+                    st.table,
+                    column(field)
+                );
+                let q = Self::bind_attr(sqlx::query(&sql), value).bind(*id as i64);
+                Ok(Outcome::Written(q.execute(pg).await?.rows_affected()))
+            }
+            Op::Delete { id } => {
+                let sql = format!("DELETE FROM {} WHERE id = $1", st.table);
+                Ok(Outcome::Written(
+                    sqlx::query(&sql)
+                        .bind(*id as i64)
+                        .execute(pg)
+                        .await?
+                        .rows_affected(),
+                ))
+            }
+            Op::Scan { start, limit } => {
+                let sql = format!(
+                    "SELECT id FROM {} WHERE id >= $1 ORDER BY id LIMIT $2",
+                    st.table
+                );
+                let rows: Vec<i64> = sqlx::query_scalar(&sql)
+                    .bind(*start as i64)
+                    .bind(*limit as i64)
+                    .fetch_all(pg)
+                    .await?;
+                Ok(ids(rows))
+            }
+            Op::ReadModifyWrite { id, field, value } => {
+                let mut tx = pg.begin().await?;
+                let read = format!("{} FOR UPDATE", st.get_sql);
+                let found = sqlx::query(&read)
+                    .bind(*id as i64)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let n = match found {
+                    Some(row) => {
+                        Self::decode_record(&row, &st.schema)?;
+                        let sql = format!(
+                            "UPDATE {} SET {} = $1 WHERE id = $2",
+                            st.table,
+                            column(field)
+                        );
+                        Self::bind_attr(sqlx::query(&sql), value)
+                            .bind(*id as i64)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                    }
+                    None => 0,
+                };
+                tx.commit().await?;
+                Ok(Outcome::Written(n))
+            }
+        }
+    }
+
+    /// The comment of `dbbench.<name>`: `None` when there is no such table,
+    /// `Some(None)` when it has no comment.
+    async fn table_comment(
+        &self,
+        pg: &mut PgConnection,
+        name: &str,
+    ) -> DriverResult<Option<Option<String>>> {
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+        )
+        .bind(SCHEMA)
+        .bind(name)
+        .fetch_optional(&mut *pg)
+        .await
+        .map_err(pg_err)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Drop `dbbench.<name>` if dbbench created it; refuse if someone else did.
+    async fn drop_own_table(&self, pg: &mut PgConnection, name: &str) -> DriverResult<()> {
+        match self.table_comment(pg, name).await? {
+            None => Ok(()),
+            Some(Some(c)) if c.starts_with(MARKER) => {
+                // No CASCADE: a view or foreign key someone else built on our table makes
+                // the drop fail rather than silently taking their object with it.
+                simple(&mut *pg, &format!("DROP TABLE {SCHEMA}.{}", ident(name))).await
+                    .map_err(pg_err)?;
+                Ok(())
+            }
+            Some(_) => Err(DriverError::rejected(format!(
+                "pgvector: table {SCHEMA}.{name} exists and was not created by dbbench (its comment lacks the {MARKER:?} marker); \
+                 rename or move it, or run the workload under another name"
+            ))),
+        }
+    }
+
+    /// EXPLAIN (plan only) of one statement with its parameters bound.
+    async fn explain(
+        pg: &mut PgConnection,
+        q: Query<'_, Postgres, PgArguments>,
+    ) -> serde_json::Value {
+        match q.fetch_all(pg).await {
+            Ok(rows) => {
+                let lines: Vec<String> = rows
+                    .iter()
+                    .filter_map(|r| r.try_get::<String, _>(0).ok())
+                    .collect();
+                serde_json::Value::String(lines.join("\n"))
+            }
+            Err(e) => serde_json::Value::String(format!("EXPLAIN failed: {e}")),
+        }
+    }
+
+    async fn sample_plans(
+        &self,
+        st: &State,
+        pg: &mut PgConnection,
+    ) -> DriverResult<serde_json::Map<String, serde_json::Value>> {
+        let mut plans = serde_json::Map::new();
+        let sample = sqlx::query(&format!(
+            "SELECT id, embedding, text{} FROM {} ORDER BY id LIMIT 1",
+            st.attr_cols, st.table
+        ))
+        .fetch_optional(&mut *pg)
+        .await
+        .map_err(pg_err)?;
+        let Some(row) = sample else { return Ok(plans) };
+        let rec = Self::decode_record(&row, &st.schema).map_err(pg_err)?;
+        let v = || ::pgvector::Vector::from(rec.vector.to_vec());
+        let words: Vec<&str> = rec.text.split_whitespace().take(4).collect();
+        let q_text = or_query(&words.join(" "));
+        let k = 10i64;
+        let sql = format!("EXPLAIN (FORMAT TEXT) {}", st.knn_sql);
+        plans.insert(
+            "knn".into(),
+            Self::explain(pg, sqlx::query(&sql).bind(v()).bind(k)).await,
+        );
+        if let (Some(a), Some(val)) = (st.schema.attributes.first(), rec.attributes.first()) {
+            let f = Filter::Eq {
+                field: a.name.clone(),
+                value: val.clone(),
+            };
+            let mut args = Vec::new();
+            let w = filter_sql(&f, 3, &mut args)?;
+            let sql = format!(
+                "EXPLAIN (FORMAT TEXT) {}",
+                Self::knn_sql(&st.table, st.op, Some(&w))
+            );
+            let q = bind_args(sqlx::query(&sql).bind(v()).bind(k), &args);
+            plans.insert(format!("knn where {f}"), Self::explain(pg, q).await);
+        }
+        let sql = format!("EXPLAIN (FORMAT TEXT) {}", st.text_sql);
+        plans.insert(
+            "text".into(),
+            Self::explain(pg, sqlx::query(&sql).bind(q_text.clone()).bind(k)).await,
+        );
+        let sql = format!("EXPLAIN (FORMAT TEXT) {}", st.hybrid_sql);
+        let n = self.settings.hybrid_candidates as i64;
+        plans.insert(
+            "hybrid".into(),
+            Self::explain(pg, sqlx::query(&sql).bind(v()).bind(q_text).bind(n).bind(k)).await,
+        );
+        Ok(plans)
+    }
+
+    fn index_description(&self) -> String {
+        let s = &self.settings;
+        match s.index.as_str() {
+            "hnsw" => format!(
+                "HNSW (m = {}, ef_construction = {}), ef_search = {}",
+                s.m, s.ef_construction, s.ef_search
+            ),
+            "ivfflat" => format!("IVFFlat (lists = {}), probes = {}", s.lists, s.probes()),
+            _ => "none: exact scan".into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for PgVector {
+    fn kind(&self) -> &'static str {
+        "pgvector"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    async fn ping(&self) -> DriverResult<()> {
+        let mut c = self.pool.acquire(None).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut c.pg)
+            .await
+            .map_err(pg_err)?;
+        self.pool.release(c);
+        Ok(())
+    }
+
+    async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
+        if schema.dim == 0 || schema.dim > 16000 {
+            return Err(DriverError::unsupported(format!(
+                "pgvector: vector(d) takes 1 to 16000 dimensions, not {}",
+                schema.dim
+            )));
+        }
+        if self.settings.index != "none" && schema.dim > 2000 {
+            return Err(DriverError::unsupported(format!(
+                "pgvector: HNSW and IVFFlat index at most 2000 dimensions of vector, not {}; set index = \"none\"",
+                schema.dim
+            )));
+        }
+        let mut c = self.pool.acquire(None).await?;
+        let pg = &mut c.pg;
+        let ext: Option<String> =
+            sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+                .fetch_optional(&mut *pg)
+                .await
+                .map_err(pg_err)?;
+        if ext.is_none() {
+            return Err(DriverError::rejected(
+                "pgvector: the vector extension is not installed in this database; as a superuser run: CREATE EXTENSION vector",
+            ));
+        }
+        simple(&mut *pg, &format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+            .await
+            .map_err(pg_err)?;
+        self.drop_own_table(pg, &schema.collection).await?;
+        let st = self.build_state(schema);
+        let mut cols = String::new();
+        for a in &schema.attributes {
+            let ty = match a.kind {
+                AttrKind::Integer => "bigint",
+                AttrKind::Keyword => "text",
+            };
+            cols.push_str(&format!(", {} {ty} NOT NULL", column(&a.name)));
+        }
+        let comment = format!(
+            "{MARKER} created by dbbench for collection {}; dbbench drops it when done",
+            schema.collection
+        );
+        let ddl = format!(
+            "BEGIN; \
+             CREATE TABLE {t} (id bigint PRIMARY KEY, embedding vector({d}) NOT NULL, text text NOT NULL, \
+               tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}, text)) STORED{cols}); \
+             COMMENT ON TABLE {t} IS {comment}; \
+             COMMIT",
+            t = st.table,
+            d = schema.dim,
+            cfg = st.config,
+            comment = literal(&comment),
+        );
+        simple(&mut *pg, &ddl).await.map_err(pg_err)?;
+        self.pool.release(c);
+        *self.state.lock().expect("state lock") = Some(Arc::new(st));
+        Ok(())
+    }
+
+    async fn load(&self, batch: &[Record]) -> DriverResult<()> {
+        let st = self.state()?;
+        let mut q = sqlx::query(&st.load_sql)
+            .bind(batch.iter().map(|r| r.id as i64).collect::<Vec<_>>())
+            .bind(
+                batch
+                    .iter()
+                    .map(|r| ::pgvector::Vector::from(r.vector.to_vec()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(batch.iter().map(|r| r.text.to_string()).collect::<Vec<_>>());
+        for (i, a) in st.schema.attributes.iter().enumerate() {
+            let bad = || {
+                DriverError::rejected(format!(
+                    "pgvector: a record's {} is not a {:?}",
+                    a.name, a.kind
+                ))
+            };
+            q = match a.kind {
+                AttrKind::Integer => q.bind(
+                    batch
+                        .iter()
+                        .map(|r| match r.attributes.get(i) {
+                            Some(AttrValue::Integer(x)) => Ok(*x),
+                            _ => Err(bad()),
+                        })
+                        .collect::<DriverResult<Vec<i64>>>()?,
+                ),
+                AttrKind::Keyword => q.bind(
+                    batch
+                        .iter()
+                        .map(|r| match r.attributes.get(i) {
+                            Some(AttrValue::Keyword(x)) => Ok(x.clone()),
+                            _ => Err(bad()),
+                        })
+                        .collect::<DriverResult<Vec<String>>>()?,
+                ),
+            };
+        }
+        let mut c = self.pool.acquire(None).await?;
+        q.execute(&mut c.pg).await.map_err(pg_err)?;
+        self.pool.release(c);
+        Ok(())
+    }
+
+    async fn finish_load(&self) -> DriverResult<IndexStats> {
+        let st = self.state()?;
+        let s = &self.settings;
+        let mut c = self.pool.acquire(None).await?;
+        let pg = &mut c.pg;
+        let opclass = match st.schema.metric {
+            Metric::Cosine => "vector_cosine_ops",
+            Metric::L2 => "vector_l2_ops",
+            Metric::Dot => "vector_ip_ops",
+        };
+        let mut ddl = Vec::new();
+        match s.index.as_str() {
+            "hnsw" => ddl.push(format!(
+                "CREATE INDEX ON {} USING hnsw (embedding {opclass}) WITH (m = {}, ef_construction = {})",
+                st.table, s.m, s.ef_construction
+            )),
+            "ivfflat" => ddl.push(format!("CREATE INDEX ON {} USING ivfflat (embedding {opclass}) WITH (lists = {})", st.table, s.lists)),
+            _ => {}
+        }
+        ddl.push(format!("CREATE INDEX ON {} USING gin (tsv)", st.table));
+        for a in &st.schema.attributes {
+            ddl.push(format!(
+                "CREATE INDEX ON {} ({})",
+                st.table,
+                column(&a.name)
+            ));
+        }
+        ddl.push(format!("ANALYZE {}", st.table));
+        for sql in &ddl {
+            simple(&mut *pg, sql).await.map_err(pg_err)?;
+        }
+        let (records, size): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT (SELECT count(*) FROM {t}), pg_total_relation_size('{t}')",
+            t = st.table
+        ))
+        .fetch_one(&mut *pg)
+        .await
+        .map_err(pg_err)?;
+        let plans = self.sample_plans(&st, pg).await?;
+        self.pool.release(c);
+        let mut details = BTreeMap::new();
+        details.insert("knn".into(), serde_json::json!(self.index_description()));
+        details.insert(
+            "text".into(),
+            serde_json::json!(format!(
+                "GIN on tsvector ({}), ts_rank_cd normalization {}, query = OR of the words",
+                s.text_config, s.rank_normalization
+            )),
+        );
+        details.insert("plans".into(), serde_json::Value::Object(plans));
+        Ok(IndexStats {
+            records: Some(records as u64),
+            size_bytes: Some(size as u64),
+            details,
+        })
+    }
+
+    async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
+        let st = self.state()?;
+        let knobs = match op {
+            Op::Knn { params, .. } | Op::Hybrid { params, .. } => Some(self.knobs(params)?),
+            _ => None,
+        };
+        match op {
+            Op::Update { field, .. } | Op::ReadModifyWrite { field, .. } => {
+                Self::check_field(&st.schema, field)?
+            }
+            _ => {}
+        }
+        let mut c = self.pool.acquire(knobs).await?;
+        let out = self.run(&st, &mut c.pg, op).await.map_err(pg_err);
+        // A connection whose request failed for any reason other than the server saying
+        // no may be broken: drop it rather than hand it to the next request.
+        match &out {
+            Ok(_) => self.pool.release(c),
+            Err(e) if e.kind == ErrorKind::Rejected => self.pool.release(c),
+            Err(_) => {}
+        }
+        out
+    }
+
+    async fn describe(&self) -> DriverResult<EngineInfo> {
+        let mut c = self.pool.acquire(None).await?;
+        let server: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut c.pg)
+            .await
+            .map_err(pg_err)?;
+        let ext: Option<String> =
+            sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+                .fetch_optional(&mut c.pg)
+                .await
+                .map_err(pg_err)?;
+        self.pool.release(c);
+        let ext = ext.unwrap_or_else(|| "not installed".into());
+        let s = &self.settings;
+        let settings = serde_json::json!({
+            "url": redact_url(&self.url),
+            "schema": SCHEMA,
+            "index": s.index,
+            "index_description": self.index_description(),
+            "m": s.m,
+            "ef_construction": s.ef_construction,
+            "lists": s.lists,
+            "ef_search": s.ef_search,
+            "probes": s.probes(),
+            "iterative_scan": s.iterative_scan,
+            "pool_size": s.pool_size,
+            "text_config": s.text_config,
+            "rank_normalization": s.rank_normalization,
+            "hybrid": format!("reciprocal rank fusion in one SQL statement, {} candidates per side, k = {}", s.hybrid_candidates, s.rrf_k),
+            "search_knobs": "session SET on a pooled connection only when its ef_search/probes differ from the op's",
+            "connect_timeout_s": s.connect_timeout_s,
+            "pgvector": ext,
+        });
+        Ok(EngineInfo {
+            version: format!("PostgreSQL {server}, pgvector {ext}"),
+            settings: settings.as_object().cloned().unwrap_or_default(),
+        })
+    }
+
+    async fn cleanup(&self) -> DriverResult<()> {
+        let state = self.state.lock().expect("state lock").take();
+        let Some(st) = state else { return Ok(()) };
+        let mut c = self.pool.acquire(None).await?;
+        let r = self.drop_own_table(&mut c.pg, &st.schema.collection).await;
+        drop(c);
+        self.pool.clear();
+        r
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn kw(s: &str) -> AttrValue {
+        AttrValue::Keyword(s.into())
+    }
+
+    #[test]
+    fn filters_become_sql_with_bound_parameters() {
+        let f = Filter::Or(vec![
+            Filter::Eq {
+                field: "lang".into(),
+                value: kw("o'brien"),
+            },
+            Filter::Range {
+                field: "year".into(),
+                gte: Some(2000),
+                lt: Some(2010),
+            },
+            Filter::And(vec![
+                Filter::In {
+                    field: "n".into(),
+                    values: vec![AttrValue::Integer(1), AttrValue::Integer(2)],
+                },
+                Filter::In {
+                    field: "lang".into(),
+                    values: vec![kw("de"), kw("fr")],
+                },
+            ]),
+            Filter::Range {
+                field: "year".into(),
+                gte: None,
+                lt: Some(5),
+            },
+        ]);
+        let mut args = Vec::new();
+        let sql = filter_sql(&f, 3, &mut args).unwrap();
+        assert_eq!(
+            sql,
+            "(\"a_lang\" = $3 OR (\"a_year\" >= $4 AND \"a_year\" < $5) OR (\"a_n\" = ANY($6) AND \"a_lang\" = ANY($7)) OR \"a_year\" < $8)"
+        );
+        assert_eq!(
+            args,
+            vec![
+                Arg::Text("o'brien".into()),
+                Arg::Int(2000),
+                Arg::Int(2010),
+                Arg::Ints(vec![1, 2]),
+                Arg::Texts(vec!["de".into(), "fr".into()]),
+                Arg::Int(5),
+            ]
+        );
+    }
+
+    #[test]
+    fn filter_edge_cases() {
+        let mut args = Vec::new();
+        let open = Filter::Range {
+            field: "y".into(),
+            gte: None,
+            lt: None,
+        };
+        assert_eq!(filter_sql(&open, 1, &mut args).unwrap(), "TRUE");
+        assert_eq!(
+            filter_sql(&Filter::Or(vec![]), 1, &mut args).unwrap(),
+            "FALSE"
+        );
+        assert_eq!(
+            filter_sql(&Filter::And(vec![]), 1, &mut args).unwrap(),
+            "TRUE"
+        );
+        assert!(args.is_empty());
+        let mixed = Filter::In {
+            field: "y".into(),
+            values: vec![AttrValue::Integer(1), kw("a")],
+        };
+        assert_eq!(
+            filter_sql(&mixed, 1, &mut args).unwrap_err().kind,
+            ErrorKind::Rejected
+        );
+        let quoted = Filter::Eq {
+            field: "we\"ird".into(),
+            value: AttrValue::Integer(1),
+        };
+        assert_eq!(
+            filter_sql(&quoted, 1, &mut Vec::new()).unwrap(),
+            "\"a_we\"\"ird\" = $1"
+        );
+    }
+
+    #[test]
+    fn text_query_is_an_or_of_plain_words() {
+        assert_eq!(
+            or_query("Cancer & !cells: a*b 'x' | y"),
+            "cancer | cells | a | b | x | y"
+        );
+        assert_eq!(or_query(" ... "), "");
+        assert_eq!(or_query("Ünïcode wörds"), "ünïcode | wörds");
+    }
+
+    fn cfg(settings: &str) -> EngineConfig {
+        EngineConfig {
+            name: "pg".into(),
+            url: Some("postgres://u:secret@127.0.0.1:1/db".into()),
+            settings: toml::from_str(settings).unwrap(),
+            base_dir: ".".into(),
+        }
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let s = Settings::parse(&cfg("")).unwrap();
+        assert_eq!(
+            (
+                s.index.as_str(),
+                s.m,
+                s.ef_construction,
+                s.ef_search,
+                s.probes()
+            ),
+            ("hnsw", 16, 64, 40, 10)
+        );
+        assert!(s.pool_size >= 1 && s.pool_size <= 32);
+        let err = |t: &str| Settings::parse(&cfg(t)).unwrap_err();
+        assert!(err("index = \"diskann\"").contains("settings.index"));
+        assert!(err("iterative_scan = \"strict_order\"\nindex = \"ivfflat\"").contains("IVFFlat"));
+        assert!(err("text_config = \"english'; drop\"").contains("text_config"));
+        assert!(err("ef_serch = 3").contains("unknown field"));
+        assert!(err("m = 40").contains("ef_construction"));
+        assert_eq!(Settings::parse(&cfg("lists = 400")).unwrap().probes(), 20);
+    }
+
+    #[test]
+    fn per_op_params_override_and_are_checked() {
+        let d = PgVector::new(&cfg("ef_search = 80")).unwrap();
+        let mut p = SearchParams::new();
+        assert_eq!(
+            d.knobs(&p).unwrap(),
+            Knobs {
+                ef_search: 80,
+                probes: 10
+            }
+        );
+        p.insert("ef_search".into(), serde_json::json!(200));
+        p.insert("probes".into(), serde_json::json!(3));
+        assert_eq!(
+            d.knobs(&p).unwrap(),
+            Knobs {
+                ef_search: 200,
+                probes: 3
+            }
+        );
+        p.insert("ef_search".into(), serde_json::json!("lots"));
+        assert_eq!(d.knobs(&p).unwrap_err().kind, ErrorKind::Rejected);
+    }
+
+    #[test]
+    fn connection_failures_are_unreachable() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(pg_err(io).kind, ErrorKind::Unreachable);
+        assert_eq!(
+            pg_err(sqlx::Error::PoolTimedOut).kind,
+            ErrorKind::Unreachable
+        );
+    }
+}
