@@ -13,6 +13,7 @@ use serde::Serialize;
 
 pub use crate::error::{DriverError, DriverResult, ErrorKind};
 
+pub mod elasticsearch;
 pub mod noop;
 pub mod op;
 pub mod scripted;
@@ -173,7 +174,7 @@ pub struct DriverKind {
 
 /// Every driver kind compiled in.
 pub fn registry() -> &'static [DriverKind] {
-    static KINDS: &[DriverKind] = &[sqlite::KIND, noop::KIND, scripted::KIND];
+    static KINDS: &[DriverKind] = &[sqlite::KIND, elasticsearch::KIND, noop::KIND, scripted::KIND];
     KINDS
 }
 
