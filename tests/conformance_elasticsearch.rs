@@ -51,8 +51,8 @@ async fn index_exists(name: &str) -> bool {
 // Both index kinds share the suite's collection name, so they run one after the other.
 #[tokio::test]
 async fn elasticsearch_passes_the_conformance_suite() {
-    let kind = driver::find_kind("elasticsearch").unwrap();
-    let d = (kind.open)(&config(toml::Table::new())).unwrap();
+    let kind = driver::find_kind("elasticsearch").expect("registered");
+    let d = (kind.open)(&config(toml::Table::new())).expect("open");
     conformance::run_suite(d.as_ref(), &expect()).await;
     assert!(
         !index_exists("dbbench_conformance").await,
@@ -66,7 +66,7 @@ async fn elasticsearch_passes_the_conformance_suite() {
     // read-your-write) holds as strictly as for float HNSW.
     let mut s = toml::Table::new();
     s.insert("quantization".into(), toml::Value::String("int8".into()));
-    let d = (kind.open)(&config(s)).unwrap();
+    let d = (kind.open)(&config(s)).expect("open");
     let mut e = expect();
     e.knn_min_recall = 0.5;
     conformance::run_suite(d.as_ref(), &e).await;
@@ -92,10 +92,13 @@ async fn elasticsearch_never_deletes_an_index_it_did_not_create() {
         "create the foreign index: {}",
         created.text().await.unwrap_or_default()
     );
-    let kind = driver::find_kind("elasticsearch").unwrap();
-    let d = (kind.open)(&config(toml::Table::new())).unwrap();
+    let kind = driver::find_kind("elasticsearch").expect("registered");
+    let d = (kind.open)(&config(toml::Table::new())).expect("open");
     let schema = conformance::dataset().schema(name);
-    let err = d.prepare(&schema).await.unwrap_err();
+    let err = d
+        .prepare(&schema)
+        .await
+        .expect_err("a foreign index is refused");
     assert_eq!(err.kind, ErrorKind::Rejected);
     assert!(
         err.message.contains("not created by dbbench"),
@@ -114,6 +117,9 @@ async fn an_unreachable_server_is_reported_as_unreachable() {
         settings: toml::Table::new(),
         base_dir: ".".into(),
     };
-    let d = (driver::find_kind("elasticsearch").unwrap().open)(&cfg).unwrap();
-    assert_eq!(d.ping().await.unwrap_err().kind, ErrorKind::Unreachable);
+    let d = (driver::find_kind("elasticsearch").expect("registered").open)(&cfg).expect("open");
+    assert_eq!(
+        d.ping().await.expect_err("nothing listens on port 1").kind,
+        ErrorKind::Unreachable
+    );
 }

@@ -1368,7 +1368,9 @@ mod tests {
             settings: t,
             base_dir: ".".into(),
         };
-        assert!(Settings::parse(&cfg).unwrap_err().contains("quantization"));
+        assert!(Settings::parse(&cfg)
+            .expect_err("int4 is not a quantization")
+            .contains("quantization"));
         let mut t = toml::Table::new();
         t.insert("typo".into(), toml::Value::Boolean(true));
         let cfg = EngineConfig {
