@@ -14,6 +14,7 @@ use serde::Serialize;
 pub use crate::error::{DriverError, DriverResult, ErrorKind};
 
 pub mod chroma;
+pub mod elasticsearch;
 pub mod noop;
 pub mod op;
 pub mod pgvector;
@@ -175,7 +176,7 @@ pub struct DriverKind {
 
 /// Every driver kind compiled in.
 pub fn registry() -> &'static [DriverKind] {
-    static KINDS: &[DriverKind] = &[sqlite::KIND, pgvector::KIND, chroma::KIND, noop::KIND, scripted::KIND];
+    static KINDS: &[DriverKind] = &[sqlite::KIND, pgvector::KIND, chroma::KIND, elasticsearch::KIND, noop::KIND, scripted::KIND];
     KINDS
 }
 
