@@ -14,7 +14,9 @@ use dbbench::driver::{Driver, OpKind, SearchParams};
 use dbbench::metrics::OpMetrics;
 use dbbench::runner::ops::{Keyspace, PreparedOp};
 use dbbench::runner::phase::{run_phase, PhaseEnv};
-use dbbench::spec::{Arrival, DatasetPlan, DatasetSource, Fallback, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec};
+use dbbench::spec::{
+    Arrival, DatasetPlan, DatasetSource, Fallback, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec,
+};
 use tokio_util::sync::CancellationToken;
 
 fn dataset(docs: usize, queries: usize, dim: usize) -> Dataset {
@@ -74,9 +76,17 @@ fn end_to_end(c: &mut Criterion) {
     g.sample_size(20);
     for (name, ops, schedule) in [
         ("closed_get_zipfian", vec![op(OpKind::Get, KeyChoice::Zipfian)], Schedule::Closed { concurrency: 1 }),
-        ("closed_knn_mix", vec![op(OpKind::Knn, KeyChoice::Uniform), op(OpKind::Get, KeyChoice::Uniform)], Schedule::Closed { concurrency: 4 }),
+        (
+            "closed_knn_mix",
+            vec![op(OpKind::Knn, KeyChoice::Uniform), op(OpKind::Get, KeyChoice::Uniform)],
+            Schedule::Closed { concurrency: 4 },
+        ),
         // Open loop at a rate no-op can always beat: measures the schedule's own cost.
-        ("open_get_1M_per_s", vec![op(OpKind::Get, KeyChoice::Uniform)], Schedule::Open { rate: 1_000_000.0, arrival: Arrival::Poisson, concurrency: 4 }),
+        (
+            "open_get_1M_per_s",
+            vec![op(OpKind::Get, KeyChoice::Uniform)],
+            Schedule::Open { rate: 1_000_000.0, arrival: Arrival::Poisson, concurrency: 4 },
+        ),
     ] {
         let ops: Vec<PreparedOp> = ops.into_iter().map(|o| PreparedOp::new(o, None, ds.len() as u64, &[])).collect();
         let env = PhaseEnv {
@@ -87,7 +97,14 @@ fn end_to_end(c: &mut Criterion) {
         };
         g.bench_function(name, |b| {
             b.iter(|| {
-                runtime.block_on(run_phase(&env, schedule, Stop::Requests(N), 1, &CancellationToken::new(), Arc::new(AtomicU64::new(0))))
+                runtime.block_on(run_phase(
+                    &env,
+                    schedule,
+                    Stop::Requests(N),
+                    1,
+                    &CancellationToken::new(),
+                    Arc::new(AtomicU64::new(0)),
+                ))
             })
         });
     }
@@ -100,7 +117,9 @@ fn ground_truth(c: &mut Criterion) {
     g.sample_size(10);
     // Distance computations per iteration: queries x docs.
     g.throughput(Throughput::Elements((ds.queries.len() * ds.len()) as u64));
-    g.bench_function("exact_knn_20k_x_128d_50q", |b| b.iter_batched(|| (), |_| exact_knn(&ds, 10, None), BatchSize::SmallInput));
+    g.bench_function("exact_knn_20k_x_128d_50q", |b| {
+        b.iter_batched(|| (), |_| exact_knn(&ds, 10, None), BatchSize::SmallInput)
+    });
     g.finish();
 }
 

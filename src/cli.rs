@@ -126,11 +126,7 @@ pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<i32> {
 }
 
 async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
-    let overrides = Overrides {
-        seed: args.seed,
-        duration: args.duration,
-        engines: args.engines.clone(),
-    };
+    let overrides = Overrides { seed: args.seed, duration: args.duration, engines: args.engines.clone() };
     let plan = spec::load_plan(&args.workload, &overrides)?;
     let run_id = runner::new_run_id(&plan.workload.name);
     let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));
@@ -141,7 +137,12 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
         progress: !args.no_progress && std::io::stderr().is_terminal(),
         repeat: args.repeat,
     };
-    console::note(&format!("workload {} ({}), seed {}", plan.workload.name, args.workload.display(), plan.workload.seed));
+    console::note(&format!(
+        "workload {} ({}), seed {}",
+        plan.workload.name,
+        args.workload.display(),
+        plan.workload.seed
+    ));
     let summary = runner::run(plan, opts, cancel).await?;
     println!("\n{}", console::summary_table(&summary.results));
     println!("results: {}", summary.results_path.display());
@@ -151,7 +152,12 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
     if !skipped.is_empty() {
         eprintln!("\nskipped engines (not reachable):");
         for e in &skipped {
-            eprintln!("  {}: {}\n    start it with: {}", e.name, e.reason.as_deref().unwrap_or(""), e.start_hint.as_deref().unwrap_or("-"));
+            eprintln!(
+                "  {}: {}\n    start it with: {}",
+                e.name,
+                e.reason.as_deref().unwrap_or(""),
+                e.start_hint.as_deref().unwrap_or("-")
+            );
         }
     }
     if summary.interrupted {
@@ -162,7 +168,8 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
     }
     let failed = summary.failed_engines();
     if !failed.is_empty() {
-        let names: Vec<String> = failed.iter().map(|e| format!("{}: {}", e.name, e.reason.as_deref().unwrap_or("failed"))).collect();
+        let names: Vec<String> =
+            failed.iter().map(|e| format!("{}: {}", e.name, e.reason.as_deref().unwrap_or("failed"))).collect();
         return Err(Error::Incomplete(format!(
             "the run is incomplete, {} (results measured before the failure are in {})",
             names.join("; "),
@@ -182,7 +189,10 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
 fn write_run_reports(results: &crate::results::RunResults, out_dir: &std::path::Path) {
     match crate::report::write_reports(results, out_dir) {
         Ok(_) => println!("report: {}", out_dir.join(crate::report::HTML_FILE).display()),
-        Err(e) => console::warn(&format!("reports not written: {e} (rebuild them with: dbbench report {})", out_dir.display())),
+        Err(e) => console::warn(&format!(
+            "reports not written: {e} (rebuild them with: dbbench report {})",
+            out_dir.display()
+        )),
     }
 }
 
@@ -195,7 +205,10 @@ fn report(inputs: Vec<PathBuf>, out: Option<PathBuf>) -> Result<i32> {
             if p.is_dir() {
                 p.clone()
             } else {
-                p.parent().map(PathBuf::from).filter(|d| !d.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."))
+                p.parent()
+                    .map(PathBuf::from)
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or_else(|| PathBuf::from("."))
             }
         }
         None => return Err(Error::Input("merging several results needs --out DIR for the merged report".into())),
@@ -222,7 +235,13 @@ pub fn describe_plan(plan: &Plan) -> String {
     }
     let d = &plan.dataset;
     let _ = writeln!(out, "dataset: {:?}", d.source);
-    for (what, p) in [("path", &d.path), ("corpus_vectors", &d.corpus_vectors), ("query_vectors", &d.query_vectors), ("qrels", &d.qrels), ("base_vectors", &d.base_vectors)] {
+    for (what, p) in [
+        ("path", &d.path),
+        ("corpus_vectors", &d.corpus_vectors),
+        ("query_vectors", &d.query_vectors),
+        ("qrels", &d.qrels),
+        ("base_vectors", &d.base_vectors),
+    ] {
         if let Some(p) = p {
             let _ = writeln!(out, "  {what}: {} ({})", p.display(), if p.exists() { "present" } else { "MISSING" });
         }
@@ -249,7 +268,9 @@ pub fn describe_plan(plan: &Plan) -> String {
         };
         let sched = match p.schedule {
             Schedule::Closed { concurrency } => format!("closed loop, concurrency {concurrency}"),
-            Schedule::Open { rate, arrival, concurrency } => format!("open loop, {rate} req/s {arrival:?}, up to {concurrency} in flight"),
+            Schedule::Open { rate, arrival, concurrency } => {
+                format!("open loop, {rate} req/s {arrival:?}, up to {concurrency} in flight")
+            }
         };
         let _ = writeln!(out, "phase {}: {stop}, warmup {}, {sched}", p.name, humantime::format_duration(p.warmup));
         let total: f64 = p.ops.iter().map(|o| o.weight).sum();
@@ -275,11 +296,9 @@ pub fn describe_plan(plan: &Plan) -> String {
 
 async fn engines(workload: Option<PathBuf>) -> Result<i32> {
     let configs: Vec<(EngineConfig, &'static driver::DriverKind)> = match &workload {
-        Some(path) => spec::load_plan(path, &Overrides::default())?
-            .engines
-            .into_iter()
-            .map(|e| (e.config, e.kind))
-            .collect(),
+        Some(path) => {
+            spec::load_plan(path, &Overrides::default())?.engines.into_iter().map(|e| (e.config, e.kind)).collect()
+        }
         None => driver::registry()
             .iter()
             .filter(|k| !k.hidden)
@@ -325,7 +344,11 @@ async fn engines(workload: Option<PathBuf>) -> Result<i32> {
                 println!("    {k}*: {n}");
             }
         }
-        println!("  filters: {}, transactions: {}", if caps.filters.runs() { "yes" } else { "no" }, if caps.transactions { "yes" } else { "no" });
+        println!(
+            "  filters: {}, transactions: {}",
+            if caps.filters.runs() { "yes" } else { "no" },
+            if caps.transactions { "yes" } else { "no" }
+        );
         println!("  {reach}");
     }
     Ok(0)

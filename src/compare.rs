@@ -33,13 +33,7 @@ use crate::metrics::decode_histogram;
 use crate::results::{OpResult, RunResults, RESULTS_FILE};
 
 /// Metrics compared when `--metric` is not given.
-pub const DEFAULT_METRICS: &[&str] = &[
-    "p50_ms",
-    "p99_ms",
-    "throughput_ops_s",
-    "recall_at_k",
-    "ndcg_at_10",
-];
+pub const DEFAULT_METRICS: &[&str] = &["p50_ms", "p99_ms", "throughput_ops_s", "recall_at_k", "ndcg_at_10"];
 /// Below this many runs on either side, per-second intervals are the samples instead.
 pub const MIN_RUN_SAMPLES: usize = 3;
 /// Below this many samples on either side, no significance test is possible.
@@ -78,22 +72,11 @@ struct MetricDef {
 }
 
 const fn latency(name: &'static str, quantile: f64, min_count: u64) -> MetricDef {
-    MetricDef {
-        name,
-        direction: Direction::LowerIsBetter,
-        kind: Kind::Latency {
-            quantile,
-            min_count,
-        },
-    }
+    MetricDef { name, direction: Direction::LowerIsBetter, kind: Kind::Latency { quantile, min_count } }
 }
 
 const fn quality(name: &'static str) -> MetricDef {
-    MetricDef {
-        name,
-        direction: Direction::HigherIsBetter,
-        kind: Kind::Quality,
-    }
+    MetricDef { name, direction: Direction::HigherIsBetter, kind: Kind::Quality }
 }
 
 /// Every metric `--metric` accepts. The minimum counts match `LatencySummary`: a tail
@@ -104,11 +87,7 @@ const METRICS: &[MetricDef] = &[
     latency("p95_ms", 0.95, 20),
     latency("p99_ms", 0.99, 100),
     latency("p999_ms", 0.999, 1000),
-    MetricDef {
-        name: "throughput_ops_s",
-        direction: Direction::HigherIsBetter,
-        kind: Kind::Throughput,
-    },
+    MetricDef { name: "throughput_ops_s", direction: Direction::HigherIsBetter, kind: Kind::Throughput },
     quality("recall_at_k"),
     quality("ndcg_at_10"),
     quality("recall_at_100"),
@@ -159,9 +138,7 @@ pub struct CompareArgs {
 /// "10%", "10" or "2.5%" as a fraction (0.10, 0.10, 0.025).
 pub fn parse_percent(s: &str) -> std::result::Result<f64, String> {
     let number = s.trim().trim_end_matches('%').trim();
-    let v: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a percentage; write e.g. 10% or 25%"))?;
+    let v: f64 = number.parse().map_err(|_| format!("{s:?} is not a percentage; write e.g. 10% or 25%"))?;
     if !(0.0..100.0).contains(&v) {
         return Err(format!("{s:?}: must be at least 0% and below 100%"));
     }
@@ -185,11 +162,7 @@ impl Settings {
         let metrics: Vec<String> = if metrics.is_empty() {
             DEFAULT_METRICS.iter().map(|s| s.to_string()).collect()
         } else {
-            metrics
-                .iter()
-                .map(|m| m.trim().to_string())
-                .filter(|m| !m.is_empty())
-                .collect()
+            metrics.iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect()
         };
         for m in &metrics {
             if metric_def(m).is_none() {
@@ -200,9 +173,7 @@ impl Settings {
             }
         }
         if !(0.0..1.0).contains(&quality_tolerance) {
-            return Err(Error::Input(format!(
-                "--quality-tolerance {quality_tolerance}: must be in [0, 1)"
-            )));
+            return Err(Error::Input(format!("--quality-tolerance {quality_tolerance}: must be in [0, 1)")));
         }
         Ok(Settings {
             max_regression,
@@ -315,13 +286,7 @@ pub fn command(args: &CompareArgs) -> Result<i32> {
     let settings = Settings::new(args.max_regression, args.quality_tolerance, &args.metrics)?;
     let baseline = load_side(&args.baseline)?;
     let candidate = load_side(&args.candidate)?;
-    let cmp = compare(
-        &args.baseline,
-        &baseline,
-        &args.candidate,
-        &candidate,
-        settings,
-    )?;
+    let cmp = compare(&args.baseline, &baseline, &args.candidate, &candidate, settings)?;
     let out = match args.format {
         Format::Text => render_text(&cmp),
         Format::Markdown => render_markdown(&cmp),
@@ -341,10 +306,7 @@ pub fn load_side(path: &Path) -> Result<Vec<(PathBuf, RunResults)>> {
         return Ok(vec![(path.to_path_buf(), RunResults::read(path)?)]);
     }
     if !path.is_dir() {
-        return Err(Error::Input(format!(
-            "{}: no such file or folder",
-            path.display()
-        )));
+        return Err(Error::Input(format!("{}: no such file or folder", path.display())));
     }
     let own = path.join(RESULTS_FILE);
     if own.is_file() {
@@ -357,11 +319,7 @@ pub fn load_side(path: &Path) -> Result<Vec<(PathBuf, RunResults)>> {
     entries.sort();
     let mut runs = Vec::new();
     for entry in entries {
-        let file = if entry.is_dir() {
-            entry.join(RESULTS_FILE)
-        } else {
-            entry.clone()
-        };
+        let file = if entry.is_dir() { entry.join(RESULTS_FILE) } else { entry.clone() };
         let is_json = file.extension().is_some_and(|e| e == "json");
         if file.is_file() && is_json {
             runs.push((file.clone(), RunResults::read(&file)?));
@@ -403,21 +361,14 @@ fn key_name(k: &Key) -> String {
 
 /// Group every run's ops by engine x phase x op label. Incomplete phases are left out
 /// with a note: a phase cut short measured something else than the one planned.
-fn group<'a>(
-    side: &str,
-    runs: &'a [(PathBuf, RunResults)],
-    notes: &mut Vec<String>,
-) -> IndexMap<Key, Group<'a>> {
+fn group<'a>(side: &str, runs: &'a [(PathBuf, RunResults)], notes: &mut Vec<String>) -> IndexMap<Key, Group<'a>> {
     let mut groups: IndexMap<Key, Group<'a>> = IndexMap::new();
     for (file, run) in runs {
         if !run.run.complete {
             notes.push(format!(
                 "{side} {}: run incomplete ({})",
                 file.display(),
-                run.run
-                    .incomplete_reason
-                    .as_deref()
-                    .unwrap_or("no reason given")
+                run.run.incomplete_reason.as_deref().unwrap_or("no reason given")
             ));
         }
         for engine in &run.engines {
@@ -434,10 +385,7 @@ fn group<'a>(
             let mut wrote = false;
             for phase in &engine.phases {
                 let corpus_changed = wrote;
-                wrote |= phase
-                    .ops
-                    .iter()
-                    .any(|o| o.count > 0 && WRITE_OPS.contains(&o.op.as_str()));
+                wrote |= phase.ops.iter().any(|o| o.count > 0 && WRITE_OPS.contains(&o.op.as_str()));
                 if !phase.complete {
                     notes.push(format!(
                         "{side} {}: {} / {} (repetition {}) is incomplete and left out: {}",
@@ -457,11 +405,7 @@ fn group<'a>(
                         unsupported: None,
                     });
                     if op.status == "ok" {
-                        g.measured.push(Measurement {
-                            op,
-                            elapsed_s: phase.elapsed_s,
-                            corpus_changed,
-                        });
+                        g.measured.push(Measurement { op, elapsed_s: phase.elapsed_s, corpus_changed });
                     } else {
                         g.unsupported = Some(op.note.clone().unwrap_or_else(|| op.status.clone()));
                     }
@@ -478,12 +422,7 @@ fn side_info(path: &Path, runs: &[(PathBuf, RunResults)]) -> SideInfo {
         .iter()
         .map(|(_, r)| {
             let m = &r.run.machine;
-            format!(
-                "{} ({} cpus, {})",
-                m.cpu_model.as_deref().unwrap_or("unknown cpu"),
-                m.cpus,
-                m.arch
-            )
+            format!("{} ({} cpus, {})", m.cpu_model.as_deref().unwrap_or("unknown cpu"), m.cpus, m.arch)
         })
         .collect();
     SideInfo {
@@ -553,9 +492,7 @@ pub fn compare(
     settings: Settings,
 ) -> Result<Comparison> {
     if baseline.is_empty() || candidate.is_empty() {
-        return Err(Error::Input(
-            "nothing to compare: a side holds no runs".into(),
-        ));
+        return Err(Error::Input("nothing to compare: a side holds no runs".into()));
     }
     let all: Vec<(&str, &Path, &RunResults)> = baseline
         .iter()
@@ -567,10 +504,7 @@ pub fn compare(
     let mut notes = Vec::new();
     let base_groups = group("baseline", baseline, &mut notes);
     let cand_groups = group("candidate", candidate, &mut notes);
-    let (base_info, cand_info) = (
-        side_info(baseline_path, baseline),
-        side_info(candidate_path, candidate),
-    );
+    let (base_info, cand_info) = (side_info(baseline_path, baseline), side_info(candidate_path, candidate));
     if base_info.machines != cand_info.machines {
         notes.push(format!(
             "the sides ran on different machines (baseline: {}; candidate: {}): latency and throughput differences may be the machine's",
@@ -589,21 +523,12 @@ pub fn compare(
         match (b.measured.is_empty(), c.measured.is_empty()) {
             (true, true) => continue,
             (false, true) => {
-                let why = c
-                    .unsupported
-                    .as_deref()
-                    .unwrap_or("no complete measured run");
-                only_in_baseline.push(format!(
-                    "{} (the candidate did not measure it: {why})",
-                    key_name(key)
-                ));
+                let why = c.unsupported.as_deref().unwrap_or("no complete measured run");
+                only_in_baseline.push(format!("{} (the candidate did not measure it: {why})", key_name(key)));
                 continue;
             }
             (true, false) => {
-                notes.push(format!(
-                    "{}: now measured, the baseline did not run it",
-                    key_name(key)
-                ));
+                notes.push(format!("{}: now measured, the baseline did not run it", key_name(key)));
                 continue;
             }
             (false, false) => {}
@@ -636,18 +561,10 @@ pub fn compare(
             candidate_path.display()
         )));
     }
-    let count = |v: Verdict| {
-        ops.iter()
-            .flat_map(|o: &OpComparison| &o.metrics)
-            .filter(|m| m.verdict == v)
-            .count()
-    };
+    let count = |v: Verdict| ops.iter().flat_map(|o: &OpComparison| &o.metrics).filter(|m| m.verdict == v).count();
     let (regressions, improvements) = (count(Verdict::Regressed), count(Verdict::Improved));
-    let untested = ops
-        .iter()
-        .flat_map(|o| &o.metrics)
-        .filter(|m| m.samples_from == "none" && m.change_kind == "relative")
-        .count();
+    let untested =
+        ops.iter().flat_map(|o| &o.metrics).filter(|m| m.samples_from == "none" && m.change_kind == "relative").count();
     if untested > 0 {
         notes.push(format!(
             "{untested} latency/throughput metric(s) had fewer than {MIN_SAMPLES} samples on a side and could not be tested; \
@@ -696,17 +613,10 @@ fn run_value(def: &MetricDef, m: &Measurement) -> Option<f64> {
 /// requests of each second, or each second's latency quantile where that second had
 /// enough requests for it.
 fn interval_values(def: &MetricDef, m: &Measurement, out: &mut Vec<f64>) {
-    for i in
-        m.op.intervals
-            .iter()
-            .filter(|i| (i.t_s + 1) as f64 <= m.elapsed_s + 1e-6)
-    {
+    for i in m.op.intervals.iter().filter(|i| (i.t_s + 1) as f64 <= m.elapsed_s + 1e-6) {
         match def.kind {
             Kind::Throughput => out.push(i.ok as f64),
-            Kind::Latency {
-                quantile,
-                min_count,
-            } => {
+            Kind::Latency { quantile, min_count } => {
                 if i.ok < min_count.max(1) {
                     continue;
                 }
@@ -751,10 +661,7 @@ fn compare_metric(
         note: None,
     };
     let (Some(b), Some(c)) = (b, c) else {
-        out.note = Some(format!(
-            "no value on the {} side",
-            if b.is_none() { "baseline" } else { "candidate" }
-        ));
+        out.note = Some(format!("no value on the {} side", if b.is_none() { "baseline" } else { "candidate" }));
         if def.kind == Kind::Quality {
             out.change_kind = "absolute";
         }
@@ -769,10 +676,7 @@ fn compare_metric(
         out.baseline_samples = base_runs.len();
         out.candidate_samples = cand_runs.len();
         if base.iter().chain(cand).any(|m| m.corpus_changed) {
-            out.note = Some(
-                "an earlier phase wrote to the corpus: quality is not comparable and is not gated"
-                    .into(),
-            );
+            out.note = Some("an earlier phase wrote to the corpus: quality is not comparable and is not gated".into());
         } else {
             out.verdict = quality_verdict(change, s.quality_tolerance);
         }
@@ -784,16 +688,16 @@ fn compare_metric(
         return Some(out);
     }
     out.change = Some(c / b - 1.0);
-    let (base_samples, cand_samples, from) =
-        if base_runs.len() >= MIN_RUN_SAMPLES && cand_runs.len() >= MIN_RUN_SAMPLES {
-            (base_runs, cand_runs, "runs")
-        } else {
-            let mut bs = Vec::new();
-            let mut cs = Vec::new();
-            base.iter().for_each(|m| interval_values(def, m, &mut bs));
-            cand.iter().for_each(|m| interval_values(def, m, &mut cs));
-            (bs, cs, "intervals")
-        };
+    let (base_samples, cand_samples, from) = if base_runs.len() >= MIN_RUN_SAMPLES && cand_runs.len() >= MIN_RUN_SAMPLES
+    {
+        (base_runs, cand_runs, "runs")
+    } else {
+        let mut bs = Vec::new();
+        let mut cs = Vec::new();
+        base.iter().for_each(|m| interval_values(def, m, &mut bs));
+        cand.iter().for_each(|m| interval_values(def, m, &mut cs));
+        (bs, cs, "intervals")
+    };
     out.baseline_samples = base_samples.len();
     out.candidate_samples = cand_samples.len();
     if base_samples.len() < MIN_SAMPLES || cand_samples.len() < MIN_SAMPLES {
@@ -805,25 +709,14 @@ fn compare_metric(
         return Some(out);
     }
     out.samples_from = from;
-    let Some((lo, hi)) = bootstrap_ratio_of_medians(
-        &base_samples,
-        &cand_samples,
-        s.resamples,
-        s.confidence,
-        s.seed,
-    ) else {
+    let Some((lo, hi)) = bootstrap_ratio_of_medians(&base_samples, &cand_samples, s.resamples, s.confidence, s.seed)
+    else {
         out.note = Some("the baseline's samples are mostly zero: no interval".into());
         return Some(out);
     };
     out.change_lower = Some(lo - 1.0);
     out.change_upper = Some(hi - 1.0);
-    out.verdict = relative_verdict(
-        def.direction,
-        c / b - 1.0,
-        lo - 1.0,
-        hi - 1.0,
-        s.max_regression,
-    );
+    out.verdict = relative_verdict(def.direction, c / b - 1.0, lo - 1.0, hi - 1.0, s.max_regression);
     Some(out)
 }
 
@@ -843,22 +736,12 @@ pub fn quality_verdict(change: f64, tolerance: f64) -> Verdict {
 /// direction; better likewise in the good one. For lower-is-better metrics "beyond" is
 /// `> +threshold`; for higher-is-better ones `< -threshold` (a 10% threshold flags a
 /// throughput drop of more than 10%).
-pub fn relative_verdict(
-    direction: Direction,
-    change: f64,
-    lower: f64,
-    upper: f64,
-    threshold: f64,
-) -> Verdict {
+pub fn relative_verdict(direction: Direction, change: f64, lower: f64, upper: f64, threshold: f64) -> Verdict {
     let up = change > threshold && lower > threshold && upper > threshold;
     let down = change < -threshold && lower < -threshold && upper < -threshold;
     match (direction, up, down) {
-        (Direction::LowerIsBetter, true, _) | (Direction::HigherIsBetter, _, true) => {
-            Verdict::Regressed
-        }
-        (Direction::LowerIsBetter, _, true) | (Direction::HigherIsBetter, true, _) => {
-            Verdict::Improved
-        }
+        (Direction::LowerIsBetter, true, _) | (Direction::HigherIsBetter, _, true) => Verdict::Regressed,
+        (Direction::LowerIsBetter, _, true) | (Direction::HigherIsBetter, true, _) => Verdict::Improved,
         _ => Verdict::Unchanged,
     }
 }
@@ -871,11 +754,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
 /// The p-quantile (0..=1) of sorted values by linear interpolation between order
@@ -908,10 +787,8 @@ pub fn bootstrap_ratio_of_medians(
     let mut c = vec![0.0; candidate.len()];
     let mut ratios = Vec::with_capacity(resamples);
     for _ in 0..resamples {
-        b.iter_mut()
-            .for_each(|x| *x = baseline[rng.gen_range(0..baseline.len())]);
-        c.iter_mut()
-            .for_each(|x| *x = candidate[rng.gen_range(0..candidate.len())]);
+        b.iter_mut().for_each(|x| *x = baseline[rng.gen_range(0..baseline.len())]);
+        c.iter_mut().for_each(|x| *x = candidate[rng.gen_range(0..candidate.len())]);
         let mb = median(&b)?;
         let mc = median(&c)?;
         if mb > 0.0 {
@@ -923,10 +800,7 @@ pub fn bootstrap_ratio_of_medians(
     }
     ratios.sort_by(f64::total_cmp);
     let alpha = 1.0 - confidence;
-    Some((
-        quantile_sorted(&ratios, alpha / 2.0),
-        quantile_sorted(&ratios, 1.0 - alpha / 2.0),
-    ))
+    Some((quantile_sorted(&ratios, alpha / 2.0), quantile_sorted(&ratios, 1.0 - alpha / 2.0)))
 }
 
 fn fmt_value(v: Option<f64>) -> String {
@@ -948,11 +822,7 @@ fn fmt_change(m: &MetricComparison, v: Option<f64>) -> String {
 
 fn fmt_interval(m: &MetricComparison) -> String {
     match (m.change_lower, m.change_upper) {
-        (Some(_), Some(_)) => format!(
-            "[{}, {}]",
-            fmt_change(m, m.change_lower),
-            fmt_change(m, m.change_upper)
-        ),
+        (Some(_), Some(_)) => format!("[{}, {}]", fmt_change(m, m.change_lower), fmt_change(m, m.change_upper)),
         _ => "-".into(),
     }
 }
@@ -1047,7 +917,9 @@ pub fn render_markdown(c: &Comparison) -> String {
     for l in header_lines(c) {
         let _ = writeln!(out, "- {l}");
     }
-    out.push_str("\n| engine | phase | op | metric | baseline | candidate | change | 95% interval | samples | verdict |\n");
+    out.push_str(
+        "\n| engine | phase | op | metric | baseline | candidate | change | 95% interval | samples | verdict |\n",
+    );
     out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|---|\n");
     for o in &c.ops {
         for m in &o.metrics {
@@ -1055,11 +927,7 @@ pub fn render_markdown(c: &Comparison) -> String {
                 Verdict::Regressed => "**regressed**".to_string(),
                 v => v.as_str().to_string(),
             };
-            let note = m
-                .note
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default();
+            let note = m.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {}/{} {} | {verdict}{note} |",
@@ -1117,13 +985,11 @@ mod tests {
         // With the baseline constant at 10 and the candidate {10, 20, 30}, the median of a
         // resample of three is 10 or 30 with probability 7/27 each and 20 with 13/27, so
         // the 2.5% and 97.5% points of the ratio are exactly 1 and 3.
-        let (lo, hi) =
-            bootstrap_ratio_of_medians(&[10.0; 3], &[10.0, 20.0, 30.0], 2000, 0.95, SEED).unwrap();
+        let (lo, hi) = bootstrap_ratio_of_medians(&[10.0; 3], &[10.0, 20.0, 30.0], 2000, 0.95, SEED).unwrap();
         assert_eq!((lo, hi), (1.0, 3.0));
         // And the middle of the distribution sits where 13/27 of the mass is: a 40%
         // interval (30% .. 70%) lies entirely at ratio 2.
-        let (lo, hi) =
-            bootstrap_ratio_of_medians(&[10.0; 3], &[10.0, 20.0, 30.0], 2000, 0.40, SEED).unwrap();
+        let (lo, hi) = bootstrap_ratio_of_medians(&[10.0; 3], &[10.0, 20.0, 30.0], 2000, 0.40, SEED).unwrap();
         assert_eq!((lo, hi), (2.0, 2.0));
     }
 
@@ -1139,10 +1005,7 @@ mod tests {
 
     #[test]
     fn bootstrap_refuses_a_zero_baseline() {
-        assert_eq!(
-            bootstrap_ratio_of_medians(&[0.0; 4], &[1.0; 4], 100, 0.95, 1),
-            None
-        );
+        assert_eq!(bootstrap_ratio_of_medians(&[0.0; 4], &[1.0; 4], 100, 0.95, 1), None);
         assert_eq!(bootstrap_ratio_of_medians(&[], &[1.0], 100, 0.95, 1), None);
     }
 
@@ -1150,34 +1013,16 @@ mod tests {
     fn a_regression_needs_the_whole_interval_beyond_the_threshold() {
         use Direction::*;
         // Latency 30% up, interval [+20%, +40%], threshold 10%: regressed.
-        assert_eq!(
-            relative_verdict(LowerIsBetter, 0.30, 0.20, 0.40, 0.10),
-            Verdict::Regressed
-        );
+        assert_eq!(relative_verdict(LowerIsBetter, 0.30, 0.20, 0.40, 0.10), Verdict::Regressed);
         // Same point change, but the interval reaches +5%: not shown beyond the noise.
-        assert_eq!(
-            relative_verdict(LowerIsBetter, 0.30, 0.05, 0.40, 0.10),
-            Verdict::Unchanged
-        );
+        assert_eq!(relative_verdict(LowerIsBetter, 0.30, 0.05, 0.40, 0.10), Verdict::Unchanged);
         // Significant but small: within the threshold.
-        assert_eq!(
-            relative_verdict(LowerIsBetter, 0.05, 0.03, 0.07, 0.10),
-            Verdict::Unchanged
-        );
+        assert_eq!(relative_verdict(LowerIsBetter, 0.05, 0.03, 0.07, 0.10), Verdict::Unchanged);
         // Latency down 30%: improved.
-        assert_eq!(
-            relative_verdict(LowerIsBetter, -0.30, -0.40, -0.20, 0.10),
-            Verdict::Improved
-        );
+        assert_eq!(relative_verdict(LowerIsBetter, -0.30, -0.40, -0.20, 0.10), Verdict::Improved);
         // Throughput down 30%: regressed; up 30%: improved.
-        assert_eq!(
-            relative_verdict(HigherIsBetter, -0.30, -0.40, -0.20, 0.10),
-            Verdict::Regressed
-        );
-        assert_eq!(
-            relative_verdict(HigherIsBetter, 0.30, 0.20, 0.40, 0.10),
-            Verdict::Improved
-        );
+        assert_eq!(relative_verdict(HigherIsBetter, -0.30, -0.40, -0.20, 0.10), Verdict::Regressed);
+        assert_eq!(relative_verdict(HigherIsBetter, 0.30, 0.20, 0.40, 0.10), Verdict::Improved);
     }
 
     #[test]
@@ -1197,9 +1042,7 @@ mod tests {
 
     #[test]
     fn unknown_metrics_are_refused_with_the_known_names() {
-        let err = Settings::new(0.1, 0.005, &["p42_ms".to_string()])
-            .unwrap_err()
-            .to_string();
+        let err = Settings::new(0.1, 0.005, &["p42_ms".to_string()]).unwrap_err().to_string();
         assert!(err.contains("p99_ms"), "{err}");
         let s = Settings::new(0.1, 0.005, &[]).unwrap();
         assert_eq!(s.metrics, DEFAULT_METRICS);

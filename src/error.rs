@@ -11,12 +11,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// The workload file (or a flag) is wrong: bad TOML, unknown key, impossible value.
     #[error("{file}:{line}:{column}: {message}")]
-    Spec {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Spec { file: PathBuf, line: usize, column: usize, message: String },
 
     /// A value is invalid but has no position in a file (a flag, an environment variable).
     #[error("{0}")]
@@ -61,10 +56,7 @@ impl Error {
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }
 
@@ -114,10 +106,7 @@ pub struct DriverError {
 
 impl DriverError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        DriverError {
-            kind,
-            message: message.into(),
-        }
+        DriverError { kind, message: message.into() }
     }
     pub fn unsupported(what: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unsupported, what)

@@ -45,12 +45,7 @@ pub fn judged_recall_at(found: &[u64], judged: &[(u64, u32)], k: usize) -> f64 {
 
 /// Reciprocal rank of the first relevant document within k (0 when none).
 pub fn mrr_at(found: &[u64], judged: &[(u64, u32)], k: usize) -> f64 {
-    found
-        .iter()
-        .take(k)
-        .position(|id| grade_of(judged, *id) > 0)
-        .map(|r| 1.0 / (r + 1) as f64)
-        .unwrap_or(0.0)
+    found.iter().take(k).position(|id| grade_of(judged, *id) > 0).map(|r| 1.0 / (r + 1) as f64).unwrap_or(0.0)
 }
 
 /// Running sums for one op; merged across workers by adding.

@@ -270,10 +270,7 @@ pub struct ErrorTallyResult {
 
 impl From<&ErrorTally> for ErrorTallyResult {
     fn from(t: &ErrorTally) -> Self {
-        ErrorTallyResult {
-            count: t.count,
-            samples: t.samples.clone(),
-        }
+        ErrorTallyResult { count: t.count, samples: t.samples.clone() }
     }
 }
 
@@ -380,7 +377,8 @@ impl RunResults {
     /// Write `results.json` into `dir` atomically (temp file + rename).
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(RESULTS_FILE);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Runtime(format!("cannot serialize results: {e}")))?;
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| Error::Runtime(format!("cannot serialize results: {e}")))?;
         write_atomic(&path, &json)?;
         Ok(path)
     }
@@ -388,9 +386,10 @@ impl RunResults {
     /// Read a results.json (or a run folder holding one), refusing unknown schema versions.
     pub fn read(path: &Path) -> Result<Self> {
         let file = if path.is_dir() { path.join(RESULTS_FILE) } else { path.to_path_buf() };
-        let text = std::fs::read_to_string(&file).map_err(|e| Error::Input(format!("cannot read {}: {e}", file.display())))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: not valid JSON: {e}", file.display())))?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| Error::Input(format!("cannot read {}: {e}", file.display())))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Input(format!("{}: not valid JSON: {e}", file.display())))?;
         match value.get("schema_version").and_then(|v| v.as_u64()) {
             Some(v) if v == SCHEMA_VERSION as u64 => {}
             Some(v) => {
@@ -399,7 +398,9 @@ impl RunResults {
                     file.display()
                 )))
             }
-            None => return Err(Error::Input(format!("{}: no schema_version: not a dbbench results file", file.display()))),
+            None => {
+                return Err(Error::Input(format!("{}: no schema_version: not a dbbench results file", file.display())))
+            }
         }
         serde_json::from_value(value).map_err(|e| Error::Input(format!("{}: {e}", file.display())))
     }

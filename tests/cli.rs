@@ -74,13 +74,33 @@ fn bad_workloads_exit_2_naming_file_line_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("typo", SMALL.replace("concurrency = 2", "concurency = 2"), ":29:1: unknown field `concurency`"),
-        ("type", SMALL.replace("requests = 200", "requests = \"lots\""), ":27:12: invalid type: string \"lots\", expected u64"),
+        (
+            "type",
+            SMALL.replace("requests = 200", "requests = \"lots\""),
+            ":27:12: invalid type: string \"lots\", expected u64",
+        ),
         ("k0", SMALL.replace("k = 5", "k = 0"), "k = 0 must be between 1 and 10000"),
-        ("rate", SMALL.replace("concurrency = 2", "concurrency = 2\nrate = -5"), "rate = -5 must be a number of requests per second above 0"),
-        ("filter", SMALL.replace("field = \"bucket\", lt = 5", "field = \"bucket\", eq = \"x\""), "bucket is an integer attribute"),
+        (
+            "rate",
+            SMALL.replace("concurrency = 2", "concurrency = 2\nrate = -5"),
+            "rate = -5 must be a number of requests per second above 0",
+        ),
+        (
+            "filter",
+            SMALL.replace("field = \"bucket\", lt = 5", "field = \"bucket\", eq = \"x\""),
+            "bucket is an integer attribute",
+        ),
         ("driver", SMALL.replace("driver = \"scripted\"", "driver = \"oracle\""), "unknown driver \"oracle\""),
-        ("settings", SMALL.replace("latency_us = 200", "latency = 200"), "engines.stub.settings: unknown field `latency`"),
-        ("env", SMALL.replace("[engines.sqlite]", "[engines.sqlite]\nurl = \"${DBBENCH_SURELY_UNSET_VAR}\""), "environment variable DBBENCH_SURELY_UNSET_VAR is not set"),
+        (
+            "settings",
+            SMALL.replace("latency_us = 200", "latency = 200"),
+            "engines.stub.settings: unknown field `latency`",
+        ),
+        (
+            "env",
+            SMALL.replace("[engines.sqlite]", "[engines.sqlite]\nurl = \"${DBBENCH_SURELY_UNSET_VAR}\""),
+            "environment variable DBBENCH_SURELY_UNSET_VAR is not set",
+        ),
         ("toml", "[workload\nname = 1".to_string(), ":1:10:"),
     ];
     for (name, body, expected) in cases {
@@ -101,7 +121,17 @@ fn bad_workloads_exit_2_naming_file_line_and_what_to_do() {
 }
 
 /// Field names that results.json must carry (issue-level contract), by level.
-const REQUIRED_OP: &[&str] = &["op", "count", "errors", "throughput_ops_s", "latency_ms", "service_time_ms", "histograms", "intervals", "error_kinds"];
+const REQUIRED_OP: &[&str] = &[
+    "op",
+    "count",
+    "errors",
+    "throughput_ops_s",
+    "latency_ms",
+    "service_time_ms",
+    "histograms",
+    "intervals",
+    "error_kinds",
+];
 const REQUIRED_SUMMARY: &[&str] = &["p50", "p90", "p95", "p99", "p999", "max", "mean"];
 
 fn collect_keys(v: &Value, out: &mut std::collections::BTreeSet<String>, free_form: bool) {
@@ -109,7 +139,8 @@ fn collect_keys(v: &Value, out: &mut std::collections::BTreeSet<String>, free_fo
         Value::Object(m) => {
             for (k, v) in m {
                 // Maps keyed by data (settings, params, error kinds, capabilities) are not schema.
-                let data_keyed = ["settings", "params", "error_kinds", "capabilities", "stats", "ops_support"].contains(&k.as_str());
+                let data_keyed =
+                    ["settings", "params", "error_kinds", "capabilities", "stats", "ops_support"].contains(&k.as_str());
                 if !free_form {
                     out.insert(k.clone());
                 }
@@ -128,7 +159,8 @@ fn a_run_writes_results_matching_the_documented_schema() {
     std::fs::write(&file, SMALL).unwrap();
     let out = dbbench(&["run", "small.toml", "--out", "run", "--cache", "cache"], dir.path());
     assert!(out.status.success(), "{}", text(&out));
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
 
     assert_eq!(results["schema_version"], 1);
     let run = &results["run"];
@@ -157,7 +189,10 @@ fn a_run_writes_results_matching_the_documented_schema() {
                 assert!(o.get(*k).is_some(), "op field {k} in {o}");
             }
             for k in REQUIRED_SUMMARY {
-                assert!(o["latency_ms"].get(*k).is_some() && o["service_time_ms"].get(*k).is_some(), "summary field {k}");
+                assert!(
+                    o["latency_ms"].get(*k).is_some() && o["service_time_ms"].get(*k).is_some(),
+                    "summary field {k}"
+                );
             }
             assert!(o["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{o}");
         }
@@ -185,7 +220,8 @@ fn unreachable_engines_are_skipped_with_how_to_start_them() {
     let out = dbbench(&["run", "w.toml", "--out", "run", "--cache", "cache"], dir.path());
     assert!(out.status.success(), "the others still run: {}", text(&out));
     assert!(text(&out).contains("engine stub skipped: cannot reach scripted"), "{}", text(&out));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
     let stub = r["engines"].as_array().unwrap().iter().find(|e| e["name"] == "stub").unwrap();
     assert_eq!(stub["status"], "skipped");
     assert!(stub["reason"].as_str().unwrap().contains("connection refused"));
@@ -200,14 +236,17 @@ fn unreachable_engines_are_skipped_with_how_to_start_them() {
 #[test]
 fn an_engine_that_fails_mid_run_keeps_results_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
-    let body = SMALL.replace("latency_us = 200", "latency_us = 200\nerror_every = 1\nerror_kind = \"unreachable\"").replace("[engines.sqlite]\n", "");
+    let body = SMALL
+        .replace("latency_us = 200", "latency_us = 200\nerror_every = 1\nerror_kind = \"unreachable\"")
+        .replace("[engines.sqlite]\n", "");
     std::fs::write(dir.path().join("w.toml"), body).unwrap();
     let out = dbbench(&["run", "w.toml", "--out", "run", "--cache", "cache"], dir.path());
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(1), "{msg}");
     assert!(msg.contains("the run is incomplete, stub: phase \"mixed\""), "{msg}");
     assert!(!msg.contains("panicked"));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
     assert_eq!(r["run"]["complete"], false);
     assert!(r["run"]["incomplete_reason"].as_str().unwrap().contains("stub"));
     assert_eq!(r["engines"][0]["status"], "failed");
@@ -233,7 +272,8 @@ fn ctrl_c_writes_what_was_measured_and_marks_the_run_incomplete() {
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(1), "{msg}");
     assert!(msg.contains("interrupted"), "{msg}");
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
     assert_eq!(r["run"]["complete"], false);
     let phase = &r["engines"][0]["phases"][0];
     assert_eq!(phase["complete"], false);

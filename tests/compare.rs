@@ -73,10 +73,7 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("gate-test.toml"), WORKLOAD).expect("write workload");
-        let mut f = Fixture {
-            baseline: PathBuf::new(),
-            dir,
-        };
+        let mut f = Fixture { baseline: PathBuf::new(), dir };
         f.baseline = run(&f, "baseline", None, &f.workload());
         f
     })
@@ -97,30 +94,17 @@ fn run(f: &Fixture, name: &str, script: Option<&str>, workload: &Path) -> PathBu
         None => cmd.env_remove(OVERRIDE),
     };
     let o = cmd.output().expect("run dbbench");
-    assert!(
-        o.status.success(),
-        "dbbench run {name} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "dbbench run {name} failed:\n{}", String::from_utf8_lossy(&o.stderr));
     out
 }
 
 fn compare(baseline: &Path, candidate: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("compare")
-        .arg(baseline)
-        .arg(candidate)
-        .args(extra)
-        .output()
-        .expect("run dbbench compare")
+    Command::new(BIN).arg("compare").arg(baseline).arg(candidate).args(extra).output().expect("run dbbench compare")
 }
 
 fn json_of(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "compare --format json printed no JSON ({e}):\n{}",
-            String::from_utf8_lossy(&o.stdout)
-        )
+        panic!("compare --format json printed no JSON ({e}):\n{}", String::from_utf8_lossy(&o.stdout))
     })
 }
 
@@ -142,21 +126,11 @@ fn repeat_writes_each_repetition_as_its_own_phase_entry() {
     let text = std::fs::read_to_string(f.baseline.join("results.json")).unwrap();
     let results: Value = serde_json::from_str(&text).unwrap();
     let phases = results["engines"][0]["phases"].as_array().unwrap();
-    let reps: Vec<(&str, u64)> = phases
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap(),
-                p["repetition"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let reps: Vec<(&str, u64)> =
+        phases.iter().map(|p| (p["name"].as_str().unwrap(), p["repetition"].as_u64().unwrap())).collect();
     assert_eq!(reps, vec![("search", 1), ("search", 2), ("search", 3)]);
     for p in phases {
-        assert!(
-            p["ops"][0]["count"].as_u64().unwrap() > 200,
-            "each repetition is a whole measured run: {p:#}"
-        );
+        assert!(p["ops"][0]["count"].as_u64().unwrap() > 200, "each repetition is a whole measured run: {p:#}");
     }
 }
 
@@ -165,12 +139,7 @@ fn a_candidate_30_percent_slower_fails_the_gate() {
     let f = fixture();
     let slow = run(f, "slow", Some("latency_us = 13000"), &f.workload());
     let o = compare(&f.baseline, &slow, &["--format", "json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
     let report = json_of(&o);
     assert_eq!(report["result"], "fail");
     let p50 = metric(&report, "p50_ms");
@@ -178,18 +147,9 @@ fn a_candidate_30_percent_slower_fails_the_gate() {
     assert_eq!(p50["direction"], "lower_is_better");
     assert_eq!(p50["samples_from"], "runs");
     let change = p50["change"].as_f64().unwrap();
-    let (lo, hi) = (
-        p50["change_lower"].as_f64().unwrap(),
-        p50["change_upper"].as_f64().unwrap(),
-    );
-    assert!(
-        change > 0.15 && change < 0.40,
-        "about 3 ms more on about 12 ms: {change}"
-    );
-    assert!(
-        lo <= change && change <= hi && lo > 0.10,
-        "the whole interval is beyond 10%: [{lo}, {hi}]"
-    );
+    let (lo, hi) = (p50["change_lower"].as_f64().unwrap(), p50["change_upper"].as_f64().unwrap());
+    assert!(change > 0.15 && change < 0.40, "about 3 ms more on about 12 ms: {change}");
+    assert!(lo <= change && change <= hi && lo > 0.10, "the whole interval is beyond 10%: [{lo}, {hi}]");
     let tput = metric(&report, "throughput_ops_s");
     assert_eq!(tput["direction"], "higher_is_better");
     assert_eq!(tput["verdict"], "regressed", "{tput:#}");
@@ -197,12 +157,7 @@ fn a_candidate_30_percent_slower_fails_the_gate() {
 
     // The same pair passes a threshold above the slowdown, and the text names the verdict.
     let lenient = compare(&f.baseline, &slow, &["--max-regression", "60%"]);
-    assert_eq!(
-        lenient.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&lenient.stdout)
-    );
+    assert_eq!(lenient.status.code(), Some(0), "{}", String::from_utf8_lossy(&lenient.stdout));
     let strict_text = compare(&f.baseline, &slow, &[]);
     let s = String::from_utf8_lossy(&strict_text.stdout);
     assert!(s.contains("REGRESSED") && s.contains("FAIL"), "{s}");
@@ -214,47 +169,25 @@ fn an_equal_but_noisy_candidate_passes() {
     // Same latency distribution, another pattern of jitter.
     let noisy = run(f, "noisy", Some("jitter_seed = 12345"), &f.workload());
     let o = compare(&f.baseline, &noisy, &["--format", "json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
     let report = json_of(&o);
     assert_eq!(report["result"], "pass");
     for name in ["p50_ms", "p99_ms", "throughput_ops_s", "recall_at_k"] {
         let m = metric(&report, name);
         assert_ne!(m["verdict"], "regressed", "{m:#}");
-        assert!(
-            m["baseline"].as_f64().is_some() && m["candidate"].as_f64().is_some(),
-            "{m:#}"
-        );
+        assert!(m["baseline"].as_f64().is_some() && m["candidate"].as_f64().is_some(), "{m:#}");
     }
     // Compared with itself, every change is exactly zero.
-    let same = json_of(&compare(
-        &f.baseline,
-        &f.baseline.join("results.json"),
-        &["--format", "json"],
-    ));
+    let same = json_of(&compare(&f.baseline, &f.baseline.join("results.json"), &["--format", "json"]));
     assert_eq!(metric(&same, "p99_ms")["change"].as_f64(), Some(0.0));
 }
 
 #[test]
 fn a_recall_drop_fails_the_gate() {
     let f = fixture();
-    let worse = run(
-        f,
-        "recall",
-        Some("hits = [0, 1, 2, 3, 4, 5, 6, 7, 8]"),
-        &f.workload(),
-    );
+    let worse = run(f, "recall", Some("hits = [0, 1, 2, 3, 4, 5, 6, 7, 8]"), &f.workload());
     let o = compare(&f.baseline, &worse, &["--format", "json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
     let report = json_of(&o);
     let recall = metric(&report, "recall_at_k");
     assert_eq!(recall["verdict"], "regressed", "{recall:#}");
@@ -263,17 +196,8 @@ fn a_recall_drop_fails_the_gate() {
     assert!((recall["candidate"].as_f64().unwrap() - 0.9).abs() < 1e-9);
     assert!((recall["change"].as_f64().unwrap() + 0.1).abs() < 1e-9);
     // A tolerance above the drop lets it through.
-    let o = compare(
-        &f.baseline,
-        &worse,
-        &["--quality-tolerance", "0.2", "--metric", "recall_at_k"],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    let o = compare(&f.baseline, &worse, &["--quality-tolerance", "0.2", "--metric", "recall_at_k"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 #[test]
@@ -281,24 +205,13 @@ fn an_engine_missing_from_the_candidate_is_reported_and_fails() {
     let f = fixture();
     let gone = run(f, "unreachable", Some("unreachable = true"), &f.workload());
     let o = compare(&f.baseline, &gone, &["--format", "json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
     let report = json_of(&o);
     let missing = report["only_in_baseline"].as_array().unwrap();
     assert_eq!(missing.len(), 1, "{report:#}");
-    assert!(
-        missing[0].as_str().unwrap().contains("fake / search / knn"),
-        "{missing:?}"
-    );
+    assert!(missing[0].as_str().unwrap().contains("fake / search / knn"), "{missing:?}");
     let notes = report["notes"].to_string();
-    assert!(
-        notes.contains("cannot reach"),
-        "the skipped engine's reason is shown: {notes}"
-    );
+    assert!(notes.contains("cannot reach"), "the skipped engine's reason is shown: {notes}");
 }
 
 #[test]
@@ -310,10 +223,7 @@ fn runs_of_different_workloads_or_bad_input_are_refused_with_exit_2() {
     let o = compare(&f.baseline, &cand, &[]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("different workloads") && err.contains("sha256"),
-        "{err}"
-    );
+    assert!(err.contains("different workloads") && err.contains("sha256"), "{err}");
 
     let o = compare(&f.baseline, &f.dir.path().join("no-such-run"), &[]);
     assert_eq!(o.status.code(), Some(2));
@@ -331,19 +241,11 @@ fn a_folder_of_runs_is_one_side_with_every_run_as_a_sample() {
     std::fs::copy(f.baseline.join("results.json"), pool.join("a/results.json")).unwrap();
     std::fs::copy(f.baseline.join("results.json"), pool.join("b/results.json")).unwrap();
     let o = compare(&pool, &f.baseline, &["--format", "json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let report = json_of(&o);
     assert_eq!(report["baseline"]["files"].as_array().unwrap().len(), 2);
     let p50 = metric(&report, "p50_ms");
-    assert_eq!(
-        p50["baseline_samples"], 6,
-        "two runs of three repetitions: {p50:#}"
-    );
+    assert_eq!(p50["baseline_samples"], 6, "two runs of three repetitions: {p50:#}");
     assert_eq!(p50["candidate_samples"], 3);
     let md = compare(&pool, &f.baseline, &["--format", "markdown"]);
     assert!(String::from_utf8_lossy(&md.stdout).contains("| engine | phase | op | metric |"));

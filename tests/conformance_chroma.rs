@@ -33,23 +33,11 @@ fn api() -> String {
 #[tokio::test]
 async fn chroma_passes_the_conformance_suite() {
     let d = open("ef_search = 100");
-    let expect = conformance::Expect {
-        knn_min_recall: 0.95,
-        params: SearchParams::new(),
-        ranked_text: false,
-    };
+    let expect = conformance::Expect { knn_min_recall: 0.95, params: SearchParams::new(), ranked_text: false };
     conformance::run_suite(d.as_ref(), &expect).await;
     let http = reqwest::Client::new();
-    let left = http
-        .get(format!("{}/collections/dbbench_conformance", api()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        left.status(),
-        404,
-        "cleanup deletes the collection it created"
-    );
+    let left = http.get(format!("{}/collections/dbbench_conformance", api())).send().await.unwrap();
+    assert_eq!(left.status(), 404, "cleanup deletes the collection it created");
 }
 
 /// Each where form the driver emits, checked against the server's own answer: the ids a
@@ -65,62 +53,26 @@ async fn chroma_where_clauses_mean_what_filters_mean() {
     d.load(&records).await.unwrap();
     d.finish_load().await.unwrap();
     let http = reqwest::Client::new();
-    let coll: serde_json::Value = http
-        .get(format!("{}/collections/{}", api(), schema.collection))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let coll: serde_json::Value =
+        http.get(format!("{}/collections/{}", api(), schema.collection)).send().await.unwrap().json().await.unwrap();
     let id = coll["id"].as_str().unwrap().to_string();
     let mut filters = conformance::filters();
     let kw = |s: &str| dbbench::driver::AttrValue::Keyword(s.into());
     use dbbench::driver::Filter;
-    filters.push(Filter::And(vec![Filter::Eq {
-        field: "lang".into(),
-        value: kw("fr"),
-    }]));
-    filters.push(Filter::Or(vec![Filter::Eq {
-        field: "lang".into(),
-        value: kw("fr"),
-    }]));
-    filters.push(Filter::In {
-        field: "lang".into(),
-        values: vec![],
-    });
-    filters.push(Filter::Range {
-        field: "year".into(),
-        gte: None,
-        lt: None,
-    });
+    filters.push(Filter::And(vec![Filter::Eq { field: "lang".into(), value: kw("fr") }]));
+    filters.push(Filter::Or(vec![Filter::Eq { field: "lang".into(), value: kw("fr") }]));
+    filters.push(Filter::In { field: "lang".into(), values: vec![] });
+    filters.push(Filter::Range { field: "year".into(), gte: None, lt: None });
     for f in &filters {
-        let body =
-            json!({ "where": driver::chroma::where_clause(f), "include": [], "limit": 10_000 });
-        let resp = http
-            .post(format!("{}/collections/{id}/get", api()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            resp.status().is_success(),
-            "{f}: HTTP {}: {}",
-            resp.status(),
-            resp.text().await.unwrap()
-        );
+        let body = json!({ "where": driver::chroma::where_clause(f), "include": [], "limit": 10_000 });
+        let resp = http.post(format!("{}/collections/{id}/get", api())).json(&body).send().await.unwrap();
+        assert!(resp.status().is_success(), "{f}: HTTP {}: {}", resp.status(), resp.text().await.unwrap());
         let got: serde_json::Value = resp.json().await.unwrap();
-        let mut got: Vec<u64> = got["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().parse().unwrap())
-            .collect();
+        let mut got: Vec<u64> =
+            got["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect();
         got.sort();
-        let want: Vec<u64> = (0..ds.len())
-            .filter(|i| f.matches(&schema, &ds.attributes[*i]))
-            .map(|i| i as u64)
-            .collect();
+        let want: Vec<u64> =
+            (0..ds.len()).filter(|i| f.matches(&schema, &ds.attributes[*i])).map(|i| i as u64).collect();
         assert_eq!(got, want, "where {f}");
     }
     d.cleanup().await.unwrap();
@@ -130,17 +82,12 @@ async fn chroma_where_clauses_mean_what_filters_mean() {
 async fn chroma_never_replaces_a_collection_it_did_not_create() {
     let http = reqwest::Client::new();
     let name = "dbbench_conformance_theirs";
-    let _ = http
-        .delete(format!("{}/collections/{name}", api()))
-        .send()
-        .await;
+    let _ = http.delete(format!("{}/collections/{name}", api())).send().await;
     let d = open("");
     d.ping().await.expect("chroma reachable");
     // prepare creates the tenant and database; then someone else's collection appears.
     let ds = conformance::dataset();
-    d.prepare(&ds.schema("dbbench_conformance_setup"))
-        .await
-        .unwrap();
+    d.prepare(&ds.schema("dbbench_conformance_setup")).await.unwrap();
     d.cleanup().await.unwrap();
     let made = http
         .post(format!("{}/collections", api()))
@@ -151,21 +98,10 @@ async fn chroma_never_replaces_a_collection_it_did_not_create() {
     assert!(made.status().is_success(), "{}", made.text().await.unwrap());
     let err = d.prepare(&ds.schema(name)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Rejected);
-    assert!(
-        err.message.contains("not created by dbbench"),
-        "{}",
-        err.message
-    );
-    let still = http
-        .get(format!("{}/collections/{name}", api()))
-        .send()
-        .await
-        .unwrap();
+    assert!(err.message.contains("not created by dbbench"), "{}", err.message);
+    let still = http.get(format!("{}/collections/{name}", api())).send().await.unwrap();
     assert_eq!(still.status(), 200, "their collection is untouched");
-    http.delete(format!("{}/collections/{name}", api()))
-        .send()
-        .await
-        .unwrap();
+    http.delete(format!("{}/collections/{name}", api())).send().await.unwrap();
 }
 
 #[tokio::test]
@@ -177,30 +113,13 @@ async fn chroma_rejects_a_per_query_ef_search_it_cannot_apply() {
     d.load(&[ds.record(0)]).await.unwrap();
     let mut params = SearchParams::new();
     params.insert("ef_search".into(), json!(100));
-    let same = dbbench::driver::Op::Knn {
-        vector: ds.query_vector(0),
-        k: 1,
-        filter: None,
-        params: &params,
-    };
-    assert!(
-        d.execute(&same).await.is_ok(),
-        "the collection's own ef_search is accepted"
-    );
+    let same = dbbench::driver::Op::Knn { vector: ds.query_vector(0), k: 1, filter: None, params: &params };
+    assert!(d.execute(&same).await.is_ok(), "the collection's own ef_search is accepted");
     params.insert("ef_search".into(), json!(400));
-    let other = dbbench::driver::Op::Knn {
-        vector: ds.query_vector(0),
-        k: 1,
-        filter: None,
-        params: &params,
-    };
+    let other = dbbench::driver::Op::Knn { vector: ds.query_vector(0), k: 1, filter: None, params: &params };
     let err = d.execute(&other).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Rejected);
-    assert!(
-        err.message.contains("fixed per collection"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("fixed per collection"), "{}", err.message);
     d.cleanup().await.unwrap();
 }
 

@@ -15,22 +15,13 @@ fn url() -> String {
 }
 
 fn config(settings: toml::Table) -> EngineConfig {
-    EngineConfig {
-        name: "elasticsearch".into(),
-        url: Some(url()),
-        settings,
-        base_dir: ".".into(),
-    }
+    EngineConfig { name: "elasticsearch".into(), url: Some(url()), settings, base_dir: ".".into() }
 }
 
 fn expect() -> conformance::Expect {
     let mut params = dbbench::driver::SearchParams::new();
     params.insert("num_candidates".into(), json!(100));
-    conformance::Expect {
-        knn_min_recall: 0.98,
-        params,
-        ranked_text: true,
-    }
+    conformance::Expect { knn_min_recall: 0.98, params, ranked_text: true }
 }
 
 async fn index_exists(name: &str) -> bool {
@@ -38,12 +29,7 @@ async fn index_exists(name: &str) -> bool {
         .head(format!("{}/{name}", url()))
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "Elasticsearch at {} must be running (services/up.sh elasticsearch): {e}",
-                url()
-            )
-        })
+        .unwrap_or_else(|e| panic!("Elasticsearch at {} must be running (services/up.sh elasticsearch): {e}", url()))
         .status();
     status.is_success()
 }
@@ -54,10 +40,7 @@ async fn elasticsearch_passes_the_conformance_suite() {
     let kind = driver::find_kind("elasticsearch").expect("registered");
     let d = (kind.open)(&config(toml::Table::new())).expect("open");
     conformance::run_suite(d.as_ref(), &expect()).await;
-    assert!(
-        !index_exists("dbbench_conformance").await,
-        "cleanup deletes the index it created"
-    );
+    assert!(!index_exists("dbbench_conformance").await, "cleanup deletes the index it created");
 
     // int8_hnsw ranks by the quantized vectors (8.14 does not rescore with the floats).
     // On these 16-dimensional clustered vectors, whose nearest neighbours differ by less
@@ -84,27 +67,14 @@ async fn elasticsearch_never_deletes_an_index_it_did_not_create() {
         .json(&json!({ "mappings": { "properties": { "precious": { "type": "keyword" } } } }))
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!("Elasticsearch at {base} must be running (services/up.sh elasticsearch): {e}")
-        });
-    assert!(
-        created.status().is_success(),
-        "create the foreign index: {}",
-        created.text().await.unwrap_or_default()
-    );
+        .unwrap_or_else(|e| panic!("Elasticsearch at {base} must be running (services/up.sh elasticsearch): {e}"));
+    assert!(created.status().is_success(), "create the foreign index: {}", created.text().await.unwrap_or_default());
     let kind = driver::find_kind("elasticsearch").expect("registered");
     let d = (kind.open)(&config(toml::Table::new())).expect("open");
     let schema = conformance::dataset().schema(name);
-    let err = d
-        .prepare(&schema)
-        .await
-        .expect_err("a foreign index is refused");
+    let err = d.prepare(&schema).await.expect_err("a foreign index is refused");
     assert_eq!(err.kind, ErrorKind::Rejected);
-    assert!(
-        err.message.contains("not created by dbbench"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("not created by dbbench"), "{}", err.message);
     assert!(index_exists(name).await, "the foreign index is still there");
     let _ = http.delete(format!("{base}/{name}")).send().await;
 }
@@ -118,8 +88,5 @@ async fn an_unreachable_server_is_reported_as_unreachable() {
         base_dir: ".".into(),
     };
     let d = (driver::find_kind("elasticsearch").expect("registered").open)(&cfg).expect("open");
-    assert_eq!(
-        d.ping().await.expect_err("nothing listens on port 1").kind,
-        ErrorKind::Unreachable
-    );
+    assert_eq!(d.ping().await.expect_err("nothing listens on port 1").kind, ErrorKind::Unreachable);
 }

@@ -42,11 +42,7 @@ async fn connect() -> PgConnection {
 }
 
 async fn table_exists(pg: &mut PgConnection, name: &str) -> bool {
-    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
-        .bind(name)
-        .fetch_one(pg)
-        .await
-        .unwrap()
+    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(name).fetch_one(pg).await.unwrap()
 }
 
 #[tokio::test]
@@ -55,10 +51,7 @@ async fn pgvector_hnsw_passes_the_conformance_suite() {
     let d = (kind.open)(&config("")).unwrap();
     conformance::run_suite(d.as_ref(), &high_ef()).await;
     let mut pg = connect().await;
-    assert!(
-        !table_exists(&mut pg, "dbbench.dbbench_conformance").await,
-        "cleanup drops dbbench's table"
-    );
+    assert!(!table_exists(&mut pg, "dbbench.dbbench_conformance").await, "cleanup drops dbbench's table");
 
     // index = "none": kNN is an exact scan, so recall must be 1.0 with no knobs at all.
     // Same collection name as above, so it runs after the HNSW suite, not beside it.
@@ -84,10 +77,7 @@ async fn pgvector_never_touches_tables_it_did_not_create() {
     .await
     .unwrap();
     let fingerprint = "SELECT count(*)::bigint, md5(string_agg(id || name || embedding::text, ',' ORDER BY id)) FROM public.customer_data";
-    let before: (i64, String) = sqlx::query_as(fingerprint)
-        .fetch_one(&mut pg)
-        .await
-        .unwrap();
+    let before: (i64, String) = sqlx::query_as(fingerprint).fetch_one(&mut pg).await.unwrap();
     assert_eq!(before.0, 50);
 
     let kind = driver::find_kind("pgvector").unwrap();
@@ -96,11 +86,7 @@ async fn pgvector_never_touches_tables_it_did_not_create() {
 
     // A same-named table that dbbench did not create: prepare refuses and leaves it be.
     let err = d.prepare(&ds.schema("dbbench_not_ours")).await.unwrap_err();
-    assert!(
-        err.message.contains("not created by dbbench"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("not created by dbbench"), "{}", err.message);
     let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM dbbench.dbbench_not_ours WHERE x = 7")
         .fetch_one(&mut pg)
         .await
@@ -119,64 +105,30 @@ async fn pgvector_never_touches_tables_it_did_not_create() {
     let plans = stats.details["plans"].as_object().unwrap();
     // On 400 rows the planner may prefer an exact scan to the HNSW index; either way the
     // plan is the one of the kNN statement, with a stored embedding as the sample.
-    assert!(
-        plans["knn"].as_str().unwrap().contains("embedding <=> '["),
-        "{}",
-        plans["knn"]
-    );
-    assert!(
-        plans["text"].as_str().unwrap().contains("tsv"),
-        "{}",
-        plans["text"]
-    );
+    assert!(plans["knn"].as_str().unwrap().contains("embedding <=> '["), "{}", plans["knn"]);
+    assert!(plans["text"].as_str().unwrap().contains("tsv"), "{}", plans["text"]);
     let params = SearchParams::new();
-    let hits = d
-        .execute(&Op::Knn {
-            vector: ds.query_vector(0),
-            k: 5,
-            filter: None,
-            params: &params,
-        })
-        .await
-        .unwrap();
+    let hits = d.execute(&Op::Knn { vector: ds.query_vector(0), k: 5, filter: None, params: &params }).await.unwrap();
     assert_eq!(hits.hits().map(<[u64]>::len), Some(5));
     let record = ds.record(1);
     let mut moved = record.clone();
     moved.id = 99_999;
-    assert_eq!(
-        d.execute(&Op::Insert { record: &moved }).await.unwrap(),
-        Outcome::Written(1)
-    );
-    assert_eq!(
-        d.execute(&Op::Delete { id: 99_999 }).await.unwrap(),
-        Outcome::Written(1)
-    );
+    assert_eq!(d.execute(&Op::Insert { record: &moved }).await.unwrap(), Outcome::Written(1));
+    assert_eq!(d.execute(&Op::Delete { id: 99_999 }).await.unwrap(), Outcome::Written(1));
     assert!(table_exists(&mut pg, "dbbench.dbbench_isolation").await);
-    let comment: Option<String> = sqlx::query_scalar(
-        "SELECT obj_description('dbbench.dbbench_isolation'::regclass, 'pg_class')",
-    )
-    .fetch_one(&mut pg)
-    .await
-    .unwrap();
-    assert!(
-        comment.unwrap_or_default().starts_with("dbbench:"),
-        "dbbench's table carries the marker"
-    );
+    let comment: Option<String> =
+        sqlx::query_scalar("SELECT obj_description('dbbench.dbbench_isolation'::regclass, 'pg_class')")
+            .fetch_one(&mut pg)
+            .await
+            .unwrap();
+    assert!(comment.unwrap_or_default().starts_with("dbbench:"), "dbbench's table carries the marker");
     d.cleanup().await.unwrap();
 
-    assert!(
-        !table_exists(&mut pg, "dbbench.dbbench_isolation").await,
-        "dbbench's table is gone after cleanup"
-    );
-    let after: (i64, String) = sqlx::query_as(fingerprint)
-        .fetch_one(&mut pg)
-        .await
-        .unwrap();
+    assert!(!table_exists(&mut pg, "dbbench.dbbench_isolation").await, "dbbench's table is gone after cleanup");
+    let after: (i64, String) = sqlx::query_as(fingerprint).fetch_one(&mut pg).await.unwrap();
     assert_eq!(after, before, "the user's table and its rows are untouched");
-    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM dbbench.dbbench_not_ours")
-        .fetch_one(&mut pg)
-        .await
-        .unwrap();
+    let kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dbbench.dbbench_not_ours").fetch_one(&mut pg).await.unwrap();
     assert_eq!(kept, 1);
     sqlx::raw_sql("DROP TABLE public.customer_data; DROP TABLE dbbench.dbbench_not_ours")
         .execute(&mut pg)

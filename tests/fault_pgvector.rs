@@ -16,11 +16,7 @@ use std::time::{Duration, Instant};
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 /// A PostgreSQL tool, run as the `postgres` OS user when we are root (PostgreSQL refuses
@@ -52,11 +48,7 @@ fn free_port() -> u16 {
             return port;
         }
     }
-    TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// A private cluster; stopping and removing it is the guard's job.
@@ -71,34 +63,19 @@ impl Cluster {
     }
 
     fn start() -> Cluster {
-        assert!(Path::new(PG_BIN).join("initdb").exists(), "{PG_BIN}/initdb missing: run services/up.sh pgvector to install PostgreSQL 15 + pgvector");
-        let dir = tempfile::Builder::new()
-            .prefix("dbbench-fault-pg")
-            .tempdir()
-            .unwrap();
+        assert!(
+            Path::new(PG_BIN).join("initdb").exists(),
+            "{PG_BIN}/initdb missing: run services/up.sh pgvector to install PostgreSQL 15 + pgvector"
+        );
+        let dir = tempfile::Builder::new().prefix("dbbench-fault-pg").tempdir().unwrap();
         if is_root() {
-            run(
-                Command::new("chown").args(["postgres:", &dir.path().display().to_string()]),
-                "chown",
-            );
+            run(Command::new("chown").args(["postgres:", &dir.path().display().to_string()]), "chown");
         }
-        let cluster = Cluster {
-            port: free_port(),
-            dir,
-        };
+        let cluster = Cluster { port: free_port(), dir };
         let data = cluster.data().display().to_string();
         run(
             pg_tool("initdb")
-                .args([
-                    "-D",
-                    &data,
-                    "-U",
-                    "postgres",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                    "--auth=trust",
-                ])
+                .args(["-D", &data, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth=trust"])
                 .current_dir(cluster.dir.path()),
             "initdb",
         );
@@ -110,9 +87,7 @@ impl Cluster {
         let log = cluster.dir.path().join("log").display().to_string();
         run(
             pg_tool("pg_ctl")
-                .args([
-                    "-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "60", "start",
-                ])
+                .args(["-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"])
                 .current_dir(cluster.dir.path()),
             "pg_ctl start",
         );
@@ -146,9 +121,7 @@ impl Cluster {
     fn kill(&self) {
         let data = self.data().display().to_string();
         run(
-            pg_tool("pg_ctl")
-                .args(["-D", &data, "stop", "-m", "immediate", "-w"])
-                .current_dir(self.dir.path()),
+            pg_tool("pg_ctl").args(["-D", &data, "stop", "-m", "immediate", "-w"]).current_dir(self.dir.path()),
             "pg_ctl stop -m immediate",
         );
     }
@@ -278,19 +251,8 @@ fn server_dying_mid_phase_fails_the_engine_and_keeps_what_was_measured() {
     let errors: u64 = ops.iter().map(|o| o["errors"].as_u64().unwrap()).sum();
     assert!(count > 0, "requests measured before the failure are kept");
     assert!(errors > 0, "the failed requests are counted");
-    let kinds: Vec<&str> = ops
-        .iter()
-        .flat_map(|o| {
-            o["error_kinds"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-        })
-        .collect();
-    assert!(
-        kinds.contains(&"unreachable"),
-        "errors are counted as unreachable: {kinds:?}"
-    );
+    let kinds: Vec<&str> =
+        ops.iter().flat_map(|o| o["error_kinds"].as_object().unwrap().keys().map(String::as_str)).collect();
+    assert!(kinds.contains(&"unreachable"), "errors are counted as unreachable: {kinds:?}");
     drop(cluster);
 }

@@ -50,20 +50,11 @@ fn report_md_matches_the_snapshot() {
         );
     }
     // The snapshot itself must say what a reader needs, not just be stable.
-    assert!(
-        got.contains("**Recommended: sqlite, the only engine that meets all 8 requirements.**"),
-        "{got}"
-    );
+    assert!(got.contains("**Recommended: sqlite, the only engine that meets all 8 requirements.**"), "{got}");
     assert!(got.contains("sqlite-sync does not fit"), "{got}");
     assert!(got.contains("p99 36.8 ms > 35 ms, 5% over"), "{got}");
-    assert!(
-        got.contains("p99.9 needs at least 1000 successful requests, the op had 571"),
-        "{got}"
-    );
-    assert!(
-        got.contains("text is partial support, not ranking done by the engine"),
-        "{got}"
-    );
+    assert!(got.contains("p99.9 needs at least 1000 successful requests, the op had 571"), "{got}");
+    assert!(got.contains("text is partial support, not ranking done by the engine"), "{got}");
     assert!(got.contains("**pgvector** skipped"), "{got}");
     assert!(got.contains("`bash services/up.sh pgvector`"), "{got}");
     assert!(got.lines().count() < 200, "short enough for a PR comment");
@@ -74,34 +65,14 @@ fn verdict_margins_come_from_measured_numbers() {
     let v = recommend::evaluate(&fixture());
     assert_eq!(v.fit, vec!["sqlite".to_string()]);
     let sqlite = &v.engines[0];
-    let p99 = sqlite
-        .checks
-        .iter()
-        .find(|c| c.requirement == "search / knn: p99 <= 35 ms")
-        .unwrap();
+    let p99 = sqlite.checks.iter().find(|c| c.requirement == "search / knn: p99 <= 35 ms").unwrap();
     assert_eq!(p99.outcome, recommend::Outcome::Pass);
     assert_eq!(p99.detail, "p99 32.6 ms <= 35 ms, 7% headroom");
     let pg = v.engines.iter().find(|e| e.engine == "pgvector").unwrap();
-    let slos: Vec<_> = pg
-        .checks
-        .iter()
-        .filter(|c| !c.requirement.starts_with("capability"))
-        .collect();
-    assert!(
-        slos.iter()
-            .all(|c| c.outcome == recommend::Outcome::NotMeasured),
-        "a skipped engine has no numbers"
-    );
-    let ranked = pg
-        .checks
-        .iter()
-        .find(|c| c.requirement == "capability ranked_text")
-        .unwrap();
-    assert_eq!(
-        ranked.outcome,
-        recommend::Outcome::Fail,
-        "partial text support is not engine ranking"
-    );
+    let slos: Vec<_> = pg.checks.iter().filter(|c| !c.requirement.starts_with("capability")).collect();
+    assert!(slos.iter().all(|c| c.outcome == recommend::Outcome::NotMeasured), "a skipped engine has no numbers");
+    let ranked = pg.checks.iter().find(|c| c.requirement == "capability ranked_text").unwrap();
+    assert_eq!(ranked.outcome, recommend::Outcome::Fail, "partial text support is not engine ranking");
 }
 
 #[test]
@@ -114,18 +85,10 @@ fn without_requirements_the_report_is_not_a_recommendation() {
     assert!(md.contains("## Not a recommendation"), "{md}");
     assert!(!md.contains("Recommended:"), "{md}");
     // get: sqlite p99 0.036 ms against sqlite-sync 0.058 ms.
-    let get = v
-        .winners
-        .iter()
-        .find(|w| w.phase == "oltp" && w.op == "get")
-        .unwrap();
+    let get = v.winners.iter().find(|w| w.phase == "oltp" && w.op == "get").unwrap();
     assert_eq!(get.engine.as_deref(), Some("sqlite"));
     assert_eq!(get.by, "p99");
-    let knn = v
-        .winners
-        .iter()
-        .find(|w| w.phase == "search" && w.op == "knn")
-        .unwrap();
+    let knn = v.winners.iter().find(|w| w.phase == "search" && w.op == "knn").unwrap();
     assert!(knn.note.contains("recall@10 1.000"), "{}", knn.note);
 }
 
@@ -138,11 +101,7 @@ fn interval_logs_parse_back_with_hdrhistogram_reader() {
     assert_eq!(files.len(), 16, "{files:?}");
     let path = dir.path().join("sqlite-search-knn-filtered.hlog");
     let text = std::fs::read(&path).unwrap();
-    let op = r.engines[0].phases[0]
-        .ops
-        .iter()
-        .find(|o| o.label == "knn-filtered")
-        .unwrap();
+    let op = r.engines[0].phases[0].ops.iter().find(|o| o.label == "knn-filtered").unwrap();
 
     let mut start_time = None;
     let mut histograms = 0;
@@ -153,36 +112,22 @@ fn interval_logs_parse_back_with_hdrhistogram_reader() {
             LogEntry::BaseTime(_) => panic!("no BaseTime is written"),
             LogEntry::Interval(h) => {
                 let bytes = base64_decode(h.encoded_histogram());
-                let hist: hdrhistogram::Histogram<u64> = Deserializer::new()
-                    .deserialize(&mut bytes.as_slice())
-                    .unwrap();
-                assert!(
-                    (h.max() - hist.max() as f64 / 1e6).abs() < 0.001 || hist.is_empty(),
-                    "Interval_Max is in ms"
-                );
+                let hist: hdrhistogram::Histogram<u64> =
+                    Deserializer::new().deserialize(&mut bytes.as_slice()).unwrap();
+                assert!((h.max() - hist.max() as f64 / 1e6).abs() < 0.001 || hist.is_empty(), "Interval_Max is in ms");
                 assert_eq!(h.duration().as_secs(), 1);
                 total += hist.len();
                 histograms += 1;
             }
         }
     }
-    let started = chrono::DateTime::parse_from_rfc3339(&r.run.started_at)
-        .unwrap()
-        .timestamp() as f64;
+    let started = chrono::DateTime::parse_from_rfc3339(&r.run.started_at).unwrap().timestamp() as f64;
     let st = start_time.expect("StartTime header").as_secs_f64();
-    assert!(
-        (st - started).abs() < 1.0,
-        "StartTime {st} is the run start {started}"
-    );
+    assert!((st - started).abs() < 1.0, "StartTime {st} is the run start {started}");
     assert_eq!(histograms, op.intervals.len());
-    assert_eq!(
-        total, op.count,
-        "the per-second histograms add up to the op's count"
-    );
+    assert_eq!(total, op.count, "the per-second histograms add up to the op's count");
     let head = String::from_utf8_lossy(&text);
-    assert!(head.contains(
-        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
-    ));
+    assert!(head.contains("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""));
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
@@ -200,28 +145,14 @@ fn shifted(mut r: RunResults, id: &str, started: &str, finished: &str) -> RunRes
 #[test]
 fn merging_concurrent_runs_adds_histograms_and_throughput() {
     let a = fixture();
-    let b = shifted(
-        fixture(),
-        "b",
-        "2026-11-24T02:37:45+00:00",
-        "2026-11-24T02:37:58+00:00",
-    );
+    let b = shifted(fixture(), "b", "2026-11-24T02:37:45+00:00", "2026-11-24T02:37:58+00:00");
     let m = report::merge(vec![a.clone(), b]).unwrap();
-    let (oa, om) = (
-        &a.engines[0].phases[0].ops[0],
-        &m.engines[0].phases[0].ops[0],
-    );
+    let (oa, om) = (&a.engines[0].phases[0].ops[0], &m.engines[0].phases[0].ops[0]);
     assert_eq!(om.count, 2 * oa.count);
-    assert!(
-        (om.throughput_ops_s - 2.0 * oa.throughput_ops_s).abs() < 1e-9,
-        "concurrent machines add throughput"
-    );
+    assert!((om.throughput_ops_s - 2.0 * oa.throughput_ops_s).abs() < 1e-9, "concurrent machines add throughput");
     let h = decode_histogram(&om.histograms.latency).unwrap();
     assert_eq!(h.len(), 2 * oa.count);
-    assert_eq!(
-        om.latency_ms.p50, oa.latency_ms.p50,
-        "the same distribution twice has the same percentiles"
-    );
+    assert_eq!(om.latency_ms.p50, oa.latency_ms.p50, "the same distribution twice has the same percentiles");
     assert_eq!(om.intervals.len(), oa.intervals.len());
     assert_eq!(om.intervals[0].ok, 2 * oa.intervals[0].ok);
     assert_eq!(m.run.merged_from.len(), 2);
@@ -232,28 +163,16 @@ fn merging_concurrent_runs_adds_histograms_and_throughput() {
 #[test]
 fn merging_repeated_runs_keeps_throughput_a_rate() {
     let a = fixture();
-    let b = shifted(
-        fixture(),
-        "b",
-        "2026-11-24T03:00:00+00:00",
-        "2026-11-24T03:00:15+00:00",
-    );
+    let b = shifted(fixture(), "b", "2026-11-24T03:00:00+00:00", "2026-11-24T03:00:15+00:00");
     let m = report::merge(vec![a.clone(), b]).unwrap();
-    let (oa, om) = (
-        &a.engines[0].phases[0].ops[0],
-        &m.engines[0].phases[0].ops[0],
-    );
+    let (oa, om) = (&a.engines[0].phases[0].ops[0], &m.engines[0].phases[0].ops[0]);
     let pa = &a.engines[0].phases[0];
     assert_eq!(om.count, 2 * oa.count);
     assert!(
         (om.throughput_ops_s - oa.count as f64 / pa.elapsed_s).abs() < 1e-6,
         "repeats: total count over total time"
     );
-    assert_eq!(
-        om.intervals.len(),
-        2 * oa.intervals.len(),
-        "repeats follow one another"
-    );
+    assert_eq!(om.intervals.len(), 2 * oa.intervals.len(), "repeats follow one another");
     assert_eq!(m.run.started_at, a.run.started_at);
 }
 
@@ -283,17 +202,8 @@ fn report_command_rebuilds_from_results_alone() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    for f in [
-        "report.html",
-        "report.md",
-        "results.json",
-        "hlog/sqlite-oltp-get.hlog",
-    ] {
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    for f in ["report.html", "report.md", "results.json", "hlog/sqlite-oltp-get.hlog"] {
         assert!(Path::new(&out).join(f).exists(), "{f} missing");
     }
     let merged = RunResults::read(&out).unwrap();
@@ -304,9 +214,5 @@ fn report_command_rebuilds_from_results_alone() {
         .arg(&fixture)
         .output()
         .unwrap();
-    assert_eq!(
-        status.status.code(),
-        Some(2),
-        "several results without --out is bad input"
-    );
+    assert_eq!(status.status.code(), Some(2), "several results without --out is bad input");
 }

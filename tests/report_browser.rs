@@ -41,11 +41,7 @@ fn chromium(profile: &Path, extra: &[String], page: &Path) -> std::process::Outp
         .arg(&url)
         .output()
         .expect("chromium starts");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -61,18 +57,14 @@ fn console_errors(stderr: &str) -> Vec<String> {
 
 #[test]
 fn report_html_renders_in_chromium() {
-    let fixture =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-results.json");
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-results.json");
     let results = RunResults::read(&fixture).unwrap();
     let dir = tempfile::tempdir().unwrap();
     report::write_reports(&results, dir.path()).unwrap();
     let page = dir.path().join("report.html");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(!html.contains("<script"), "no script is needed");
-    assert!(
-        !html.contains("src=\"http") && !html.contains("href=\"http"),
-        "self-contained: nothing fetched"
-    );
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "self-contained: nothing fetched");
 
     let profile = dir.path().join("profile");
     let dom = chromium(&profile, &["--dump-dom".to_string()], &page);
@@ -88,20 +80,11 @@ fn report_html_renders_in_chromium() {
     // 8 ops x (spectrum + timeline) + the ef_search sweep + load bars.
     assert!(svgs >= 18, "{svgs} <svg> elements in the DOM");
     assert!(text.contains("latency by percentile") && text.contains("recall against throughput"));
-    assert!(
-        !text.contains("chart not drawn"),
-        "every chart of the fixture can be drawn"
-    );
+    assert!(!text.contains("chart not drawn"), "every chart of the fixture can be drawn");
 
     let shot = dir.path().join("report.png");
-    let out = chromium(
-        &profile,
-        &[
-            format!("--screenshot={}", shot.display()),
-            "--window-size=1280,2000".into(),
-        ],
-        &page,
-    );
+    let out =
+        chromium(&profile, &[format!("--screenshot={}", shot.display()), "--window-size=1280,2000".into()], &page);
     let errors = console_errors(&String::from_utf8_lossy(&out.stderr));
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     if let Some(keep) = std::env::var_os("DBBENCH_SCREENSHOT") {
@@ -114,9 +97,5 @@ fn report_html_renders_in_chromium() {
     assert_eq!((info.width, info.height), (1280, 2000));
     let channels = info.color_type.samples();
     let colours: HashSet<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
-    assert!(
-        colours.len() > 200,
-        "the screenshot looks blank: {} distinct colours",
-        colours.len()
-    );
+    assert!(colours.len() > 200, "the screenshot looks blank: {} distinct colours", colours.len());
 }

@@ -12,7 +12,9 @@ use dbbench::driver::{Driver, ErrorKind, OpKind, SearchParams};
 use dbbench::metrics::LatencySummary;
 use dbbench::runner::ops::{Keyspace, PreparedOp};
 use dbbench::runner::phase::{run_phase, PhaseEnv, PhaseRun};
-use dbbench::spec::{Arrival, DatasetPlan, DatasetSource, Fallback, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec};
+use dbbench::spec::{
+    Arrival, DatasetPlan, DatasetSource, Fallback, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec,
+};
 use tokio_util::sync::CancellationToken;
 
 fn dataset() -> Arc<Dataset> {
@@ -117,7 +119,8 @@ async fn counts_and_throughput_are_exact() {
 
 #[tokio::test(start_paused = true)]
 async fn errors_are_counted_by_kind_with_samples() {
-    let (env, _) = env(Script { latency_us: 100, error_every: 10, error_kind: Some("timeout".into()), ..Default::default() });
+    let (env, _) =
+        env(Script { latency_us: 100, error_every: 10, error_kind: Some("timeout".into()), ..Default::default() });
     let run = phase(&env, Schedule::Closed { concurrency: 2 }, Stop::Requests(500)).await;
     let m = &run.metrics[0];
     assert_eq!(m.ok_count(), 450);
@@ -130,7 +133,8 @@ async fn errors_are_counted_by_kind_with_samples() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unreachable_engine_stops_the_phase_as_lost() {
-    let (env, _) = env(Script { latency_us: 100, error_every: 1, error_kind: Some("unreachable".into()), ..Default::default() });
+    let (env, _) =
+        env(Script { latency_us: 100, error_every: 1, error_kind: Some("unreachable".into()), ..Default::default() });
     let run = phase(&env, Schedule::Closed { concurrency: 1 }, Stop::Duration(Duration::from_secs(60))).await;
     let why = run.interrupted.expect("the phase stops");
     assert!(why.contains("engine lost"), "{why}");
@@ -161,7 +165,15 @@ async fn ctrl_c_stops_the_phase_and_keeps_what_was_measured() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         c.cancel();
     });
-    let run = run_phase(&env, Schedule::Closed { concurrency: 1 }, Stop::Duration(Duration::from_secs(30)), 1, &cancel, Arc::new(AtomicU64::new(0))).await;
+    let run = run_phase(
+        &env,
+        Schedule::Closed { concurrency: 1 },
+        Stop::Duration(Duration::from_secs(30)),
+        1,
+        &cancel,
+        Arc::new(AtomicU64::new(0)),
+    )
+    .await;
     assert!(run.interrupted.expect("interrupted").contains("Ctrl-C"));
     let n = run.metrics[0].ok_count();
     assert!((490..=500).contains(&n), "half a second of 1 ms requests is kept: {n}");

@@ -36,10 +36,7 @@ struct QueryLine {
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> Error {
-    Error::Dataset {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    Error::Dataset { path: path.to_path_buf(), message: message.into() }
 }
 
 fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
@@ -70,7 +67,8 @@ pub fn read_qrels(path: &Path) -> Result<HashMap<String, Vec<(String, u32)>>> {
         let [q, d, s] = cols[..] else {
             return Err(bad(path, format!("line {}: expected query-id<TAB>corpus-id<TAB>score", i + 1)));
         };
-        let grade: i64 = s.trim().parse().map_err(|_| bad(path, format!("line {}: score {s:?} is not an integer", i + 1)))?;
+        let grade: i64 =
+            s.trim().parse().map_err(|_| bad(path, format!("line {}: score {s:?} is not an integer", i + 1)))?;
         if grade > 0 {
             out.entry(q.to_string()).or_default().push((d.to_string(), grade as u32));
         }
@@ -139,7 +137,10 @@ pub fn load(plan: &DatasetPlan) -> Result<RawDataset> {
     }
     if qrels.is_some() {
         if queries.ids.is_empty() {
-            return Err(bad(plan.qrels.as_deref().unwrap_or(dir), "no query has a judgment for a document of the corpus"));
+            return Err(bad(
+                plan.qrels.as_deref().unwrap_or(dir),
+                "no query has a judgment for a document of the corpus",
+            ));
         }
         queries.judgments = Some(judgments);
     }
@@ -175,8 +176,16 @@ mod tests {
     fn loads_a_small_collection_and_keeps_judged_queries() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
-        std::fs::write(p.join("corpus.jsonl"), "{\"_id\":\"d1\",\"title\":\"Cats\",\"text\":\"purr\"}\n{\"_id\":\"d2\",\"text\":\"dogs bark\"}\n").unwrap();
-        std::fs::write(p.join("queries.jsonl"), "{\"_id\":\"q1\",\"text\":\"cat\"}\n{\"_id\":\"q2\",\"text\":\"unjudged\"}\n").unwrap();
+        std::fs::write(
+            p.join("corpus.jsonl"),
+            "{\"_id\":\"d1\",\"title\":\"Cats\",\"text\":\"purr\"}\n{\"_id\":\"d2\",\"text\":\"dogs bark\"}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("queries.jsonl"),
+            "{\"_id\":\"q1\",\"text\":\"cat\"}\n{\"_id\":\"q2\",\"text\":\"unjudged\"}\n",
+        )
+        .unwrap();
         std::fs::create_dir(p.join("qrels")).unwrap();
         std::fs::write(p.join("qrels/test.tsv"), "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\tmissing\t1\n").unwrap();
         let plan = DatasetPlan {

@@ -160,7 +160,13 @@ fn missing_files(plan: &DatasetPlan) -> Option<String> {
     needed.into_iter().find(|p| !p.exists()).map(|p| p.display().to_string())
 }
 
-fn attach(raw: RawDataset, plan: &DatasetPlan, attributes: &[AttributePlan], seed: u64, fallback_reason: Option<String>) -> Dataset {
+fn attach(
+    raw: RawDataset,
+    plan: &DatasetPlan,
+    attributes: &[AttributePlan],
+    seed: u64,
+    fallback_reason: Option<String>,
+) -> Dataset {
     let mut raw = raw;
     if let Some(max) = plan.max_docs {
         truncate_docs(&mut raw, max);

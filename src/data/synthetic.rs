@@ -13,8 +13,8 @@ use crate::driver::Metric;
 use crate::spec::SyntheticSpec;
 
 const SYLLABLES: [&str; 24] = [
-    "ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "zu", "be", "do", "fa", "gi", "ho", "ju", "ke", "li", "mo",
-    "nu", "pa", "qi", "re", "si", "ta",
+    "ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "zu", "be", "do", "fa", "gi", "ho", "ju", "ke", "li", "mo", "nu",
+    "pa", "qi", "re", "si", "ta",
 ];
 
 /// The `rank`-th word of the vocabulary (rank 0 is the most frequent): distinct,
@@ -36,9 +36,8 @@ pub fn generate(spec: &SyntheticSpec, seed: u64) -> RawDataset {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dim = spec.dim;
     let unit = Normal::new(0.0f32, 1.0).expect("valid normal");
-    let centres: Vec<Vec<f32>> = (0..spec.clusters)
-        .map(|_| normalised((0..dim).map(|_| unit.sample(&mut rng)).collect()))
-        .collect();
+    let centres: Vec<Vec<f32>> =
+        (0..spec.clusters).map(|_| normalised((0..dim).map(|_| unit.sample(&mut rng)).collect())).collect();
     let sigma = spec.spread / (dim as f32).sqrt();
     let noise = Normal::new(0.0f32, sigma.max(f32::MIN_POSITIVE)).expect("valid normal");
     let draw_vector = |rng: &mut ChaCha8Rng| -> Vec<f32> {
@@ -65,10 +64,8 @@ pub fn generate(spec: &SyntheticSpec, seed: u64) -> RawDataset {
     for _ in 0..spec.docs {
         doc_words.push((0..spec.words_per_doc).map(|_| zipf.sample(&mut rng) as usize - 1).collect());
     }
-    let texts: Vec<Arc<str>> = doc_words
-        .iter()
-        .map(|ws| Arc::from(ws.iter().map(|w| word(*w)).collect::<Vec<_>>().join(" ")))
-        .collect();
+    let texts: Vec<Arc<str>> =
+        doc_words.iter().map(|ws| Arc::from(ws.iter().map(|w| word(*w)).collect::<Vec<_>>().join(" "))).collect();
     // A query takes its words from one document, preferring its rarer words, so that every
     // query has at least one matching document and is not all stop-like frequent words.
     let query_texts: Vec<String> = (0..spec.queries)

@@ -22,14 +22,12 @@ pub fn exact_knn(ds: &Dataset, k: usize, filter: Option<&Filter>) -> Vec<Vec<u64
         .filter(|i| filter.is_none_or(|f| f.matches(&schema, &ds.attributes[*i])))
         .map(|i| i as u32)
         .collect();
-    (0..ds.queries.len())
-        .into_par_iter()
-        .map(|q| top_k(ds, ds.query_vector(q), &admitted, k))
-        .collect()
+    (0..ds.queries.len()).into_par_iter().map(|q| top_k(ds, ds.query_vector(q), &admitted, k)).collect()
 }
 
 fn top_k(ds: &Dataset, query: &[f32], admitted: &[u32], k: usize) -> Vec<u64> {
-    let mut scored: Vec<(f32, u32)> = admitted.iter().map(|&i| (ds.metric.distance(query, ds.vector(i as usize)), i)).collect();
+    let mut scored: Vec<(f32, u32)> =
+        admitted.iter().map(|&i| (ds.metric.distance(query, ds.vector(i as usize)), i)).collect();
     let by_distance = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     if scored.len() > k {
         scored.select_nth_unstable_by(k, by_distance);
@@ -123,12 +121,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Check a filter against the schema's attributes without a dataset (used by drivers'
 /// tests to pin their translation against the reference semantics).
 pub fn admitted_ids(schema: &Schema, attrs: &[Vec<crate::driver::AttrValue>], filter: &Filter) -> Vec<u64> {
-    attrs
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| filter.matches(schema, a))
-        .map(|(i, _)| i as u64)
-        .collect()
+    attrs.iter().enumerate().filter(|(_, a)| filter.matches(schema, a)).map(|(i, _)| i as u64).collect()
 }
 
 #[cfg(test)]

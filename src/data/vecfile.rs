@@ -17,10 +17,7 @@ pub struct Matrix {
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> Error {
-    Error::Dataset {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    Error::Dataset { path: path.to_path_buf(), message: message.into() }
 }
 
 /// Read vectors from `.npy`, `.fvecs`, `.bvecs` or `.ivecs`, chosen by extension.
@@ -28,8 +25,12 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     match path.extension().and_then(|e| e.to_str()) {
         Some("npy") => parse_npy(&bytes).map_err(|m| bad(path, m)),
-        Some("fvecs") => parse_vecs(&bytes, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).map_err(|m| bad(path, m)),
-        Some("ivecs") => parse_vecs(&bytes, 4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).map_err(|m| bad(path, m)),
+        Some("fvecs") => {
+            parse_vecs(&bytes, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).map_err(|m| bad(path, m))
+        }
+        Some("ivecs") => {
+            parse_vecs(&bytes, 4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).map_err(|m| bad(path, m))
+        }
         Some("bvecs") => parse_vecs(&bytes, 1, |b| b[0] as f32).map_err(|m| bad(path, m)),
         _ => Err(bad(path, "unknown vector file type: use .npy, .fvecs, .ivecs or .bvecs")),
     }
@@ -51,9 +52,7 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Matrix, String> {
         }
         v => return Err(format!(".npy format version {v} is not supported")),
     };
-    let header = bytes
-        .get(start..start + header_len)
-        .ok_or("truncated .npy header")?;
+    let header = bytes.get(start..start + header_len).ok_or("truncated .npy header")?;
     let header = std::str::from_utf8(header).map_err(|_| "the .npy header is not text")?;
     let descr = header_value(header, "descr").ok_or("the .npy header has no descr")?;
     let fortran = header_value(header, "fortran_order").ok_or("the .npy header has no fortran_order")? == "True";
@@ -78,13 +77,17 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Matrix, String> {
         "|i1" => (1, |b| b[0] as i8 as f32),
         "<i4" | "=i4" => (4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32),
         "<f2" => return Err("float16 .npy files are not supported; convert to float32".into()),
-        other => return Err(format!("dtype {other} is not supported (use little-endian float32, float64, uint8, int8 or int32)")),
+        other => {
+            return Err(format!(
+                "dtype {other} is not supported (use little-endian float32, float64, uint8, int8 or int32)"
+            ))
+        }
     };
     let data_start = start + header_len;
     let needed = rows * cols * size;
-    let body = bytes
-        .get(data_start..data_start + needed)
-        .ok_or_else(|| format!("expected {needed} bytes of data for shape {shape_text}, found {}", bytes.len() - data_start))?;
+    let body = bytes.get(data_start..data_start + needed).ok_or_else(|| {
+        format!("expected {needed} bytes of data for shape {shape_text}, found {}", bytes.len() - data_start)
+    })?;
     let values: Vec<f32> = body.chunks_exact(size).map(convert).collect();
     let data = if fortran && cols > 1 {
         // Column-major on disk: element (r, c) sits at c * rows + r.
@@ -106,11 +109,7 @@ fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let pat = format!("'{key}':");
     let at = header.find(&pat)? + pat.len();
     let rest = header[at..].trim_start();
-    let end = if rest.starts_with('(') {
-        rest.find(')')? + 1
-    } else {
-        rest.find(',').or_else(|| rest.find('}'))?
-    };
+    let end = if rest.starts_with('(') { rest.find(')')? + 1 } else { rest.find(',').or_else(|| rest.find('}'))? };
     Some(rest[..end].trim())
 }
 
@@ -135,11 +134,7 @@ fn parse_vecs(bytes: &[u8], size: usize, convert: fn(&[u8]) -> f32) -> Result<Ma
         pos += d * size;
         rows += 1;
     }
-    Ok(Matrix {
-        rows,
-        cols: cols.unwrap_or(0),
-        data,
-    })
+    Ok(Matrix { rows, cols: cols.unwrap_or(0), data })
 }
 
 /// A vectors-only dataset: base and query vectors from files, no text.
@@ -149,7 +144,10 @@ pub fn load_vectors_dataset(plan: &DatasetPlan) -> Result<RawDataset> {
     let base = read_matrix(base_path)?;
     let queries = read_matrix(query_path)?;
     if base.cols != queries.cols {
-        return Err(bad(query_path, format!("query vectors have {} dimensions, base vectors {}", queries.cols, base.cols)));
+        return Err(bad(
+            query_path,
+            format!("query vectors have {} dimensions, base vectors {}", queries.cols, base.cols),
+        ));
     }
     let name = plan.name.clone().unwrap_or_else(|| {
         base_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "vectors".into())
@@ -176,7 +174,10 @@ mod tests {
     use super::*;
 
     fn npy(descr: &str, fortran: bool, shape: &str, body: &[u8]) -> Vec<u8> {
-        let mut header = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}", if fortran { "True" } else { "False" });
+        let mut header = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+            if fortran { "True" } else { "False" }
+        );
         while (10 + header.len() + 1) % 64 != 0 {
             header.push(' ');
         }

@@ -31,11 +31,9 @@ use super::*;
 
 pub const KIND: DriverKind = DriverKind {
     kind: "chroma",
-    summary:
-        "Chroma server (REST v2): HNSW kNN with metadata filters, unranked word filter as text",
+    summary: "Chroma server (REST v2): HNSW kNN with metadata filters, unranked word filter as text",
     default_url: Some("http://127.0.0.1:8000"),
-    start_hint:
-        "services/up.sh chroma (or: docker compose -f docker-compose.bench.yml up -d chroma)",
+    start_hint: "services/up.sh chroma (or: docker compose -f docker-compose.bench.yml up -d chroma)",
     capabilities,
     validate: |cfg| Settings::parse(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(Chroma::new(cfg)?)),
@@ -49,29 +47,17 @@ pub const DATABASE: &str = "dbbench";
 pub const MARKER_KEY: &str = "created_by";
 pub const MARKER_VALUE: &str = "dbbench";
 
-const TEXT_NOTE: &str =
-    "substring filter without ranking: where_document keeps documents holding any query word \
+const TEXT_NOTE: &str = "substring filter without ranking: where_document keeps documents holding any query word \
      (whole word, case-insensitive; settings.text_match = \"contains\" for Chroma's case-sensitive substring match) \
      and get returns the first k of them in storage order";
 
 pub fn capabilities() -> Capabilities {
-    let mut ops: std::collections::BTreeMap<OpKind, Support> =
-        OpKind::ALL.iter().map(|k| (*k, Support::No)).collect();
-    for k in [
-        OpKind::Knn,
-        OpKind::Get,
-        OpKind::Insert,
-        OpKind::Update,
-        OpKind::Delete,
-    ] {
+    let mut ops: std::collections::BTreeMap<OpKind, Support> = OpKind::ALL.iter().map(|k| (*k, Support::No)).collect();
+    for k in [OpKind::Knn, OpKind::Get, OpKind::Insert, OpKind::Update, OpKind::Delete] {
         ops.insert(k, Support::Native);
     }
     ops.insert(OpKind::Text, Support::Partial(TEXT_NOTE));
-    Capabilities {
-        ops,
-        filters: Support::Native,
-        transactions: false,
-    }
+    Capabilities { ops, filters: Support::Native, transactions: false }
 }
 
 /// How a text query becomes a `where_document` clause.
@@ -126,15 +112,11 @@ impl Settings {
                 return bad("space: use \"cosine\", \"l2\" or \"ip\" (or leave it out: it follows the metric)");
             }
         }
-        if !["x-chroma-token", "authorization"]
-            .contains(&s.token_header.to_ascii_lowercase().as_str())
-        {
+        if !["x-chroma-token", "authorization"].contains(&s.token_header.to_ascii_lowercase().as_str()) {
             return bad("token_header: use \"x-chroma-token\" or \"authorization\"");
         }
         if s.ef_construction == 0 || s.ef_search == 0 || s.max_neighbors == 0 || s.timeout_ms == 0 {
-            return bad(
-                "ef_construction, ef_search, max_neighbors and timeout_ms must be at least 1",
-            );
+            return bad("ef_construction, ef_search, max_neighbors and timeout_ms must be at least 1");
         }
         Ok(s)
     }
@@ -191,10 +173,7 @@ pub fn where_clause(f: &Filter) -> Value {
 /// The distinct words of a text query, in order of first appearance.
 fn words(text: &str) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
-    for w in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
+    for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
         if !out.contains(&w) {
             out.push(w);
         }
@@ -309,8 +288,7 @@ struct ErrorBody {
 }
 
 fn parse_id(s: &str) -> DriverResult<u64> {
-    s.parse()
-        .map_err(|_| DriverError::protocol(format!("chroma: id {s:?} is not a dbbench id")))
+    s.parse().map_err(|_| DriverError::protocol(format!("chroma: id {s:?} is not a dbbench id")))
 }
 
 fn transport_error(what: &str, e: reqwest::Error) -> DriverError {
@@ -329,35 +307,19 @@ fn transport_error(what: &str, e: reqwest::Error) -> DriverError {
 impl Chroma {
     pub fn new(cfg: &EngineConfig) -> Result<Self, String> {
         let settings = Settings::parse(cfg)?;
-        let url = cfg
-            .url
-            .clone()
-            .or(KIND.default_url.map(str::to_string))
-            .unwrap_or_default();
+        let url = cfg.url.clone().or(KIND.default_url.map(str::to_string)).unwrap_or_default();
         let base = url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(format!(
-                "engines.{}.url: expected http://host:port, got {}",
-                cfg.name,
-                redact_url(base)
-            ));
+            return Err(format!("engines.{}.url: expected http://host:port, got {}", cfg.name, redact_url(base)));
         }
         let mut headers = HeaderMap::new();
         if let Some(raw) = &settings.token {
             let token = crate::spec::expand_env(raw, |k| std::env::var(k).ok())
                 .map_err(|e| format!("engines.{}.settings.token: {e}", cfg.name))?;
             let header = settings.token_header.to_ascii_lowercase();
-            let value = if header == "authorization" {
-                format!("Bearer {token}")
-            } else {
-                token
-            };
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                format!(
-                    "engines.{}.settings.token: not a valid header value",
-                    cfg.name
-                )
-            })?;
+            let value = if header == "authorization" { format!("Bearer {token}") } else { token };
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| format!("engines.{}.settings.token: not a valid header value", cfg.name))?;
             value.set_sensitive(true);
             let name = HeaderName::from_bytes(header.as_bytes())
                 .map_err(|e| format!("engines.{}.settings.token_header: {e}", cfg.name))?;
@@ -409,55 +371,23 @@ impl Chroma {
             StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE => ErrorKind::Unreachable,
             _ => ErrorKind::Rejected,
         };
-        Err(DriverError::new(
-            kind,
-            format!("chroma {what}: HTTP {}: {msg}", status.as_u16()),
-        ))
+        Err(DriverError::new(kind, format!("chroma {what}: HTTP {}: {msg}", status.as_u16())))
     }
 
-    async fn post<B: Serialize + ?Sized>(
-        &self,
-        what: &str,
-        url: &str,
-        body: &B,
-    ) -> DriverResult<reqwest::Response> {
-        let resp = self
-            .client
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| transport_error(what, e))?;
+    async fn post<B: Serialize + ?Sized>(&self, what: &str, url: &str, body: &B) -> DriverResult<reqwest::Response> {
+        let resp = self.client.post(url).json(body).send().await.map_err(|e| transport_error(what, e))?;
         Self::check(what, resp).await
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        what: &str,
-        url: &str,
-    ) -> DriverResult<T> {
-        let resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| transport_error(what, e))?;
-        Self::check(what, resp)
-            .await?
-            .json()
-            .await
-            .map_err(|e| transport_error(what, e))
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, what: &str, url: &str) -> DriverResult<T> {
+        let resp = self.client.get(url).send().await.map_err(|e| transport_error(what, e))?;
+        Self::check(what, resp).await?.json().await.map_err(|e| transport_error(what, e))
     }
 
     /// POST that accepts 409 (already exists) as success.
     async fn create_if_missing(&self, what: &str, url: &str, name: &str) -> DriverResult<()> {
-        let resp = self
-            .client
-            .post(url)
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .map_err(|e| transport_error(what, e))?;
+        let resp =
+            self.client.post(url).json(&json!({ "name": name })).send().await.map_err(|e| transport_error(what, e))?;
         if resp.status() == StatusCode::CONFLICT {
             return Ok(());
         }
@@ -467,12 +397,7 @@ impl Chroma {
     /// The existing collection of this name: None when there is none.
     async fn find_collection(&self, name: &str) -> DriverResult<Option<Value>> {
         let url = format!("{}/collections/{name}", self.database_url());
-        let resp = self
-            .client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| transport_error("get collection", e))?;
+        let resp = self.client.get(&url).send().await.map_err(|e| transport_error("get collection", e))?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -485,11 +410,7 @@ impl Chroma {
     }
 
     fn is_ours(collection: &Value) -> bool {
-        collection
-            .get("metadata")
-            .and_then(|m| m.get(MARKER_KEY))
-            .and_then(Value::as_str)
-            == Some(MARKER_VALUE)
+        collection.get("metadata").and_then(|m| m.get(MARKER_KEY)).and_then(Value::as_str) == Some(MARKER_VALUE)
     }
 
     /// Delete the collection `name` if dbbench created it; refuse if someone else did.
@@ -504,12 +425,7 @@ impl Chroma {
             )));
         }
         let url = format!("{}/collections/{name}", self.database_url());
-        let resp = self
-            .client
-            .delete(&url)
-            .send()
-            .await
-            .map_err(|e| transport_error("delete collection", e))?;
+        let resp = self.client.delete(&url).send().await.map_err(|e| transport_error("delete collection", e))?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -517,12 +433,7 @@ impl Chroma {
     }
 
     fn metadata(schema: &Schema, attrs: &[AttrValue]) -> Map<String, Value> {
-        schema
-            .attributes
-            .iter()
-            .zip(attrs)
-            .map(|(a, v)| (a.name.clone(), value_json(v)))
-            .collect()
+        schema.attributes.iter().zip(attrs).map(|(a, v)| (a.name.clone(), value_json(v))).collect()
     }
 
     fn add_body<'a>(schema: &Schema, records: &'a [Record]) -> AddBody<'a> {
@@ -530,12 +441,8 @@ impl Chroma {
             ids: records.iter().map(|r| r.id.to_string()).collect(),
             embeddings: records.iter().map(|r| &*r.vector).collect(),
             documents: records.iter().map(|r| &*r.text).collect(),
-            metadatas: (!schema.attributes.is_empty()).then(|| {
-                records
-                    .iter()
-                    .map(|r| Self::metadata(schema, &r.attributes))
-                    .collect()
-            }),
+            metadatas: (!schema.attributes.is_empty())
+                .then(|| records.iter().map(|r| Self::metadata(schema, &r.attributes)).collect()),
         }
     }
 
@@ -548,16 +455,10 @@ impl Chroma {
             .embeddings
             .and_then(|mut e| (!e.is_empty()).then(|| e.swap_remove(0)))
             .ok_or_else(|| DriverError::protocol("chroma get: no embedding in the answer"))?;
-        let text = resp
-            .documents
-            .and_then(|mut d| (!d.is_empty()).then(|| d.swap_remove(0)))
-            .flatten()
-            .unwrap_or_default();
-        let meta = resp
-            .metadatas
-            .and_then(|mut m| (!m.is_empty()).then(|| m.swap_remove(0)))
-            .flatten()
-            .unwrap_or_default();
+        let text =
+            resp.documents.and_then(|mut d| (!d.is_empty()).then(|| d.swap_remove(0))).flatten().unwrap_or_default();
+        let meta =
+            resp.metadatas.and_then(|mut m| (!m.is_empty()).then(|| m.swap_remove(0))).flatten().unwrap_or_default();
         let mut attributes = Vec::with_capacity(schema.attributes.len());
         for a in &schema.attributes {
             let v = meta.get(&a.name);
@@ -574,65 +475,38 @@ impl Chroma {
                 }
             });
         }
-        Ok(Some(Record {
-            id,
-            vector: Arc::from(vector),
-            text: Arc::from(text),
-            attributes,
-        }))
+        Ok(Some(Record { id, vector: Arc::from(vector), text: Arc::from(text), attributes }))
     }
 
     fn check_params(&self, params: &SearchParams) -> DriverResult<()> {
         for (key, value) in params {
             match key.as_str() {
                 "ef_search" if value.as_u64() == Some(u64::from(self.settings.ef_search)) => {}
-                "ef_search" => {
-                    return Err(DriverError::rejected(format!(
-                        "chroma: ef_search is fixed per collection ({}); per-query ef_search {value} cannot be applied, \
+                "ef_search" => return Err(DriverError::rejected(format!(
+                    "chroma: ef_search is fixed per collection ({}); per-query ef_search {value} cannot be applied, \
                          set engines.<name>.settings.ef_search instead",
-                        self.settings.ef_search
+                    self.settings.ef_search
+                ))),
+                other => {
+                    return Err(DriverError::rejected(format!(
+                        "chroma: unknown search param {other:?} (known: ef_search)"
                     )))
                 }
-                other => return Err(DriverError::rejected(format!("chroma: unknown search param {other:?} (known: ef_search)"))),
             }
         }
         Ok(())
     }
 
-    async fn knn(
-        &self,
-        st: &State,
-        vector: &[f32],
-        k: usize,
-        filter: Option<&Filter>,
-    ) -> DriverResult<Outcome> {
-        let body = QueryBody {
-            query_embeddings: [vector],
-            n_results: k,
-            include: [],
-            where_: filter.map(where_clause),
-        };
-        let resp: QueryResponse = self
-            .post("query", &st.query_url, &body)
-            .await?
-            .json()
-            .await
-            .map_err(|e| transport_error("query", e))?;
+    async fn knn(&self, st: &State, vector: &[f32], k: usize, filter: Option<&Filter>) -> DriverResult<Outcome> {
+        let body =
+            QueryBody { query_embeddings: [vector], n_results: k, include: [], where_: filter.map(where_clause) };
+        let resp: QueryResponse =
+            self.post("query", &st.query_url, &body).await?.json().await.map_err(|e| transport_error("query", e))?;
         let ids = resp.ids.into_iter().next().unwrap_or_default();
-        Ok(Outcome::Hits(
-            ids.iter()
-                .map(|s| parse_id(s))
-                .collect::<DriverResult<_>>()?,
-        ))
+        Ok(Outcome::Hits(ids.iter().map(|s| parse_id(s)).collect::<DriverResult<_>>()?))
     }
 
-    async fn text(
-        &self,
-        st: &State,
-        query: &str,
-        k: usize,
-        filter: Option<&Filter>,
-    ) -> DriverResult<Outcome> {
+    async fn text(&self, st: &State, query: &str, k: usize, filter: Option<&Filter>) -> DriverResult<Outcome> {
         let Some(doc) = document_clause(query, self.settings.text_match) else {
             return Ok(Outcome::Hits(Vec::new()));
         };
@@ -643,18 +517,9 @@ impl Chroma {
             limit: Some(k),
             include: &[],
         };
-        let resp: GetResponse = self
-            .post("get", &st.get_url, &body)
-            .await?
-            .json()
-            .await
-            .map_err(|e| transport_error("get", e))?;
-        Ok(Outcome::Hits(
-            resp.ids
-                .iter()
-                .map(|s| parse_id(s))
-                .collect::<DriverResult<_>>()?,
-        ))
+        let resp: GetResponse =
+            self.post("get", &st.get_url, &body).await?.json().await.map_err(|e| transport_error("get", e))?;
+        Ok(Outcome::Hits(resp.ids.iter().map(|s| parse_id(s)).collect::<DriverResult<_>>()?))
     }
 }
 
@@ -672,10 +537,7 @@ impl Driver for Chroma {
         let url = format!("{}/heartbeat", self.api);
         let resp = self.client.get(&url).send().await.map_err(|e| {
             let mut err = transport_error("heartbeat", e);
-            err.message = format!(
-                "{} (at {}; start it with: {})",
-                err.message, self.shown_url, KIND.start_hint
-            );
+            err.message = format!("{} (at {}; start it with: {})", err.message, self.shown_url, KIND.start_hint);
             err
         })?;
         Self::check("heartbeat", resp).await.map(|_| ())
@@ -691,14 +553,9 @@ impl Driver for Chroma {
                 )));
             }
         }
-        self.create_if_missing("create tenant", &format!("{}/tenants", self.api), TENANT)
+        self.create_if_missing("create tenant", &format!("{}/tenants", self.api), TENANT).await?;
+        self.create_if_missing("create database", &format!("{}/tenants/{TENANT}/databases", self.api), DATABASE)
             .await?;
-        self.create_if_missing(
-            "create database",
-            &format!("{}/tenants/{TENANT}/databases", self.api),
-            DATABASE,
-        )
-        .await?;
         self.drop_own_collection(&schema.collection).await?;
         let s = &self.settings;
         let body = json!({
@@ -712,11 +569,7 @@ impl Driver for Chroma {
             "metadata": { MARKER_KEY: MARKER_VALUE },
         });
         let created: Value = self
-            .post(
-                "create collection",
-                &format!("{}/collections", self.database_url()),
-                &body,
-            )
+            .post("create collection", &format!("{}/collections", self.database_url()), &body)
             .await?
             .json()
             .await
@@ -726,33 +579,20 @@ impl Driver for Chroma {
             .and_then(Value::as_str)
             .ok_or_else(|| DriverError::protocol("chroma create collection: no id in the answer"))?
             .to_string();
-        let preflight: Value = self
-            .get_json(
-                "pre-flight-checks",
-                &format!("{}/pre-flight-checks", self.api),
-            )
-            .await?;
-        let max_batch = preflight
-            .get("max_batch_size")
-            .and_then(Value::as_u64)
-            .unwrap_or(1000)
-            .max(1) as usize;
+        let preflight: Value = self.get_json("pre-flight-checks", &format!("{}/pre-flight-checks", self.api)).await?;
+        let max_batch = preflight.get("max_batch_size").and_then(Value::as_u64).unwrap_or(1000).max(1) as usize;
         let records = format!("{}/collections/{id}", self.database_url());
-        *self
-            .state
-            .lock()
-            .map_err(|_| DriverError::other("chroma: state lock poisoned"))? =
-            Some(Arc::new(State {
-                schema: schema.clone(),
-                query_url: format!("{records}/query"),
-                get_url: format!("{records}/get"),
-                add_url: format!("{records}/add"),
-                update_url: format!("{records}/update"),
-                delete_url: format!("{records}/delete"),
-                count_url: format!("{records}/count"),
-                collection_id: id,
-                max_batch,
-            }));
+        *self.state.lock().map_err(|_| DriverError::other("chroma: state lock poisoned"))? = Some(Arc::new(State {
+            schema: schema.clone(),
+            query_url: format!("{records}/query"),
+            get_url: format!("{records}/get"),
+            add_url: format!("{records}/add"),
+            update_url: format!("{records}/update"),
+            delete_url: format!("{records}/delete"),
+            count_url: format!("{records}/count"),
+            collection_id: id,
+            max_batch,
+        }));
         self.sent.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -760,8 +600,7 @@ impl Driver for Chroma {
     async fn load(&self, batch: &[Record]) -> DriverResult<()> {
         let st = self.state()?;
         for chunk in batch.chunks(st.max_batch) {
-            self.post("add", &st.add_url, &Self::add_body(&st.schema, chunk))
-                .await?;
+            self.post("add", &st.add_url, &Self::add_body(&st.schema, chunk)).await?;
             self.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
         Ok(())
@@ -792,11 +631,7 @@ impl Driver for Chroma {
             )),
         );
         details.insert("text".into(), json!(TEXT_NOTE));
-        Ok(IndexStats {
-            records: Some(count),
-            size_bytes: None,
-            details,
-        })
+        Ok(IndexStats { records: Some(count), size_bytes: None, details })
     }
 
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
@@ -816,12 +651,8 @@ impl Driver for Chroma {
                     limit: None,
                     include: &["embeddings", "documents", "metadatas"],
                 };
-                let resp: GetResponse = self
-                    .post("get", &st.get_url, &body)
-                    .await?
-                    .json()
-                    .await
-                    .map_err(|e| transport_error("get", e))?;
+                let resp: GetResponse =
+                    self.post("get", &st.get_url, &body).await?.json().await.map_err(|e| transport_error("get", e))?;
                 Ok(Outcome::Found(Self::record(&st.schema, resp)?))
             }
             Op::Insert { record } => {
@@ -859,19 +690,16 @@ impl Driver for Chroma {
             Op::Hybrid { .. } => Err(DriverError::unsupported(
                 "chroma: hybrid needs ranked text to fuse, and Chroma's document filter does not rank",
             )),
-            Op::Scan { .. } => Err(DriverError::unsupported("chroma: get cannot order by id, so there is no scan by id range")),
+            Op::Scan { .. } => {
+                Err(DriverError::unsupported("chroma: get cannot order by id, so there is no scan by id range"))
+            }
             Op::ReadModifyWrite { .. } => Err(DriverError::unsupported("chroma: no transactions")),
         }
     }
 
     async fn describe(&self) -> DriverResult<EngineInfo> {
-        let version: Value = self
-            .get_json("version", &format!("{}/version", self.api))
-            .await?;
-        let version = version
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| version.to_string());
+        let version: Value = self.get_json("version", &format!("{}/version", self.api)).await?;
+        let version = version.as_str().map(str::to_string).unwrap_or_else(|| version.to_string());
         let s = &self.settings;
         let st = self.state.lock().ok().and_then(|g| g.clone());
         let mut settings = Map::new();
@@ -903,18 +731,11 @@ impl Driver for Chroma {
             "version_note".into(),
             json!("GET /api/v2/version reports the server API version; the chromadb package version is not exposed over HTTP"),
         );
-        Ok(EngineInfo {
-            version: format!("Chroma server {version} (as /api/v2/version reports)"),
-            settings,
-        })
+        Ok(EngineInfo { version: format!("Chroma server {version} (as /api/v2/version reports)"), settings })
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
-        let st = self
-            .state
-            .lock()
-            .map_err(|_| DriverError::other("chroma: state lock poisoned"))?
-            .take();
+        let st = self.state.lock().map_err(|_| DriverError::other("chroma: state lock poisoned"))?.take();
         match st {
             Some(st) => self.drop_own_collection(&st.schema.collection).await,
             None => Ok(()),
@@ -932,13 +753,7 @@ mod tests {
 
     #[test]
     fn leaf_filters_translate_to_single_key_clauses() {
-        assert_eq!(
-            where_clause(&Filter::Eq {
-                field: "lang".into(),
-                value: kw("de")
-            }),
-            json!({"lang": {"$eq": "de"}})
-        );
+        assert_eq!(where_clause(&Filter::Eq { field: "lang".into(), value: kw("de") }), json!({"lang": {"$eq": "de"}}));
         assert_eq!(
             where_clause(&Filter::In {
                 field: "year".into(),
@@ -946,39 +761,21 @@ mod tests {
             }),
             json!({"year": {"$in": [1, 2]}})
         );
-        assert_eq!(
-            where_clause(&Filter::In {
-                field: "lang".into(),
-                values: vec![]
-            }),
-            json!({"$or": []})
-        );
+        assert_eq!(where_clause(&Filter::In { field: "lang".into(), values: vec![] }), json!({"$or": []}));
     }
 
     #[test]
     fn ranges_wrap_both_bounds_in_and_and_keep_open_ranges_integer_only() {
         assert_eq!(
-            where_clause(&Filter::Range {
-                field: "year".into(),
-                gte: Some(2005),
-                lt: Some(2008)
-            }),
+            where_clause(&Filter::Range { field: "year".into(), gte: Some(2005), lt: Some(2008) }),
             json!({"$and": [{"year": {"$gte": 2005}}, {"year": {"$lt": 2008}}]})
         );
         assert_eq!(
-            where_clause(&Filter::Range {
-                field: "year".into(),
-                gte: None,
-                lt: Some(2002)
-            }),
+            where_clause(&Filter::Range { field: "year".into(), gte: None, lt: Some(2002) }),
             json!({"$and": [{"year": {"$gte": i64::MIN}}, {"year": {"$lt": 2002}}]})
         );
         assert_eq!(
-            where_clause(&Filter::Range {
-                field: "year".into(),
-                gte: Some(7),
-                lt: None
-            }),
+            where_clause(&Filter::Range { field: "year".into(), gte: Some(7), lt: None }),
             json!({"year": {"$gte": 7}})
         );
     }
@@ -986,19 +783,10 @@ mod tests {
     #[test]
     fn boolean_filters_nest_as_lists() {
         let f = Filter::Or(vec![
-            Filter::Eq {
-                field: "lang".into(),
-                value: kw("fr"),
-            },
-            Filter::And(vec![Filter::Eq {
-                field: "lang".into(),
-                value: kw("en"),
-            }]),
+            Filter::Eq { field: "lang".into(), value: kw("fr") },
+            Filter::And(vec![Filter::Eq { field: "lang".into(), value: kw("en") }]),
         ]);
-        assert_eq!(
-            where_clause(&f),
-            json!({"$or": [{"lang": {"$eq": "fr"}}, {"$and": [{"lang": {"$eq": "en"}}]}]})
-        );
+        assert_eq!(where_clause(&f), json!({"$or": [{"lang": {"$eq": "fr"}}, {"$and": [{"lang": {"$eq": "en"}}]}]}));
     }
 
     #[test]
@@ -1007,10 +795,7 @@ mod tests {
             document_clause("Fox? fox (jumps) a.*b", TextMatch::Word),
             Some(json!({"$regex": "(?i)\\b(?:fox|jumps|a|b)\\b"}))
         );
-        assert_eq!(
-            document_clause("fox", TextMatch::Contains),
-            Some(json!({"$contains": "fox"}))
-        );
+        assert_eq!(document_clause("fox", TextMatch::Contains), Some(json!({"$contains": "fox"})));
         assert_eq!(
             document_clause("fox dog fox", TextMatch::Contains),
             Some(json!({"$or": [{"$contains": "fox"}, {"$contains": "dog"}]}))
@@ -1027,15 +812,11 @@ mod tests {
             base_dir: ".".into(),
         };
         assert!(Settings::parse(&cfg("ef_search = 64")).is_ok());
-        assert!(Settings::parse(&cfg("ef = 64"))
-            .expect_err("unknown key")
-            .contains("unknown field"));
+        assert!(Settings::parse(&cfg("ef = 64")).expect_err("unknown key").contains("unknown field"));
         assert!(Settings::parse(&cfg("token_header = \"x-api-key\""))
             .expect_err("bad header")
             .contains("token_header"));
-        assert!(Settings::parse(&cfg("space = \"dot\""))
-            .expect_err("bad space")
-            .contains("space"));
+        assert!(Settings::parse(&cfg("space = \"dot\"")).expect_err("bad space").contains("space"));
     }
 
     #[test]

@@ -39,8 +39,7 @@ pub const KIND: DriverKind = DriverKind {
 const HYBRID_NOTE: &str = "kNN and BM25 searches sent together in one _msearch round trip, fused by reciprocal rank fusion in dbbench (Elasticsearch's rrf retriever needs a paid licence and is missing from some builds)";
 
 fn capabilities() -> Capabilities {
-    let mut ops: BTreeMap<OpKind, Support> =
-        OpKind::ALL.iter().map(|k| (*k, Support::Native)).collect();
+    let mut ops: BTreeMap<OpKind, Support> = OpKind::ALL.iter().map(|k| (*k, Support::Native)).collect();
     ops.insert(OpKind::Hybrid, Support::Client(HYBRID_NOTE));
     // Documents are addressed by _id, which has no order a search can walk by key; a
     // sorted range search over a numeric copy would be a search, seeing only refreshed
@@ -49,11 +48,7 @@ fn capabilities() -> Capabilities {
     // No multi-document transactions: a read then a write would be two requests with no
     // isolation between them, and scripted updates need painless, which not every build has.
     ops.insert(OpKind::ReadModifyWrite, Support::No);
-    Capabilities {
-        ops,
-        filters: Support::Native,
-        transactions: false,
-    }
+    Capabilities { ops, filters: Support::Native, transactions: false }
 }
 
 /// Writes wait this long at most for bulk loads and index maintenance (force-merge of a
@@ -125,28 +120,16 @@ impl Settings {
         let s: Settings = parse_settings(cfg)?;
         let key = |k: &str| format!("engines.{}.settings.{k}", cfg.name);
         if !["none", "int8"].contains(&s.quantization.as_str()) {
-            return Err(format!(
-                "{}: use \"none\" (hnsw) or \"int8\" (int8_hnsw)",
-                key("quantization")
-            ));
+            return Err(format!("{}: use \"none\" (hnsw) or \"int8\" (int8_hnsw)", key("quantization")));
         }
         if !["wait_for", "true", "false"].contains(&s.refresh.as_str()) {
-            return Err(format!(
-                "{}: use \"wait_for\", \"true\" or \"false\"",
-                key("refresh")
-            ));
+            return Err(format!("{}: use \"wait_for\", \"true\" or \"false\"", key("refresh")));
         }
         if s.m < 2 || s.ef_construction == 0 {
-            return Err(format!(
-                "{}: m must be at least 2 and ef_construction at least 1",
-                key("m")
-            ));
+            return Err(format!("{}: m must be at least 2 and ef_construction at least 1", key("m")));
         }
         if s.num_candidates == 0 || s.num_candidates > 10_000 {
-            return Err(format!(
-                "{}: between 1 and 10000 (Elasticsearch's limit)",
-                key("num_candidates")
-            ));
+            return Err(format!("{}: between 1 and 10000 (Elasticsearch's limit)", key("num_candidates")));
         }
         if s.hybrid_candidates == 0 || s.shards == 0 || s.timeout_ms == 0 {
             return Err(format!(
@@ -155,10 +138,7 @@ impl Settings {
             ));
         }
         if s.api_key.is_some() && (s.username.is_some() || s.password.is_some()) {
-            return Err(format!(
-                "engines.{}.settings: give api_key or username/password, not both",
-                cfg.name
-            ));
+            return Err(format!("engines.{}.settings: give api_key or username/password, not both", cfg.name));
         }
         if s.password.is_some() && s.username.is_none() {
             return Err(format!("{}: a password needs a username", key("password")));
@@ -217,18 +197,9 @@ fn field_path(attr: &str) -> String {
 /// the way Elasticsearch's `term` on a numeric field would coerce "5" to 5), an empty
 /// `and` matches everything and an empty `or` nothing.
 pub fn filter_query(f: &Filter, schema: &Schema) -> Value {
-    let kind = |field: &str| {
-        schema
-            .attributes
-            .iter()
-            .find(|a| a.name == field)
-            .map(|a| a.kind)
-    };
+    let kind = |field: &str| schema.attributes.iter().find(|a| a.name == field).map(|a| a.kind);
     let same_kind = |k: AttrKind, v: &AttrValue| {
-        matches!(
-            (k, v),
-            (AttrKind::Keyword, AttrValue::Keyword(_)) | (AttrKind::Integer, AttrValue::Integer(_))
-        )
+        matches!((k, v), (AttrKind::Keyword, AttrValue::Keyword(_)) | (AttrKind::Integer, AttrValue::Integer(_)))
     };
     let none = || json!({ "match_none": {} });
     match f {
@@ -275,13 +246,7 @@ pub fn filter_query(f: &Filter, schema: &Schema) -> Value {
 }
 
 /// The body of a kNN search for `k` hits.
-pub fn knn_body(
-    vector: &[f32],
-    k: usize,
-    num_candidates: usize,
-    filter: Option<&Filter>,
-    schema: &Schema,
-) -> Value {
+pub fn knn_body(vector: &[f32], k: usize, num_candidates: usize, filter: Option<&Filter>, schema: &Schema) -> Value {
     let mut knn = json!({
         "field": "vector",
         "query_vector": vector,
@@ -363,14 +328,7 @@ fn rejected(status: StatusCode, body: &Value, what: &str) -> DriverError {
     } else {
         ErrorKind::Rejected
     };
-    DriverError::new(
-        kind,
-        format!(
-            "elasticsearch {what}: HTTP {}: {}",
-            status.as_u16(),
-            error_reason(body)
-        ),
-    )
+    DriverError::new(kind, format!("elasticsearch {what}: HTTP {}: {}", status.as_u16(), error_reason(body)))
 }
 
 /// Ids of a search response's hits, best first.
@@ -384,21 +342,15 @@ fn hit_ids(resp: &Value) -> DriverResult<Vec<u64>> {
             h["_id"]
                 .as_str()
                 .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    DriverError::protocol(format!("elasticsearch: hit without a numeric _id: {h}"))
-                })
+                .ok_or_else(|| DriverError::protocol(format!("elasticsearch: hit without a numeric _id: {h}")))
         })
         .collect()
 }
 
 fn shard_failures(resp: &Value, what: &str) -> DriverResult<()> {
     if resp["_shards"]["failed"].as_u64().unwrap_or(0) > 0 {
-        let why = resp["_shards"]["failures"][0]["reason"]["reason"]
-            .as_str()
-            .unwrap_or("unknown reason");
-        return Err(DriverError::rejected(format!(
-            "elasticsearch {what}: a shard failed: {why}"
-        )));
+        let why = resp["_shards"]["failures"][0]["reason"]["reason"].as_str().unwrap_or("unknown reason");
+        return Err(DriverError::rejected(format!("elasticsearch {what}: a shard failed: {why}")));
     }
     if resp["timed_out"].as_bool() == Some(true) {
         return Err(DriverError::new(
@@ -418,71 +370,43 @@ fn document(r: &Record, schema: &Schema) -> DriverResult<Value> {
             schema.attributes.len()
         )));
     }
-    let attr: serde_json::Map<String, Value> = schema
-        .attributes
-        .iter()
-        .zip(&r.attributes)
-        .map(|(a, v)| (a.name.clone(), json!(v)))
-        .collect();
+    let attr: serde_json::Map<String, Value> =
+        schema.attributes.iter().zip(&r.attributes).map(|(a, v)| (a.name.clone(), json!(v))).collect();
     Ok(json!({ "vector": &*r.vector, "text": &*r.text, "attr": attr }))
 }
 
 fn record_from_source(id: u64, source: &Value, schema: &Schema) -> DriverResult<Record> {
-    let bad = |what: &str| {
-        DriverError::protocol(format!(
-            "elasticsearch: document {id} has no {what} in _source"
-        ))
-    };
+    let bad = |what: &str| DriverError::protocol(format!("elasticsearch: document {id} has no {what} in _source"));
     let vector: Vec<f32> = source["vector"]
         .as_array()
         .ok_or_else(|| bad("vector"))?
         .iter()
-        .map(|x| {
-            x.as_f64()
-                .map(|f| f as f32)
-                .ok_or_else(|| bad("numeric vector"))
-        })
+        .map(|x| x.as_f64().map(|f| f as f32).ok_or_else(|| bad("numeric vector")))
         .collect::<DriverResult<_>>()?;
     let text = source["text"].as_str().ok_or_else(|| bad("text"))?;
     let mut attributes = Vec::with_capacity(schema.attributes.len());
     for a in &schema.attributes {
         let v = &source["attr"][&a.name];
         attributes.push(match a.kind {
-            AttrKind::Keyword => {
-                AttrValue::Keyword(v.as_str().ok_or_else(|| bad(&a.name))?.to_string())
-            }
+            AttrKind::Keyword => AttrValue::Keyword(v.as_str().ok_or_else(|| bad(&a.name))?.to_string()),
             AttrKind::Integer => AttrValue::Integer(v.as_i64().ok_or_else(|| bad(&a.name))?),
         });
     }
-    Ok(Record {
-        id,
-        vector: Arc::from(vector),
-        text: Arc::from(text),
-        attributes,
-    })
+    Ok(Record { id, vector: Arc::from(vector), text: Arc::from(text), attributes })
 }
 
 impl Elasticsearch {
     pub fn new(cfg: &EngineConfig) -> Result<Self, String> {
         let settings = Settings::parse(cfg)?;
-        let raw = cfg
-            .url
-            .as_deref()
-            .or(KIND.default_url)
-            .unwrap_or("http://127.0.0.1:9200");
-        let mut base = Url::parse(raw)
-            .map_err(|e| format!("engines.{}.url {}: {e}", cfg.name, redact_url(raw)))?;
+        let raw = cfg.url.as_deref().or(KIND.default_url).unwrap_or("http://127.0.0.1:9200");
+        let mut base = Url::parse(raw).map_err(|e| format!("engines.{}.url {}: {e}", cfg.name, redact_url(raw)))?;
         if !["http", "https"].contains(&base.scheme()) {
             return Err(format!("engines.{}.url: use http:// or https://", cfg.name));
         }
         let auth = auth_kind(&base, &settings);
         let mut headers = HeaderMap::new();
-        let url_user = (!base.username().is_empty()).then(|| {
-            (
-                percent_decode(base.username()),
-                base.password().map(percent_decode),
-            )
-        });
+        let url_user = (!base.username().is_empty())
+            .then(|| (percent_decode(base.username()), base.password().map(percent_decode)));
         let credentials = if let Some(key) = &settings.api_key {
             Some(format!("ApiKey {key}"))
         } else if let Some(user) = &settings.username {
@@ -492,10 +416,7 @@ impl Elasticsearch {
         };
         if let Some(c) = credentials {
             let mut v = HeaderValue::from_str(&c).map_err(|_| {
-                format!(
-                    "engines.{}: credentials hold characters an HTTP header cannot carry",
-                    cfg.name
-                )
+                format!("engines.{}: credentials hold characters an HTTP header cannot carry", cfg.name)
             })?;
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
@@ -532,9 +453,7 @@ impl Elasticsearch {
     }
 
     fn url(&self, path: &str) -> DriverResult<Url> {
-        self.base
-            .join(path)
-            .map_err(|e| DriverError::other(format!("elasticsearch: bad path {path}: {e}")))
+        self.base.join(path).map_err(|e| DriverError::other(format!("elasticsearch: bad path {path}: {e}")))
     }
 
     /// One request; returns the status and the body as JSON (Null when empty).
@@ -545,10 +464,7 @@ impl Elasticsearch {
         body: Option<Body>,
         timeout: Duration,
     ) -> DriverResult<(StatusCode, Value)> {
-        let mut req = self
-            .client
-            .request(method, self.url(path)?)
-            .timeout(timeout);
+        let mut req = self.client.request(method, self.url(path)?).timeout(timeout);
         match body {
             Some(Body::Json(v)) => {
                 req = req
@@ -576,13 +492,7 @@ impl Elasticsearch {
     }
 
     /// A request that must succeed (2xx).
-    async fn ok(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Body>,
-        timeout: Duration,
-    ) -> DriverResult<Value> {
+    async fn ok(&self, method: Method, path: &str, body: Option<Body>, timeout: Duration) -> DriverResult<Value> {
         let (status, v) = self.call(method, path, body, timeout).await?;
         if status.is_success() {
             Ok(v)
@@ -598,15 +508,9 @@ impl Elasticsearch {
     fn num_candidates(&self, params: &SearchParams) -> DriverResult<usize> {
         match params.get("num_candidates") {
             None => Ok(self.settings.num_candidates),
-            Some(v) => v
-                .as_u64()
-                .filter(|n| (1..=10_000).contains(n))
-                .map(|n| n as usize)
-                .ok_or_else(|| {
-                    DriverError::rejected(format!(
-                        "elasticsearch: num_candidates {v}: use an integer from 1 to 10000"
-                    ))
-                }),
+            Some(v) => v.as_u64().filter(|n| (1..=10_000).contains(n)).map(|n| n as usize).ok_or_else(|| {
+                DriverError::rejected(format!("elasticsearch: num_candidates {v}: use an integer from 1 to 10000"))
+            }),
         }
     }
 
@@ -620,11 +524,7 @@ impl Elasticsearch {
             // max_inner_product ranks by (and the same order on unit vectors).
             Metric::Dot => "max_inner_product",
         };
-        let index_type = if s.quantization == "int8" {
-            "int8_hnsw"
-        } else {
-            "hnsw"
-        };
+        let index_type = if s.quantization == "int8" { "int8_hnsw" } else { "hnsw" };
         let attrs: serde_json::Map<String, Value> = schema
             .attributes
             .iter()
@@ -638,8 +538,7 @@ impl Elasticsearch {
             })
             .collect();
         let mut text = json!({ "type": "text", "analyzer": s.analyzer });
-        let mut index_settings =
-            json!({ "number_of_shards": s.shards, "number_of_replicas": s.replicas });
+        let mut index_settings = json!({ "number_of_shards": s.shards, "number_of_replicas": s.replicas });
         if s.bm25_k1.is_some() || s.bm25_b.is_some() {
             let mut bm25 = json!({ "type": "BM25" });
             if let Some(k1) = s.bm25_k1 {
@@ -673,14 +572,8 @@ impl Elasticsearch {
 
     /// Delete `index` if dbbench created it; refuse if something else holds the name.
     async fn drop_own_index(&self, index: &str) -> DriverResult<()> {
-        let (status, v) = self
-            .call(
-                Method::GET,
-                &format!("{index}?filter_path=*.mappings._meta"),
-                None,
-                MAINTENANCE_TIMEOUT,
-            )
-            .await?;
+        let (status, v) =
+            self.call(Method::GET, &format!("{index}?filter_path=*.mappings._meta"), None, MAINTENANCE_TIMEOUT).await?;
         if status == StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -688,25 +581,20 @@ impl Elasticsearch {
             return Err(rejected(status, &v, index));
         }
         // An alias answers with the name of the index behind it: never ours to drop.
-        let ours = v
-            .as_object()
-            .is_some_and(|m| m.len() == 1 && m.contains_key(index))
+        let ours = v.as_object().is_some_and(|m| m.len() == 1 && m.contains_key(index))
             && v[index]["mappings"]["_meta"]["created_by"].as_str() == Some("dbbench");
         if !ours {
             return Err(DriverError::rejected(format!(
                 "elasticsearch: index or alias {index} exists and was not created by dbbench (no _meta.created_by = \"dbbench\" in its mapping); delete or rename it yourself, or rename the workload"
             )));
         }
-        self.ok(Method::DELETE, index, None, MAINTENANCE_TIMEOUT)
-            .await?;
+        self.ok(Method::DELETE, index, None, MAINTENANCE_TIMEOUT).await?;
         Ok(())
     }
 
     async fn search(&self, index: &str, body: Value) -> DriverResult<Vec<u64>> {
         let path = format!("{index}/_search?filter_path=hits.hits._id,_shards.failed,_shards.failures,timed_out,error");
-        let v = self
-            .ok(Method::POST, &path, Some(Body::Json(body)), self.timeout)
-            .await?;
+        let v = self.ok(Method::POST, &path, Some(Body::Json(body)), self.timeout).await?;
         shard_failures(&v, "search")?;
         hit_ids(&v)
     }
@@ -718,10 +606,7 @@ enum Body {
 }
 
 fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -754,9 +639,7 @@ impl Driver for Elasticsearch {
     }
 
     async fn ping(&self) -> DriverResult<()> {
-        self.ok(Method::GET, "_cluster/health", None, self.timeout)
-            .await
-            .map(|_| ())
+        self.ok(Method::GET, "_cluster/health", None, self.timeout).await.map(|_| ())
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
@@ -767,17 +650,8 @@ impl Driver for Elasticsearch {
             )));
         }
         self.drop_own_index(&index).await?;
-        self.ok(
-            Method::PUT,
-            &index,
-            Some(Body::Json(self.mapping(schema))),
-            MAINTENANCE_TIMEOUT,
-        )
-        .await?;
-        *self.state.write().expect("state lock") = Some(Arc::new(State {
-            schema: schema.clone(),
-            index,
-        }));
+        self.ok(Method::PUT, &index, Some(Body::Json(self.mapping(schema))), MAINTENANCE_TIMEOUT).await?;
+        *self.state.write().expect("state lock") = Some(Arc::new(State { schema: schema.clone(), index }));
         Ok(())
     }
 
@@ -790,49 +664,26 @@ impl Driver for Elasticsearch {
         for r in batch {
             let action = json!({ "index": { "_id": r.id.to_string() } });
             for v in [action, document(r, &st.schema)?] {
-                serde_json::to_writer(&mut body, &v)
-                    .map_err(|e| DriverError::other(e.to_string()))?;
+                serde_json::to_writer(&mut body, &v).map_err(|e| DriverError::other(e.to_string()))?;
                 body.push(b'\n');
             }
         }
         // No refresh here: finish_load refreshes once, after everything is in.
-        let path = format!(
-            "{}/_bulk?filter_path=errors,items.*.status,items.*.error,items.*._id",
-            st.index
-        );
-        let v = self
-            .ok(
-                Method::POST,
-                &path,
-                Some(Body::NdJson(body)),
-                MAINTENANCE_TIMEOUT,
-            )
-            .await?;
+        let path = format!("{}/_bulk?filter_path=errors,items.*.status,items.*.error,items.*._id", st.index);
+        let v = self.ok(Method::POST, &path, Some(Body::NdJson(body)), MAINTENANCE_TIMEOUT).await?;
         let items = v["items"].as_array().map(|a| a.as_slice()).unwrap_or(&[]);
         let failed: Vec<&Value> = items
             .iter()
             .filter_map(|it| it.as_object().and_then(|o| o.values().next()))
-            .filter(|r| {
-                !r["status"]
-                    .as_u64()
-                    .is_some_and(|s| (200..300).contains(&s))
-            })
+            .filter(|r| !r["status"].as_u64().is_some_and(|s| (200..300).contains(&s)))
             .collect();
-        if v["errors"].as_bool() != Some(false) || !failed.is_empty() || items.len() != batch.len()
-        {
+        if v["errors"].as_bool() != Some(false) || !failed.is_empty() || items.len() != batch.len() {
             let first = failed
                 .first()
                 .map(|r| {
-                    format!(
-                        "document {}: HTTP {}: {}",
-                        r["_id"].as_str().unwrap_or("?"),
-                        r["status"],
-                        error_reason(r)
-                    )
+                    format!("document {}: HTTP {}: {}", r["_id"].as_str().unwrap_or("?"), r["status"], error_reason(r))
                 })
-                .unwrap_or_else(|| {
-                    format!("{} results for {} documents", items.len(), batch.len())
-                });
+                .unwrap_or_else(|| format!("{} results for {} documents", items.len(), batch.len()));
             return Err(DriverError::rejected(format!(
                 "elasticsearch _bulk: {} of {} documents failed; first: {first}",
                 failed.len().max(1),
@@ -845,53 +696,17 @@ impl Driver for Elasticsearch {
     async fn finish_load(&self) -> DriverResult<IndexStats> {
         let st = self.state()?;
         let i = &st.index;
-        self.ok(
-            Method::POST,
-            &format!("{i}/_refresh"),
-            None,
-            MAINTENANCE_TIMEOUT,
-        )
-        .await?;
+        self.ok(Method::POST, &format!("{i}/_refresh"), None, MAINTENANCE_TIMEOUT).await?;
         if self.settings.force_merge {
-            self.ok(
-                Method::POST,
-                &format!("{i}/_forcemerge?max_num_segments=1"),
-                None,
-                MAINTENANCE_TIMEOUT,
-            )
-            .await?;
-            self.ok(
-                Method::POST,
-                &format!("{i}/_refresh"),
-                None,
-                MAINTENANCE_TIMEOUT,
-            )
-            .await?;
+            self.ok(Method::POST, &format!("{i}/_forcemerge?max_num_segments=1"), None, MAINTENANCE_TIMEOUT).await?;
+            self.ok(Method::POST, &format!("{i}/_refresh"), None, MAINTENANCE_TIMEOUT).await?;
         }
-        let count = self
-            .ok(
-                Method::GET,
-                &format!("{i}/_count"),
-                None,
-                MAINTENANCE_TIMEOUT,
-            )
-            .await?;
-        let stats = self
-            .ok(
-                Method::GET,
-                &format!("{i}/_stats/store,segments"),
-                None,
-                MAINTENANCE_TIMEOUT,
-            )
-            .await?;
+        let count = self.ok(Method::GET, &format!("{i}/_count"), None, MAINTENANCE_TIMEOUT).await?;
+        let stats = self.ok(Method::GET, &format!("{i}/_stats/store,segments"), None, MAINTENANCE_TIMEOUT).await?;
         let total = &stats["indices"][i]["total"];
         let s = &self.settings;
         let mut details = BTreeMap::new();
-        let index_type = if s.quantization == "int8" {
-            "int8_hnsw"
-        } else {
-            "hnsw"
-        };
+        let index_type = if s.quantization == "int8" { "int8_hnsw" } else { "hnsw" };
         details.insert(
             "knn".into(),
             json!(format!(
@@ -899,13 +714,7 @@ impl Driver for Elasticsearch {
                 s.m, s.ef_construction, s.num_candidates
             )),
         );
-        details.insert(
-            "text".into(),
-            json!(format!(
-                "BM25 match (OR) on one text field, {} analyzer",
-                s.analyzer
-            )),
-        );
+        details.insert("text".into(), json!(format!("BM25 match (OR) on one text field, {} analyzer", s.analyzer)));
         if let Some(n) = total["segments"]["count"].as_u64() {
             details.insert("segments".into(), json!(n));
         }
@@ -921,63 +730,37 @@ impl Driver for Elasticsearch {
         let st = self.state()?;
         let (schema, index) = (&st.schema, &st.index);
         match op {
-            Op::Knn {
-                vector,
-                k,
-                filter,
-                params,
-            } => {
+            Op::Knn { vector, k, filter, params } => {
                 let body = knn_body(vector, *k, self.num_candidates(params)?, *filter, schema);
                 Ok(Outcome::Hits(self.search(index, body).await?))
             }
-            Op::Text {
-                query, k, filter, ..
-            } => Ok(Outcome::Hits(
-                self.search(index, text_body(query, *k, *filter, schema))
-                    .await?,
-            )),
-            Op::Hybrid {
-                vector,
-                query,
-                k,
-                filter,
-                params,
-            } => {
+            Op::Text { query, k, filter, .. } => {
+                Ok(Outcome::Hits(self.search(index, text_body(query, *k, *filter, schema)).await?))
+            }
+            Op::Hybrid { vector, query, k, filter, params } => {
                 let n = self.settings.hybrid_candidates.max(*k);
                 let knn = knn_body(vector, n, self.num_candidates(params)?, *filter, schema);
                 let text = text_body(query, n, *filter, schema);
                 let mut body = Vec::with_capacity(vector.len() * 12 + 512);
                 for part in [json!({}), knn, json!({}), text] {
-                    serde_json::to_writer(&mut body, &part)
-                        .map_err(|e| DriverError::other(e.to_string()))?;
+                    serde_json::to_writer(&mut body, &part).map_err(|e| DriverError::other(e.to_string()))?;
                     body.push(b'\n');
                 }
                 let path = format!(
                     "{index}/_msearch?filter_path=responses.hits.hits._id,responses._shards.failed,responses._shards.failures,responses.timed_out,responses.error,responses.status,error"
                 );
-                let v = self
-                    .ok(Method::POST, &path, Some(Body::NdJson(body)), self.timeout)
-                    .await?;
-                let responses = v["responses"]
-                    .as_array()
-                    .filter(|r| r.len() == 2)
-                    .ok_or_else(|| {
-                        DriverError::protocol(format!(
-                            "elasticsearch _msearch: expected 2 responses, got {}",
-                            v["responses"]
-                        ))
-                    })?;
+                let v = self.ok(Method::POST, &path, Some(Body::NdJson(body)), self.timeout).await?;
+                let responses = v["responses"].as_array().filter(|r| r.len() == 2).ok_or_else(|| {
+                    DriverError::protocol(format!(
+                        "elasticsearch _msearch: expected 2 responses, got {}",
+                        v["responses"]
+                    ))
+                })?;
                 let mut lists = Vec::with_capacity(2);
                 for (r, what) in responses.iter().zip(["hybrid knn", "hybrid text"]) {
                     if r.get("error").is_some() {
-                        let status = r["status"]
-                            .as_u64()
-                            .and_then(|s| StatusCode::from_u16(s as u16).ok());
-                        return Err(rejected(
-                            status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                            r,
-                            what,
-                        ));
+                        let status = r["status"].as_u64().and_then(|s| StatusCode::from_u16(s as u16).ok());
+                        return Err(rejected(status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), r, what));
                     }
                     shard_failures(r, what)?;
                     lists.push(hit_ids(r)?);
@@ -985,55 +768,29 @@ impl Driver for Elasticsearch {
                 Ok(Outcome::Hits(rrf(&lists, self.settings.rrf_k, *k)))
             }
             Op::Get { id } => {
-                let (status, v) = self
-                    .call(
-                        Method::GET,
-                        &format!("{index}/_doc/{id}"),
-                        None,
-                        self.timeout,
-                    )
-                    .await?;
+                let (status, v) = self.call(Method::GET, &format!("{index}/_doc/{id}"), None, self.timeout).await?;
                 if status == StatusCode::NOT_FOUND && v["found"].as_bool() == Some(false) {
                     return Ok(Outcome::Found(None));
                 }
                 if !status.is_success() {
                     return Err(rejected(status, &v, "get"));
                 }
-                Ok(Outcome::Found(Some(record_from_source(
-                    *id,
-                    &v["_source"],
-                    schema,
-                )?)))
+                Ok(Outcome::Found(Some(record_from_source(*id, &v["_source"], schema)?)))
             }
             Op::Insert { record } => {
                 // _create, not index: an insert of an existing id fails as it would in SQL.
-                let path = format!(
-                    "{index}/_create/{}?refresh={}",
-                    record.id,
-                    self.refresh_param()
-                );
-                self.ok(
-                    Method::PUT,
-                    &path,
-                    Some(Body::Json(document(record, schema)?)),
-                    self.timeout,
-                )
-                .await?;
+                let path = format!("{index}/_create/{}?refresh={}", record.id, self.refresh_param());
+                self.ok(Method::PUT, &path, Some(Body::Json(document(record, schema)?)), self.timeout).await?;
                 Ok(Outcome::Written(1))
             }
             Op::Update { id, field, value } => {
                 if schema.attribute_index(field).is_none() {
-                    return Err(DriverError::rejected(format!(
-                        "elasticsearch update: no attribute {field}"
-                    )));
+                    return Err(DriverError::rejected(format!("elasticsearch update: no attribute {field}")));
                 }
                 let path = format!("{index}/_update/{id}?refresh={}", self.refresh_param());
                 let body = json!({ "doc": { "attr": { *field: value } } });
-                let (status, v) = self
-                    .call(Method::POST, &path, Some(Body::Json(body)), self.timeout)
-                    .await?;
-                if status == StatusCode::NOT_FOUND
-                    && v["error"]["type"].as_str() == Some("document_missing_exception")
+                let (status, v) = self.call(Method::POST, &path, Some(Body::Json(body)), self.timeout).await?;
+                if status == StatusCode::NOT_FOUND && v["error"]["type"].as_str() == Some("document_missing_exception")
                 {
                     return Ok(Outcome::Written(0));
                 }
@@ -1054,25 +811,18 @@ impl Driver for Elasticsearch {
                 }
                 Ok(Outcome::Written(1))
             }
-            Op::Scan { .. } | Op::ReadModifyWrite { .. } => Err(DriverError::unsupported(format!(
-                "elasticsearch: {} is not supported",
-                op.kind()
-            ))),
+            Op::Scan { .. } | Op::ReadModifyWrite { .. } => {
+                Err(DriverError::unsupported(format!("elasticsearch: {} is not supported", op.kind())))
+            }
         }
     }
 
     async fn describe(&self) -> DriverResult<EngineInfo> {
         // `GET /` lives in a module some distributions leave out; the nodes API is core.
         let (status, root) = self.call(Method::GET, "", None, self.timeout).await?;
-        let (version, flavor, build) = if status.is_success()
-            && root["version"]["number"].is_string()
-        {
+        let (version, flavor, build) = if status.is_success() && root["version"]["number"].is_string() {
             let v = &root["version"];
-            (
-                v["number"].clone(),
-                v["build_flavor"].clone(),
-                v["build_hash"].clone(),
-            )
+            (v["number"].clone(), v["build_flavor"].clone(), v["build_hash"].clone())
         } else {
             let nodes = self
                 .ok(
@@ -1082,27 +832,14 @@ impl Driver for Elasticsearch {
                     self.timeout,
                 )
                 .await?;
-            let node = nodes["nodes"]
-                .as_object()
-                .and_then(|m| m.values().next())
-                .cloned()
-                .unwrap_or(Value::Null);
-            (
-                node["version"].clone(),
-                node["build_flavor"].clone(),
-                node["build_hash"].clone(),
-            )
+            let node = nodes["nodes"].as_object().and_then(|m| m.values().next()).cloned().unwrap_or(Value::Null);
+            (node["version"].clone(), node["build_flavor"].clone(), node["build_hash"].clone())
         };
-        let version = version.as_str().ok_or_else(|| {
-            DriverError::protocol("elasticsearch: neither / nor /_nodes/_local gave a version")
-        })?;
-        let flavor = flavor.as_str().unwrap_or("unknown flavor");
-        let build: String = build
+        let version = version
             .as_str()
-            .unwrap_or("unknown")
-            .chars()
-            .take(12)
-            .collect();
+            .ok_or_else(|| DriverError::protocol("elasticsearch: neither / nor /_nodes/_local gave a version"))?;
+        let flavor = flavor.as_str().unwrap_or("unknown flavor");
+        let build: String = build.as_str().unwrap_or("unknown").chars().take(12).collect();
         let s = &self.settings;
         let settings = json!({
             "url": redact_url(self.base.as_str()),
@@ -1148,14 +885,8 @@ mod tests {
             dim: 2,
             metric: Metric::Cosine,
             attributes: vec![
-                AttributeDef {
-                    name: "lang".into(),
-                    kind: AttrKind::Keyword,
-                },
-                AttributeDef {
-                    name: "year".into(),
-                    kind: AttrKind::Integer,
-                },
+                AttributeDef { name: "lang".into(), kind: AttrKind::Keyword },
+                AttributeDef { name: "year".into(), kind: AttrKind::Integer },
             ],
         }
     }
@@ -1168,25 +899,11 @@ mod tests {
     fn filters_translate_to_term_terms_range_and_bool() {
         let s = schema();
         let f = Filter::Or(vec![
-            Filter::Eq {
-                field: "lang".into(),
-                value: kw("de"),
-            },
+            Filter::Eq { field: "lang".into(), value: kw("de") },
             Filter::And(vec![
-                Filter::In {
-                    field: "year".into(),
-                    values: vec![AttrValue::Integer(1), AttrValue::Integer(2)],
-                },
-                Filter::Range {
-                    field: "year".into(),
-                    gte: Some(2000),
-                    lt: Some(2010),
-                },
-                Filter::Range {
-                    field: "year".into(),
-                    gte: None,
-                    lt: Some(5),
-                },
+                Filter::In { field: "year".into(), values: vec![AttrValue::Integer(1), AttrValue::Integer(2)] },
+                Filter::Range { field: "year".into(), gte: Some(2000), lt: Some(2010) },
+                Filter::Range { field: "year".into(), gte: None, lt: Some(5) },
             ]),
         ]);
         assert_eq!(
@@ -1207,72 +924,19 @@ mod tests {
         let s = schema();
         let none = json!({ "match_none": {} });
         // Elasticsearch would coerce "2011" to 2011 on a long field; Filter::matches does not.
+        assert_eq!(filter_query(&Filter::Eq { field: "year".into(), value: kw("2011") }, &s), none);
+        assert_eq!(filter_query(&Filter::Eq { field: "nope".into(), value: kw("x") }, &s), none);
+        assert_eq!(filter_query(&Filter::Range { field: "lang".into(), gte: Some(1), lt: None }, &s), none);
+        assert_eq!(filter_query(&Filter::In { field: "lang".into(), values: vec![] }, &s), none);
         assert_eq!(
-            filter_query(
-                &Filter::Eq {
-                    field: "year".into(),
-                    value: kw("2011")
-                },
-                &s
-            ),
-            none
-        );
-        assert_eq!(
-            filter_query(
-                &Filter::Eq {
-                    field: "nope".into(),
-                    value: kw("x")
-                },
-                &s
-            ),
-            none
-        );
-        assert_eq!(
-            filter_query(
-                &Filter::Range {
-                    field: "lang".into(),
-                    gte: Some(1),
-                    lt: None
-                },
-                &s
-            ),
-            none
-        );
-        assert_eq!(
-            filter_query(
-                &Filter::In {
-                    field: "lang".into(),
-                    values: vec![]
-                },
-                &s
-            ),
-            none
-        );
-        assert_eq!(
-            filter_query(
-                &Filter::In {
-                    field: "lang".into(),
-                    values: vec![AttrValue::Integer(1), kw("en")]
-                },
-                &s
-            ),
+            filter_query(&Filter::In { field: "lang".into(), values: vec![AttrValue::Integer(1), kw("en")] }, &s),
             json!({ "terms": { "attr.lang": ["en"] } })
         );
         assert_eq!(filter_query(&Filter::Or(vec![]), &s), none);
-        assert_eq!(
-            filter_query(&Filter::And(vec![]), &s),
-            json!({ "match_all": {} })
-        );
+        assert_eq!(filter_query(&Filter::And(vec![]), &s), json!({ "match_all": {} }));
         // An open range still requires an integer value, as the reference does.
         assert_eq!(
-            filter_query(
-                &Filter::Range {
-                    field: "year".into(),
-                    gte: None,
-                    lt: None
-                },
-                &s
-            ),
+            filter_query(&Filter::Range { field: "year".into(), gte: None, lt: None }, &s),
             json!({ "exists": { "field": "attr.year" } })
         );
     }
@@ -1280,28 +944,15 @@ mod tests {
     #[test]
     fn search_bodies_ask_for_ids_only() {
         let s = schema();
-        let f = Filter::Eq {
-            field: "lang".into(),
-            value: kw("en"),
-        };
+        let f = Filter::Eq { field: "lang".into(), value: kw("en") };
         let b = knn_body(&[1.0, 0.0], 10, 5, Some(&f), &s);
-        assert_eq!(
-            b["knn"]["num_candidates"],
-            json!(10),
-            "num_candidates is raised to k"
-        );
+        assert_eq!(b["knn"]["num_candidates"], json!(10), "num_candidates is raised to k");
         assert_eq!(b["knn"]["filter"], json!({ "term": { "attr.lang": "en" } }));
         assert_eq!(b["_source"], json!(false));
         assert_eq!(b["size"], json!(10));
         let t = text_body("a b", 3, Some(&f), &s);
-        assert_eq!(
-            t["query"]["bool"]["must"][0]["match"]["text"]["operator"],
-            json!("or")
-        );
-        assert_eq!(
-            t["query"]["bool"]["filter"][0],
-            json!({ "term": { "attr.lang": "en" } })
-        );
+        assert_eq!(t["query"]["bool"]["must"][0]["match"]["text"]["operator"], json!("or"));
+        assert_eq!(t["query"]["bool"]["filter"][0], json!({ "term": { "attr.lang": "en" } }));
         assert_eq!(
             text_body("a", 3, None, &s)["query"],
             json!({ "match": { "text": { "query": "a", "operator": "or" } } })
@@ -1324,61 +975,29 @@ mod tests {
 
     #[test]
     fn mapping_marks_the_index_and_maps_metrics() {
-        let cfg = EngineConfig {
-            name: "es".into(),
-            url: None,
-            settings: toml::Table::new(),
-            base_dir: ".".into(),
-        };
+        let cfg = EngineConfig { name: "es".into(), url: None, settings: toml::Table::new(), base_dir: ".".into() };
         let es = Elasticsearch::new(&cfg).expect("defaults are valid");
         let mut s = schema();
         let m = es.mapping(&s);
         assert_eq!(m["mappings"]["_meta"]["created_by"], json!("dbbench"));
-        assert_eq!(
-            m["mappings"]["properties"]["vector"]["similarity"],
-            json!("cosine")
-        );
-        assert_eq!(
-            m["mappings"]["properties"]["vector"]["index_options"]["type"],
-            json!("hnsw")
-        );
-        assert_eq!(
-            m["mappings"]["properties"]["attr"]["properties"]["year"]["type"],
-            json!("long")
-        );
+        assert_eq!(m["mappings"]["properties"]["vector"]["similarity"], json!("cosine"));
+        assert_eq!(m["mappings"]["properties"]["vector"]["index_options"]["type"], json!("hnsw"));
+        assert_eq!(m["mappings"]["properties"]["attr"]["properties"]["year"]["type"], json!("long"));
         s.metric = Metric::Dot;
-        assert_eq!(
-            es.mapping(&s)["mappings"]["properties"]["vector"]["similarity"],
-            json!("max_inner_product")
-        );
+        assert_eq!(es.mapping(&s)["mappings"]["properties"]["vector"]["similarity"], json!("max_inner_product"));
         s.metric = Metric::L2;
-        assert_eq!(
-            es.mapping(&s)["mappings"]["properties"]["vector"]["similarity"],
-            json!("l2_norm")
-        );
+        assert_eq!(es.mapping(&s)["mappings"]["properties"]["vector"]["similarity"], json!("l2_norm"));
     }
 
     #[test]
     fn settings_are_checked_and_credentials_never_shown() {
         let mut t = toml::Table::new();
         t.insert("quantization".into(), toml::Value::String("int4".into()));
-        let cfg = EngineConfig {
-            name: "es".into(),
-            url: None,
-            settings: t,
-            base_dir: ".".into(),
-        };
-        assert!(Settings::parse(&cfg)
-            .expect_err("int4 is not a quantization")
-            .contains("quantization"));
+        let cfg = EngineConfig { name: "es".into(), url: None, settings: t, base_dir: ".".into() };
+        assert!(Settings::parse(&cfg).expect_err("int4 is not a quantization").contains("quantization"));
         let mut t = toml::Table::new();
         t.insert("typo".into(), toml::Value::Boolean(true));
-        let cfg = EngineConfig {
-            name: "es".into(),
-            url: None,
-            settings: t,
-            base_dir: ".".into(),
-        };
+        let cfg = EngineConfig { name: "es".into(), url: None, settings: t, base_dir: ".".into() };
         assert!(Settings::parse(&cfg).is_err(), "unknown keys are refused");
         let cfg = EngineConfig {
             name: "es".into(),

@@ -176,7 +176,8 @@ pub struct DriverKind {
 
 /// Every driver kind compiled in.
 pub fn registry() -> &'static [DriverKind] {
-    static KINDS: &[DriverKind] = &[sqlite::KIND, pgvector::KIND, chroma::KIND, elasticsearch::KIND, noop::KIND, scripted::KIND];
+    static KINDS: &[DriverKind] =
+        &[sqlite::KIND, pgvector::KIND, chroma::KIND, elasticsearch::KIND, noop::KIND, scripted::KIND];
     KINDS
 }
 
@@ -196,10 +197,7 @@ pub fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?', '#'])
-            .map(|i| rest_start + i)
-            .unwrap_or(out.len());
+        let authority_end = out[rest_start..].find(['/', '?', '#']).map(|i| rest_start + i).unwrap_or(out.len());
         if let Some(at) = out[rest_start..authority_end].rfind('@') {
             let userinfo = &out[rest_start..rest_start + at];
             if let Some(colon) = userinfo.find(':') {
@@ -225,9 +223,7 @@ pub fn redact_url(url: &str) -> String {
 /// Keys whose values are secrets wherever they appear (settings, query strings).
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "passwd", "token", "api_key", "apikey", "secret", "sslpassword"]
-        .iter()
-        .any(|s| k.contains(s))
+    ["password", "passwd", "token", "api_key", "apikey", "secret", "sslpassword"].iter().any(|s| k.contains(s))
 }
 
 /// A settings table as JSON with secret values replaced by `***`.
@@ -265,10 +261,7 @@ mod tests {
         let mut caps = Capabilities::all_native();
         caps.filters = Support::No;
         assert!(caps.check(OpKind::Knn, false).is_ok());
-        assert_eq!(
-            caps.check(OpKind::Knn, true).unwrap_err(),
-            "filtered knn is not supported"
-        );
+        assert_eq!(caps.check(OpKind::Knn, true).unwrap_err(), "filtered knn is not supported");
         caps.ops.insert(OpKind::Scan, Support::No);
         assert_eq!(caps.check(OpKind::Scan, false).unwrap_err(), "scan is not supported");
     }

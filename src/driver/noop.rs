@@ -53,10 +53,7 @@ impl Driver for Noop {
         })
     }
     async fn describe(&self) -> DriverResult<EngineInfo> {
-        Ok(EngineInfo {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            settings: Default::default(),
-        })
+        Ok(EngineInfo { version: env!("CARGO_PKG_VERSION").to_string(), settings: Default::default() })
     }
     async fn cleanup(&self) -> DriverResult<()> {
         Ok(())

@@ -149,9 +149,7 @@ impl Filter {
             Filter::Eq { field, value: v } => value(field) == Some(v),
             Filter::In { field, values } => value(field).is_some_and(|x| values.contains(x)),
             Filter::Range { field, gte, lt } => match value(field) {
-                Some(AttrValue::Integer(x)) => {
-                    gte.is_none_or(|g| *x >= g) && lt.is_none_or(|l| *x < l)
-                }
+                Some(AttrValue::Integer(x)) => gte.is_none_or(|g| *x >= g) && lt.is_none_or(|l| *x < l),
                 _ => false,
             },
             Filter::And(parts) => parts.iter().all(|p| p.matches(schema, attrs)),
@@ -246,10 +244,7 @@ impl OpKind {
 
     /// Ops that change the stored data.
     pub fn is_write(self) -> bool {
-        matches!(
-            self,
-            OpKind::Insert | OpKind::Update | OpKind::Delete | OpKind::ReadModifyWrite
-        )
+        matches!(self, OpKind::Insert | OpKind::Update | OpKind::Delete | OpKind::ReadModifyWrite)
     }
 }
 

@@ -33,7 +33,8 @@ pub const DEFAULT_URL: &str = "postgres://dbbench:dbbench@127.0.0.1:5433/dbbench
 
 pub const KIND: DriverKind = DriverKind {
     kind: "pgvector",
-    summary: "PostgreSQL + pgvector: HNSW/IVFFlat kNN with SQL filters, GIN ts_rank_cd text, RRF hybrid in SQL, transactions",
+    summary:
+        "PostgreSQL + pgvector: HNSW/IVFFlat kNN with SQL filters, GIN ts_rank_cd text, RRF hybrid in SQL, transactions",
     default_url: Some(DEFAULT_URL),
     start_hint: "services/up.sh pgvector (or: docker compose -f docker-compose.bench.yml up -d pgvector)",
     capabilities,
@@ -86,9 +87,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Settings {
             index: "hnsw".into(),
             m: 16,
@@ -115,16 +114,10 @@ impl Settings {
             return bad("index", "use \"hnsw\", \"ivfflat\" or \"none\"");
         }
         if !["relaxed_order", "strict_order", "off"].contains(&s.iterative_scan.as_str()) {
-            return bad(
-                "iterative_scan",
-                "use \"relaxed_order\", \"strict_order\" or \"off\"",
-            );
+            return bad("iterative_scan", "use \"relaxed_order\", \"strict_order\" or \"off\"");
         }
         if s.index == "ivfflat" && s.iterative_scan == "strict_order" {
-            return bad(
-                "iterative_scan",
-                "IVFFlat supports only \"relaxed_order\" or \"off\"",
-            );
+            return bad("iterative_scan", "IVFFlat supports only \"relaxed_order\" or \"off\"");
         }
         if !(2..=100).contains(&s.m) {
             return bad("m", "between 2 and 100");
@@ -142,28 +135,18 @@ impl Settings {
             return bad("probes", "between 1 and lists");
         }
         if s.pool_size == 0 || s.hybrid_candidates == 0 {
-            return bad(
-                "pool_size",
-                "pool_size and hybrid_candidates must be at least 1",
-            );
+            return bad("pool_size", "pool_size and hybrid_candidates must be at least 1");
         }
         let ident = |x: &str| {
             !x.is_empty()
-                && x.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
                 && !x.starts_with(|c: char| c.is_ascii_digit())
         };
         if !ident(&s.text_config) {
-            return bad(
-                "text_config",
-                "a text search configuration name such as \"english\" or \"simple\"",
-            );
+            return bad("text_config", "a text search configuration name such as \"english\" or \"simple\"");
         }
         if s.rank_normalization > 63 {
-            return bad(
-                "rank_normalization",
-                "ts_rank_cd normalization bits, 0 to 63",
-            );
+            return bad("rank_normalization", "ts_rank_cd normalization bits, 0 to 63");
         }
         if !(s.connect_timeout_s > 0.0 && s.connect_timeout_s <= 600.0) {
             return bad("connect_timeout_s", "seconds, more than 0 and at most 600");
@@ -172,8 +155,7 @@ impl Settings {
     }
 
     fn probes(&self) -> u32 {
-        self.probes
-            .unwrap_or_else(|| ((self.lists as f64).sqrt().round() as u32).max(1))
+        self.probes.unwrap_or_else(|| ((self.lists as f64).sqrt().round() as u32).max(1))
     }
 }
 
@@ -219,9 +201,8 @@ impl Pool {
     async fn acquire(&self, want: Option<Knobs>) -> DriverResult<Conn> {
         let found = {
             let mut idle = self.idle.lock().expect("pool lock");
-            let at = want
-                .and_then(|w| idle.iter().rposition(|c| c.knobs == Some(w)))
-                .or_else(|| idle.len().checked_sub(1));
+            let at =
+                want.and_then(|w| idle.iter().rposition(|c| c.knobs == Some(w))).or_else(|| idle.len().checked_sub(1));
             at.map(|i| idle.swap_remove(i))
         };
         let mut c = match found {
@@ -230,10 +211,7 @@ impl Pool {
         };
         if let Some(w) = want.filter(|w| c.knobs != Some(*w)) {
             // Integers formatted by us: nothing from outside reaches this SQL text.
-            let sql = format!(
-                "SET hnsw.ef_search = {}; SET ivfflat.probes = {}",
-                w.ef_search, w.probes
-            );
+            let sql = format!("SET hnsw.ef_search = {}; SET ivfflat.probes = {}", w.ef_search, w.probes);
             simple(&mut c.pg, &sql).await.map_err(pg_err)?;
             c.knobs = Some(w);
         }
@@ -269,8 +247,7 @@ fn pg_err(e: sqlx::Error) -> DriverError {
             // connect now (the server is going away or not yet accepting).
             if code == "08P01" {
                 DriverError::protocol(msg)
-            } else if code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code.as_str())
-            {
+            } else if code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code.as_str()) {
                 DriverError::unreachable(msg)
             } else if code == "57014" {
                 DriverError::new(ErrorKind::Timeout, msg)
@@ -313,10 +290,7 @@ pub enum Arg {
     Texts(Vec<String>),
 }
 
-fn bind_args<'q>(
-    mut q: Query<'q, Postgres, PgArguments>,
-    args: &[Arg],
-) -> Query<'q, Postgres, PgArguments> {
+fn bind_args<'q>(mut q: Query<'q, Postgres, PgArguments>, args: &[Arg]) -> Query<'q, Postgres, PgArguments> {
     for a in args {
         q = match a {
             Arg::Int(i) => q.bind(*i),
@@ -369,9 +343,7 @@ pub fn filter_sql(f: &Filter, first: usize, args: &mut Vec<Arg>) -> DriverResult
                         .collect(),
                 )
             } else {
-                return Err(DriverError::rejected(format!(
-                    "filter on {field}: in-list mixes integers and keywords"
-                )));
+                return Err(DriverError::rejected(format!("filter on {field}: in-list mixes integers and keywords")));
             };
             let p = next(arg, args);
             format!("{} = ANY({p})", column(field))
@@ -392,18 +364,9 @@ pub fn filter_sql(f: &Filter, first: usize, args: &mut Vec<Arg>) -> DriverResult
         }
         Filter::And(parts) | Filter::Or(parts) => {
             if parts.is_empty() {
-                return Ok(if matches!(f, Filter::And(_)) {
-                    "TRUE"
-                } else {
-                    "FALSE"
-                }
-                .into());
+                return Ok(if matches!(f, Filter::And(_)) { "TRUE" } else { "FALSE" }.into());
             }
-            let sep = if matches!(f, Filter::And(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
+            let sep = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
             let mut out = Vec::new();
             for p in parts {
                 out.push(filter_sql(p, first, args)?);
@@ -460,11 +423,7 @@ impl PgVector {
             .disable_statement_logging();
         let probes = settings.probes();
         let iterative = &settings.iterative_scan;
-        let ivf_iterative = if iterative == "off" {
-            "off"
-        } else {
-            "relaxed_order"
-        };
+        let ivf_iterative = if iterative == "off" { "off" } else { "relaxed_order" };
         let init_sql = format!(
             "SET hnsw.iterative_scan = {iterative}; SET ivfflat.iterative_scan = {ivf_iterative}; \
              SET hnsw.ef_search = {}; SET ivfflat.probes = {probes}",
@@ -493,10 +452,7 @@ impl PgVector {
     }
 
     fn default_knobs(&self) -> Knobs {
-        Knobs {
-            ef_search: self.settings.ef_search,
-            probes: self.settings.probes(),
-        }
+        Knobs { ef_search: self.settings.ef_search, probes: self.settings.probes() }
     }
 
     /// The knobs for a search, from the op's params over the settings.
@@ -530,11 +486,7 @@ impl PgVector {
             Metric::Dot => "<#>",
         };
         let config = format!("{}::regconfig", literal(&self.settings.text_config));
-        let attr_cols: String = schema
-            .attributes
-            .iter()
-            .map(|a| format!(", {}", column(&a.name)))
-            .collect();
+        let attr_cols: String = schema.attributes.iter().map(|a| format!(", {}", column(&a.name))).collect();
         let n = schema.attributes.len();
         let marks: String = (0..n).map(|i| format!(", ${}", i + 4)).collect();
         let unnest: String = schema
@@ -625,10 +577,7 @@ impl PgVector {
         })
     }
 
-    fn bind_attr<'q>(
-        q: Query<'q, Postgres, PgArguments>,
-        v: &AttrValue,
-    ) -> Query<'q, Postgres, PgArguments> {
+    fn bind_attr<'q>(q: Query<'q, Postgres, PgArguments>, v: &AttrValue) -> Query<'q, Postgres, PgArguments> {
         match v {
             AttrValue::Integer(i) => q.bind(*i),
             AttrValue::Keyword(s) => q.bind(s.clone()),
@@ -638,86 +587,42 @@ impl PgVector {
     fn check_field(schema: &Schema, field: &str) -> DriverResult<()> {
         match schema.attribute_index(field) {
             Some(_) => Ok(()),
-            None => Err(DriverError::rejected(format!(
-                "pgvector: no attribute {field:?} in the schema"
-            ))),
+            None => Err(DriverError::rejected(format!("pgvector: no attribute {field:?} in the schema"))),
         }
     }
 
-    async fn run(
-        &self,
-        st: &State,
-        pg: &mut PgConnection,
-        op: &Op<'_>,
-    ) -> Result<Outcome, sqlx::Error> {
+    async fn run(&self, st: &State, pg: &mut PgConnection, op: &Op<'_>) -> Result<Outcome, sqlx::Error> {
         let ids = |rows: Vec<i64>| Outcome::Hits(rows.into_iter().map(|x| x as u64).collect());
         match op {
-            Op::Knn {
-                vector, k, filter, ..
-            } => {
+            Op::Knn { vector, k, filter, .. } => {
                 let v = ::pgvector::Vector::from(vector.to_vec());
                 let rows: Vec<i64> = match filter {
-                    None => {
-                        sqlx::query_scalar(&st.knn_sql)
-                            .bind(v)
-                            .bind(*k as i64)
-                            .fetch_all(pg)
-                            .await?
-                    }
+                    None => sqlx::query_scalar(&st.knn_sql).bind(v).bind(*k as i64).fetch_all(pg).await?,
                     Some(f) => {
                         let mut args = Vec::new();
-                        let w = filter_sql(f, 3, &mut args)
-                            .map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        let w = filter_sql(f, 3, &mut args).map_err(|e| sqlx::Error::Protocol(e.message))?;
                         let sql = Self::knn_sql(&st.table, st.op, Some(&w));
                         let q = bind_args(sqlx::query(&sql).bind(v).bind(*k as i64), &args);
-                        q.fetch_all(pg)
-                            .await?
-                            .iter()
-                            .map(|r| r.try_get(0))
-                            .collect::<Result<_, _>>()?
+                        q.fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
                     }
                 };
                 Ok(ids(rows))
             }
-            Op::Text {
-                query, k, filter, ..
-            } => {
+            Op::Text { query, k, filter, .. } => {
                 let q_text = or_query(query);
                 let rows: Vec<i64> = match filter {
-                    None => {
-                        sqlx::query_scalar(&st.text_sql)
-                            .bind(q_text)
-                            .bind(*k as i64)
-                            .fetch_all(pg)
-                            .await?
-                    }
+                    None => sqlx::query_scalar(&st.text_sql).bind(q_text).bind(*k as i64).fetch_all(pg).await?,
                     Some(f) => {
                         let mut args = Vec::new();
-                        let w = filter_sql(f, 3, &mut args)
-                            .map_err(|e| sqlx::Error::Protocol(e.message))?;
-                        let sql = Self::text_sql(
-                            &st.table,
-                            &st.config,
-                            self.settings.rank_normalization,
-                            Some(&w),
-                        );
+                        let w = filter_sql(f, 3, &mut args).map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        let sql = Self::text_sql(&st.table, &st.config, self.settings.rank_normalization, Some(&w));
                         let q = bind_args(sqlx::query(&sql).bind(q_text).bind(*k as i64), &args);
-                        q.fetch_all(pg)
-                            .await?
-                            .iter()
-                            .map(|r| r.try_get(0))
-                            .collect::<Result<_, _>>()?
+                        q.fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
                     }
                 };
                 Ok(ids(rows))
             }
-            Op::Hybrid {
-                vector,
-                query,
-                k,
-                filter,
-                ..
-            } => {
+            Op::Hybrid { vector, query, k, filter, .. } => {
                 let v = ::pgvector::Vector::from(vector.to_vec());
                 let n = self.settings.hybrid_candidates.max(*k) as i64;
                 let q_text = or_query(query);
@@ -733,35 +638,17 @@ impl PgVector {
                     }
                     Some(f) => {
                         let mut args = Vec::new();
-                        let w = filter_sql(f, 5, &mut args)
-                            .map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        let w = filter_sql(f, 5, &mut args).map_err(|e| sqlx::Error::Protocol(e.message))?;
                         let sql = self.hybrid_sql(&st.table, st.op, &st.config, Some(&w));
-                        let q = bind_args(
-                            sqlx::query(&sql)
-                                .bind(v)
-                                .bind(q_text)
-                                .bind(n)
-                                .bind(*k as i64),
-                            &args,
-                        );
-                        q.fetch_all(pg)
-                            .await?
-                            .iter()
-                            .map(|r| r.try_get(0))
-                            .collect::<Result<_, _>>()?
+                        let q = bind_args(sqlx::query(&sql).bind(v).bind(q_text).bind(n).bind(*k as i64), &args);
+                        q.fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
                     }
                 };
                 Ok(ids(rows))
             }
             Op::Get { id } => {
-                let row = sqlx::query(&st.get_sql)
-                    .bind(*id as i64)
-                    .fetch_optional(pg)
-                    .await?;
-                Ok(Outcome::Found(
-                    row.map(|r| Self::decode_record(&r, &st.schema))
-                        .transpose()?,
-                ))
+                let row = sqlx::query(&st.get_sql).bind(*id as i64).fetch_optional(pg).await?;
+                Ok(Outcome::Found(row.map(|r| Self::decode_record(&r, &st.schema)).transpose()?))
             }
             Op::Insert { record } => {
                 let mut q = sqlx::query(&st.insert_sql)
@@ -774,51 +661,28 @@ impl PgVector {
                 Ok(Outcome::Written(q.execute(pg).await?.rows_affected()))
             }
             Op::Update { id, field, value } => {
-                let sql = format!(
-                    "UPDATE {} SET {} = $1 WHERE id = $2",
-                    st.table,
-                    column(field)
-                );
+                let sql = format!("UPDATE {} SET {} = $1 WHERE id = $2", st.table, column(field));
                 let q = Self::bind_attr(sqlx::query(&sql), value).bind(*id as i64);
                 Ok(Outcome::Written(q.execute(pg).await?.rows_affected()))
             }
             Op::Delete { id } => {
                 let sql = format!("DELETE FROM {} WHERE id = $1", st.table);
-                Ok(Outcome::Written(
-                    sqlx::query(&sql)
-                        .bind(*id as i64)
-                        .execute(pg)
-                        .await?
-                        .rows_affected(),
-                ))
+                Ok(Outcome::Written(sqlx::query(&sql).bind(*id as i64).execute(pg).await?.rows_affected()))
             }
             Op::Scan { start, limit } => {
-                let sql = format!(
-                    "SELECT id FROM {} WHERE id >= $1 ORDER BY id LIMIT $2",
-                    st.table
-                );
-                let rows: Vec<i64> = sqlx::query_scalar(&sql)
-                    .bind(*start as i64)
-                    .bind(*limit as i64)
-                    .fetch_all(pg)
-                    .await?;
+                let sql = format!("SELECT id FROM {} WHERE id >= $1 ORDER BY id LIMIT $2", st.table);
+                let rows: Vec<i64> =
+                    sqlx::query_scalar(&sql).bind(*start as i64).bind(*limit as i64).fetch_all(pg).await?;
                 Ok(ids(rows))
             }
             Op::ReadModifyWrite { id, field, value } => {
                 let mut tx = pg.begin().await?;
                 let read = format!("{} FOR UPDATE", st.get_sql);
-                let found = sqlx::query(&read)
-                    .bind(*id as i64)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let found = sqlx::query(&read).bind(*id as i64).fetch_optional(&mut *tx).await?;
                 let n = match found {
                     Some(row) => {
                         Self::decode_record(&row, &st.schema)?;
-                        let sql = format!(
-                            "UPDATE {} SET {} = $1 WHERE id = $2",
-                            st.table,
-                            column(field)
-                        );
+                        let sql = format!("UPDATE {} SET {} = $1 WHERE id = $2", st.table, column(field));
                         Self::bind_attr(sqlx::query(&sql), value)
                             .bind(*id as i64)
                             .execute(&mut *tx)
@@ -835,11 +699,7 @@ impl PgVector {
 
     /// The comment of `dbbench.<name>`: `None` when there is no such table,
     /// `Some(None)` when it has no comment.
-    async fn table_comment(
-        &self,
-        pg: &mut PgConnection,
-        name: &str,
-    ) -> DriverResult<Option<Option<String>>> {
+    async fn table_comment(&self, pg: &mut PgConnection, name: &str) -> DriverResult<Option<Option<String>>> {
         let row: Option<(Option<String>,)> = sqlx::query_as(
             "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2",
@@ -871,16 +731,10 @@ impl PgVector {
     }
 
     /// EXPLAIN (plan only) of one statement with its parameters bound.
-    async fn explain(
-        pg: &mut PgConnection,
-        q: Query<'_, Postgres, PgArguments>,
-    ) -> serde_json::Value {
+    async fn explain(pg: &mut PgConnection, q: Query<'_, Postgres, PgArguments>) -> serde_json::Value {
         match q.fetch_all(pg).await {
             Ok(rows) => {
-                let lines: Vec<String> = rows
-                    .iter()
-                    .filter_map(|r| r.try_get::<String, _>(0).ok())
-                    .collect();
+                let lines: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect();
                 serde_json::Value::String(lines.join("\n"))
             }
             Err(e) => serde_json::Value::String(format!("EXPLAIN failed: {e}")),
@@ -893,13 +747,11 @@ impl PgVector {
         pg: &mut PgConnection,
     ) -> DriverResult<serde_json::Map<String, serde_json::Value>> {
         let mut plans = serde_json::Map::new();
-        let sample = sqlx::query(&format!(
-            "SELECT id, embedding, text{} FROM {} ORDER BY id LIMIT 1",
-            st.attr_cols, st.table
-        ))
-        .fetch_optional(&mut *pg)
-        .await
-        .map_err(pg_err)?;
+        let sample =
+            sqlx::query(&format!("SELECT id, embedding, text{} FROM {} ORDER BY id LIMIT 1", st.attr_cols, st.table))
+                .fetch_optional(&mut *pg)
+                .await
+                .map_err(pg_err)?;
         let Some(row) = sample else { return Ok(plans) };
         let rec = Self::decode_record(&row, &st.schema).map_err(pg_err)?;
         let v = || ::pgvector::Vector::from(rec.vector.to_vec());
@@ -907,45 +759,30 @@ impl PgVector {
         let q_text = or_query(&words.join(" "));
         let k = 10i64;
         let sql = format!("EXPLAIN (FORMAT TEXT) {}", st.knn_sql);
-        plans.insert(
-            "knn".into(),
-            Self::explain(pg, sqlx::query(&sql).bind(v()).bind(k)).await,
-        );
+        plans.insert("knn".into(), Self::explain(pg, sqlx::query(&sql).bind(v()).bind(k)).await);
         if let (Some(a), Some(val)) = (st.schema.attributes.first(), rec.attributes.first()) {
-            let f = Filter::Eq {
-                field: a.name.clone(),
-                value: val.clone(),
-            };
+            let f = Filter::Eq { field: a.name.clone(), value: val.clone() };
             let mut args = Vec::new();
             let w = filter_sql(&f, 3, &mut args)?;
-            let sql = format!(
-                "EXPLAIN (FORMAT TEXT) {}",
-                Self::knn_sql(&st.table, st.op, Some(&w))
-            );
+            let sql = format!("EXPLAIN (FORMAT TEXT) {}", Self::knn_sql(&st.table, st.op, Some(&w)));
             let q = bind_args(sqlx::query(&sql).bind(v()).bind(k), &args);
             plans.insert(format!("knn where {f}"), Self::explain(pg, q).await);
         }
         let sql = format!("EXPLAIN (FORMAT TEXT) {}", st.text_sql);
-        plans.insert(
-            "text".into(),
-            Self::explain(pg, sqlx::query(&sql).bind(q_text.clone()).bind(k)).await,
-        );
+        plans.insert("text".into(), Self::explain(pg, sqlx::query(&sql).bind(q_text.clone()).bind(k)).await);
         let sql = format!("EXPLAIN (FORMAT TEXT) {}", st.hybrid_sql);
         let n = self.settings.hybrid_candidates as i64;
-        plans.insert(
-            "hybrid".into(),
-            Self::explain(pg, sqlx::query(&sql).bind(v()).bind(q_text).bind(n).bind(k)).await,
-        );
+        plans
+            .insert("hybrid".into(), Self::explain(pg, sqlx::query(&sql).bind(v()).bind(q_text).bind(n).bind(k)).await);
         Ok(plans)
     }
 
     fn index_description(&self) -> String {
         let s = &self.settings;
         match s.index.as_str() {
-            "hnsw" => format!(
-                "HNSW (m = {}, ef_construction = {}), ef_search = {}",
-                s.m, s.ef_construction, s.ef_search
-            ),
+            "hnsw" => {
+                format!("HNSW (m = {}, ef_construction = {}), ef_search = {}", s.m, s.ef_construction, s.ef_search)
+            }
             "ivfflat" => format!("IVFFlat (lists = {}), probes = {}", s.lists, s.probes()),
             _ => "none: exact scan".into(),
         }
@@ -964,10 +801,7 @@ impl Driver for PgVector {
 
     async fn ping(&self) -> DriverResult<()> {
         let mut c = self.pool.acquire(None).await?;
-        sqlx::query("SELECT 1")
-            .execute(&mut c.pg)
-            .await
-            .map_err(pg_err)?;
+        sqlx::query("SELECT 1").execute(&mut c.pg).await.map_err(pg_err)?;
         self.pool.release(c);
         Ok(())
     }
@@ -987,19 +821,16 @@ impl Driver for PgVector {
         }
         let mut c = self.pool.acquire(None).await?;
         let pg = &mut c.pg;
-        let ext: Option<String> =
-            sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-                .fetch_optional(&mut *pg)
-                .await
-                .map_err(pg_err)?;
+        let ext: Option<String> = sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            .fetch_optional(&mut *pg)
+            .await
+            .map_err(pg_err)?;
         if ext.is_none() {
             return Err(DriverError::rejected(
                 "pgvector: the vector extension is not installed in this database; as a superuser run: CREATE EXTENSION vector",
             ));
         }
-        simple(&mut *pg, &format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
-            .await
-            .map_err(pg_err)?;
+        simple(&mut *pg, &format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}")).await.map_err(pg_err)?;
         self.drop_own_table(pg, &schema.collection).await?;
         let st = self.build_state(schema);
         let mut cols = String::new();
@@ -1010,10 +841,8 @@ impl Driver for PgVector {
             };
             cols.push_str(&format!(", {} {ty} NOT NULL", column(&a.name)));
         }
-        let comment = format!(
-            "{MARKER} created by dbbench for collection {}; dbbench drops it when done",
-            schema.collection
-        );
+        let comment =
+            format!("{MARKER} created by dbbench for collection {}; dbbench drops it when done", schema.collection);
         let ddl = format!(
             "BEGIN; \
              CREATE TABLE {t} (id bigint PRIMARY KEY, embedding vector({d}) NOT NULL, text text NOT NULL, \
@@ -1035,20 +864,10 @@ impl Driver for PgVector {
         let st = self.state()?;
         let mut q = sqlx::query(&st.load_sql)
             .bind(batch.iter().map(|r| r.id as i64).collect::<Vec<_>>())
-            .bind(
-                batch
-                    .iter()
-                    .map(|r| ::pgvector::Vector::from(r.vector.to_vec()))
-                    .collect::<Vec<_>>(),
-            )
+            .bind(batch.iter().map(|r| ::pgvector::Vector::from(r.vector.to_vec())).collect::<Vec<_>>())
             .bind(batch.iter().map(|r| r.text.to_string()).collect::<Vec<_>>());
         for (i, a) in st.schema.attributes.iter().enumerate() {
-            let bad = || {
-                DriverError::rejected(format!(
-                    "pgvector: a record's {} is not a {:?}",
-                    a.name, a.kind
-                ))
-            };
+            let bad = || DriverError::rejected(format!("pgvector: a record's {} is not a {:?}", a.name, a.kind));
             q = match a.kind {
                 AttrKind::Integer => q.bind(
                     batch
@@ -1092,28 +911,25 @@ impl Driver for PgVector {
                 "CREATE INDEX ON {} USING hnsw (embedding {opclass}) WITH (m = {}, ef_construction = {})",
                 st.table, s.m, s.ef_construction
             )),
-            "ivfflat" => ddl.push(format!("CREATE INDEX ON {} USING ivfflat (embedding {opclass}) WITH (lists = {})", st.table, s.lists)),
+            "ivfflat" => ddl.push(format!(
+                "CREATE INDEX ON {} USING ivfflat (embedding {opclass}) WITH (lists = {})",
+                st.table, s.lists
+            )),
             _ => {}
         }
         ddl.push(format!("CREATE INDEX ON {} USING gin (tsv)", st.table));
         for a in &st.schema.attributes {
-            ddl.push(format!(
-                "CREATE INDEX ON {} ({})",
-                st.table,
-                column(&a.name)
-            ));
+            ddl.push(format!("CREATE INDEX ON {} ({})", st.table, column(&a.name)));
         }
         ddl.push(format!("ANALYZE {}", st.table));
         for sql in &ddl {
             simple(&mut *pg, sql).await.map_err(pg_err)?;
         }
-        let (records, size): (i64, i64) = sqlx::query_as(&format!(
-            "SELECT (SELECT count(*) FROM {t}), pg_total_relation_size('{t}')",
-            t = st.table
-        ))
-        .fetch_one(&mut *pg)
-        .await
-        .map_err(pg_err)?;
+        let (records, size): (i64, i64) =
+            sqlx::query_as(&format!("SELECT (SELECT count(*) FROM {t}), pg_total_relation_size('{t}')", t = st.table))
+                .fetch_one(&mut *pg)
+                .await
+                .map_err(pg_err)?;
         let plans = self.sample_plans(&st, pg).await?;
         self.pool.release(c);
         let mut details = BTreeMap::new();
@@ -1126,11 +942,7 @@ impl Driver for PgVector {
             )),
         );
         details.insert("plans".into(), serde_json::Value::Object(plans));
-        Ok(IndexStats {
-            records: Some(records as u64),
-            size_bytes: Some(size as u64),
-            details,
-        })
+        Ok(IndexStats { records: Some(records as u64), size_bytes: Some(size as u64), details })
     }
 
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
@@ -1140,9 +952,7 @@ impl Driver for PgVector {
             _ => None,
         };
         match op {
-            Op::Update { field, .. } | Op::ReadModifyWrite { field, .. } => {
-                Self::check_field(&st.schema, field)?
-            }
+            Op::Update { field, .. } | Op::ReadModifyWrite { field, .. } => Self::check_field(&st.schema, field)?,
             _ => {}
         }
         let mut c = self.pool.acquire(knobs).await?;
@@ -1159,15 +969,11 @@ impl Driver for PgVector {
 
     async fn describe(&self) -> DriverResult<EngineInfo> {
         let mut c = self.pool.acquire(None).await?;
-        let server: String = sqlx::query_scalar("SHOW server_version")
-            .fetch_one(&mut c.pg)
+        let server: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut c.pg).await.map_err(pg_err)?;
+        let ext: Option<String> = sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            .fetch_optional(&mut c.pg)
             .await
             .map_err(pg_err)?;
-        let ext: Option<String> =
-            sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-                .fetch_optional(&mut c.pg)
-                .await
-                .map_err(pg_err)?;
         self.pool.release(c);
         let ext = ext.unwrap_or_else(|| "not installed".into());
         let s = &self.settings;
@@ -1219,30 +1025,13 @@ mod tests {
     #[test]
     fn filters_become_sql_with_bound_parameters() {
         let f = Filter::Or(vec![
-            Filter::Eq {
-                field: "lang".into(),
-                value: kw("o'brien"),
-            },
-            Filter::Range {
-                field: "year".into(),
-                gte: Some(2000),
-                lt: Some(2010),
-            },
+            Filter::Eq { field: "lang".into(), value: kw("o'brien") },
+            Filter::Range { field: "year".into(), gte: Some(2000), lt: Some(2010) },
             Filter::And(vec![
-                Filter::In {
-                    field: "n".into(),
-                    values: vec![AttrValue::Integer(1), AttrValue::Integer(2)],
-                },
-                Filter::In {
-                    field: "lang".into(),
-                    values: vec![kw("de"), kw("fr")],
-                },
+                Filter::In { field: "n".into(), values: vec![AttrValue::Integer(1), AttrValue::Integer(2)] },
+                Filter::In { field: "lang".into(), values: vec![kw("de"), kw("fr")] },
             ]),
-            Filter::Range {
-                field: "year".into(),
-                gte: None,
-                lt: Some(5),
-            },
+            Filter::Range { field: "year".into(), gte: None, lt: Some(5) },
         ]);
         let mut args = Vec::new();
         let sql = filter_sql(&f, 3, &mut args).unwrap();
@@ -1266,45 +1055,20 @@ mod tests {
     #[test]
     fn filter_edge_cases() {
         let mut args = Vec::new();
-        let open = Filter::Range {
-            field: "y".into(),
-            gte: None,
-            lt: None,
-        };
+        let open = Filter::Range { field: "y".into(), gte: None, lt: None };
         assert_eq!(filter_sql(&open, 1, &mut args).unwrap(), "TRUE");
-        assert_eq!(
-            filter_sql(&Filter::Or(vec![]), 1, &mut args).unwrap(),
-            "FALSE"
-        );
-        assert_eq!(
-            filter_sql(&Filter::And(vec![]), 1, &mut args).unwrap(),
-            "TRUE"
-        );
+        assert_eq!(filter_sql(&Filter::Or(vec![]), 1, &mut args).unwrap(), "FALSE");
+        assert_eq!(filter_sql(&Filter::And(vec![]), 1, &mut args).unwrap(), "TRUE");
         assert!(args.is_empty());
-        let mixed = Filter::In {
-            field: "y".into(),
-            values: vec![AttrValue::Integer(1), kw("a")],
-        };
-        assert_eq!(
-            filter_sql(&mixed, 1, &mut args).unwrap_err().kind,
-            ErrorKind::Rejected
-        );
-        let quoted = Filter::Eq {
-            field: "we\"ird".into(),
-            value: AttrValue::Integer(1),
-        };
-        assert_eq!(
-            filter_sql(&quoted, 1, &mut Vec::new()).unwrap(),
-            "\"a_we\"\"ird\" = $1"
-        );
+        let mixed = Filter::In { field: "y".into(), values: vec![AttrValue::Integer(1), kw("a")] };
+        assert_eq!(filter_sql(&mixed, 1, &mut args).unwrap_err().kind, ErrorKind::Rejected);
+        let quoted = Filter::Eq { field: "we\"ird".into(), value: AttrValue::Integer(1) };
+        assert_eq!(filter_sql(&quoted, 1, &mut Vec::new()).unwrap(), "\"a_we\"\"ird\" = $1");
     }
 
     #[test]
     fn text_query_is_an_or_of_plain_words() {
-        assert_eq!(
-            or_query("Cancer & !cells: a*b 'x' | y"),
-            "cancer | cells | a | b | x | y"
-        );
+        assert_eq!(or_query("Cancer & !cells: a*b 'x' | y"), "cancer | cells | a | b | x | y");
         assert_eq!(or_query(" ... "), "");
         assert_eq!(or_query("Ünïcode wörds"), "ünïcode | wörds");
     }
@@ -1321,16 +1085,7 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         let s = Settings::parse(&cfg("")).unwrap();
-        assert_eq!(
-            (
-                s.index.as_str(),
-                s.m,
-                s.ef_construction,
-                s.ef_search,
-                s.probes()
-            ),
-            ("hnsw", 16, 64, 40, 10)
-        );
+        assert_eq!((s.index.as_str(), s.m, s.ef_construction, s.ef_search, s.probes()), ("hnsw", 16, 64, 40, 10));
         assert!(s.pool_size >= 1 && s.pool_size <= 32);
         let err = |t: &str| Settings::parse(&cfg(t)).unwrap_err();
         assert!(err("index = \"diskann\"").contains("settings.index"));
@@ -1345,22 +1100,10 @@ mod tests {
     fn per_op_params_override_and_are_checked() {
         let d = PgVector::new(&cfg("ef_search = 80")).unwrap();
         let mut p = SearchParams::new();
-        assert_eq!(
-            d.knobs(&p).unwrap(),
-            Knobs {
-                ef_search: 80,
-                probes: 10
-            }
-        );
+        assert_eq!(d.knobs(&p).unwrap(), Knobs { ef_search: 80, probes: 10 });
         p.insert("ef_search".into(), serde_json::json!(200));
         p.insert("probes".into(), serde_json::json!(3));
-        assert_eq!(
-            d.knobs(&p).unwrap(),
-            Knobs {
-                ef_search: 200,
-                probes: 3
-            }
-        );
+        assert_eq!(d.knobs(&p).unwrap(), Knobs { ef_search: 200, probes: 3 });
         p.insert("ef_search".into(), serde_json::json!("lots"));
         assert_eq!(d.knobs(&p).unwrap_err().kind, ErrorKind::Rejected);
     }
@@ -1369,9 +1112,6 @@ mod tests {
     fn connection_failures_are_unreachable() {
         let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(pg_err(io).kind, ErrorKind::Unreachable);
-        assert_eq!(
-            pg_err(sqlx::Error::PoolTimedOut).kind,
-            ErrorKind::Unreachable
-        );
+        assert_eq!(pg_err(sqlx::Error::PoolTimedOut).kind, ErrorKind::Unreachable);
     }
 }

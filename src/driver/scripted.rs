@@ -44,7 +44,8 @@ fn script_of(cfg: &EngineConfig) -> Result<Script, String> {
     let Some(var) = &script.override_env else { return Ok(script) };
     let Ok(text) = std::env::var(var) else { return Ok(script) };
     let bad = |why: String| format!("engines.{}.settings: {var}={text:?} is not TOML settings: {why}", cfg.name);
-    let mut wrapped: toml::Table = toml::from_str(&format!("o = {{ {text} }}")).map_err(|e| bad(e.message().to_string()))?;
+    let mut wrapped: toml::Table =
+        toml::from_str(&format!("o = {{ {text} }}")).map_err(|e| bad(e.message().to_string()))?;
     let Some(toml::Value::Table(overrides)) = wrapped.remove("o") else {
         return Err(bad("not key = value pairs".into()));
     };
@@ -71,10 +72,7 @@ pub struct Scripted {
 
 impl Scripted {
     pub fn new(script: Script) -> Self {
-        Scripted {
-            script,
-            requests: AtomicU64::new(0),
-        }
+        Scripted { script, requests: AtomicU64::new(0) }
     }
 
     /// Requests executed so far.
@@ -134,10 +132,15 @@ impl Driver for Scripted {
             tokio::time::sleep(delay).await;
         }
         if s.error_every > 0 && (n + 1) % s.error_every == 0 {
-            return Err(DriverError::new(error_kind(s.error_kind.as_deref()), format!("scripted error at request {n}")));
+            return Err(DriverError::new(
+                error_kind(s.error_kind.as_deref()),
+                format!("scripted error at request {n}"),
+            ));
         }
         Ok(match op {
-            Op::Knn { k, .. } | Op::Text { k, .. } | Op::Hybrid { k, .. } => Outcome::Hits(s.hits.iter().take(*k).copied().collect()),
+            Op::Knn { k, .. } | Op::Text { k, .. } | Op::Hybrid { k, .. } => {
+                Outcome::Hits(s.hits.iter().take(*k).copied().collect())
+            }
             Op::Scan { .. } => Outcome::Hits(Vec::new()),
             Op::Get { .. } => Outcome::Found(None),
             _ => Outcome::Written(1),
@@ -149,10 +152,7 @@ impl Driver for Scripted {
             Ok(serde_json::Value::Object(map)) => map,
             _ => Default::default(),
         };
-        Ok(EngineInfo {
-            version: "scripted".into(),
-            settings,
-        })
+        Ok(EngineInfo { version: "scripted".into(), settings })
     }
     async fn cleanup(&self) -> DriverResult<()> {
         Ok(())

@@ -160,11 +160,7 @@ impl Sqlite {
             return Err(format!("engines.{}.settings: connections and hybrid_candidates must be at least 1", cfg.name));
         }
         register_sqlite_vec();
-        Ok(Sqlite {
-            settings,
-            state: Mutex::new(None),
-            pool: Mutex::new(Vec::new()),
-        })
+        Ok(Sqlite { settings, state: Mutex::new(None), pool: Mutex::new(Vec::new()) })
     }
 
     fn state(&self) -> DriverResult<Arc<State>> {
@@ -249,11 +245,8 @@ impl Sqlite {
         let marks: String = (0..schema.attributes.len()).map(|i| format!(", ?{}", i + 4)).collect();
         let sql = format!("INSERT INTO docs (id, embedding, text{cols}) VALUES (?1, ?2, ?3{marks})");
         let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
-        let mut values: Vec<rusqlite::types::Value> = vec![
-            (r.id as i64).into(),
-            vector_blob(&r.vector).into(),
-            r.text.to_string().into(),
-        ];
+        let mut values: Vec<rusqlite::types::Value> =
+            vec![(r.id as i64).into(), vector_blob(&r.vector).into(), r.text.to_string().into()];
         for v in &r.attributes {
             values.push(match v {
                 AttrValue::Integer(i) => (*i).into(),
@@ -266,9 +259,8 @@ impl Sqlite {
 
     fn get(conn: &Connection, schema: &Schema, id: u64) -> DriverResult<Option<Record>> {
         let cols: String = schema.attributes.iter().map(|a| format!(", {}", column(&a.name))).collect();
-        let mut stmt = conn
-            .prepare_cached(&format!("SELECT id, embedding, text{cols} FROM docs WHERE id = ?1"))
-            .map_err(err)?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT id, embedding, text{cols} FROM docs WHERE id = ?1")).map_err(err)?;
         stmt.query_row(params![id as i64], |row| {
             let mut attributes = Vec::new();
             for (i, a) in schema.attributes.iter().enumerate() {
@@ -374,10 +366,7 @@ impl Driver for Sqlite {
             collection = schema.collection.replace('\'', "''")
         ))
         .map_err(err)?;
-        *self.state.lock().expect("state lock") = Some(Arc::new(State {
-            path,
-            schema: schema.clone(),
-        }));
+        *self.state.lock().expect("state lock") = Some(Arc::new(State { path, schema: schema.clone() }));
         self.pool.lock().expect("pool lock").push(conn);
         Ok(())
     }
@@ -394,18 +383,16 @@ impl Driver for Sqlite {
 
     async fn finish_load(&self) -> DriverResult<IndexStats> {
         self.with_conn(|conn, st| {
-            conn.execute_batch("INSERT INTO docs_fts (docs_fts) VALUES ('optimize'); ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")
-                .map_err(err)?;
+            conn.execute_batch(
+                "INSERT INTO docs_fts (docs_fts) VALUES ('optimize'); ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .map_err(err)?;
             let records: i64 = conn.query_row("SELECT count(*) FROM docs", [], |r| r.get(0)).map_err(err)?;
             let size = std::fs::metadata(&st.path).map(|m| m.len()).ok();
             let mut details = std::collections::BTreeMap::new();
             details.insert("knn".into(), serde_json::json!("exact scan with sqlite-vec distance functions"));
             details.insert("text".into(), serde_json::json!("FTS5, porter unicode61 tokenizer, bm25 ranking"));
-            Ok(IndexStats {
-                records: Some(records as u64),
-                size_bytes: size,
-                details,
-            })
+            Ok(IndexStats { records: Some(records as u64), size_bytes: size, details })
         })
     }
 
@@ -449,7 +436,8 @@ impl Driver for Sqlite {
                     Ok(Outcome::Written(stmt.execute(params![*id as i64]).map_err(err)? as u64))
                 }
                 Op::Scan { start, limit } => {
-                    let mut stmt = conn.prepare_cached("SELECT id FROM docs WHERE id >= ?1 ORDER BY id LIMIT ?2").map_err(err)?;
+                    let mut stmt =
+                        conn.prepare_cached("SELECT id FROM docs WHERE id >= ?1 ORDER BY id LIMIT ?2").map_err(err)?;
                     Ok(Outcome::Hits(Self::ids(&mut stmt, params![*start as i64, *limit as i64])?))
                 }
                 Op::ReadModifyWrite { id, field, value } => {

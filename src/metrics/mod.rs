@@ -49,11 +49,7 @@ pub struct Interval {
 
 impl Default for Interval {
     fn default() -> Self {
-        Interval {
-            ok: 0,
-            errors: 0,
-            latency: new_histogram(INTERVAL_SIGFIG),
-        }
+        Interval { ok: 0, errors: 0, latency: new_histogram(INTERVAL_SIGFIG) }
     }
 }
 
@@ -137,7 +133,8 @@ impl OpMetrics {
 
     /// Merge another worker's numbers into these.
     pub fn add(&mut self, other: &OpMetrics) {
-        let add = |a: &mut Histogram<u64>, b: &Histogram<u64>| a.add(b).expect("auto-resizing histograms accept any range");
+        let add =
+            |a: &mut Histogram<u64>, b: &Histogram<u64>| a.add(b).expect("auto-resizing histograms accept any range");
         add(&mut self.ok_latency, &other.ok_latency);
         add(&mut self.ok_service, &other.ok_service);
         add(&mut self.error_latency, &other.error_latency);
@@ -201,16 +198,13 @@ impl LatencySummary {
 /// HdrHistogram implementation.
 pub fn encode_histogram(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut buf)
-        .expect("serializing into a Vec cannot fail");
+    V2DeflateSerializer::new().serialize(h, &mut buf).expect("serializing into a Vec cannot fail");
     base64::engine::general_purpose::STANDARD.encode(buf)
 }
 
 pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| format!("histogram is not base64: {e}"))?;
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("histogram is not base64: {e}"))?;
     let mut h: Histogram<u64> = Deserializer::new()
         .deserialize(&mut bytes.as_slice())
         .map_err(|e| format!("histogram does not decode: {e:?}"))?;

@@ -82,25 +82,13 @@ pub fn spectrum(title: &str, series: &[(String, usize, Histogram<u64>)]) -> Resu
                 (x, h.value_at_quantile(q) as f64 / 1e6)
             })
             .collect();
-        lines.push(Line {
-            name: name.clone(),
-            color: *color,
-            points,
-        });
+        lines.push(Line { name: name.clone(), color: *color, points });
     }
     if lines.is_empty() {
         return Err("no successful requests to plot".into());
     }
-    let xmax = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.0))
-        .fold(10.0f64, f64::max);
-    let ymax = nice_max(
-        lines
-            .iter()
-            .flat_map(|l| l.points.iter().map(|p| p.1))
-            .fold(0.0, f64::max),
-    );
+    let xmax = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).fold(10.0f64, f64::max);
+    let ymax = nice_max(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max));
     let mut keys = vec![1.0, 2.0];
     let mut k = 10.0;
     while k <= xmax * 1.0001 {
@@ -158,12 +146,8 @@ where
 }
 
 /// Throughput (top) and p99 latency (bottom) per second of a phase, one line per engine.
-pub fn timeline(
-    title: &str,
-    series: &[(String, usize, &[IntervalResult])],
-) -> Result<String, String> {
-    let usable: Vec<&(String, usize, &[IntervalResult])> =
-        series.iter().filter(|s| !s.2.is_empty()).collect();
+pub fn timeline(title: &str, series: &[(String, usize, &[IntervalResult])]) -> Result<String, String> {
+    let usable: Vec<&(String, usize, &[IntervalResult])> = series.iter().filter(|s| !s.2.is_empty()).collect();
     if usable.is_empty() {
         return Err("no per-second intervals were recorded".into());
     }
@@ -180,26 +164,12 @@ pub fn timeline(
         .map(|(n, c, iv)| Line {
             name: n.clone(),
             color: *c,
-            points: iv
-                .iter()
-                .filter_map(|i| i.p99_ms.map(|p| (i.t_s as f64, p)))
-                .collect(),
+            points: iv.iter().filter_map(|i| i.p99_ms.map(|p| (i.t_s as f64, p))).collect(),
         })
         .collect();
-    let xmax = usable
-        .iter()
-        .flat_map(|s| s.2.iter().map(|i| i.t_s as f64))
-        .fold(1.0f64, f64::max);
-    let tmax = nice_max(
-        tput.iter()
-            .flat_map(|l| l.points.iter().map(|p| p.1))
-            .fold(0.0, f64::max),
-    );
-    let pmax = nice_max(
-        p99.iter()
-            .flat_map(|l| l.points.iter().map(|p| p.1))
-            .fold(0.0, f64::max),
-    );
+    let xmax = usable.iter().flat_map(|s| s.2.iter().map(|i| i.t_s as f64)).fold(1.0f64, f64::max);
+    let tmax = nice_max(tput.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max));
+    let pmax = nice_max(p99.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max));
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT + 140)).into_drawing_area();
@@ -223,11 +193,7 @@ pub fn timeline(
         }
         if p99.iter().all(|l| l.points.is_empty()) {
             bottom
-                .draw(&Text::new(
-                    "p99 per second: no successful requests",
-                    (80, 60),
-                    ("sans-serif", 14),
-                ))
+                .draw(&Text::new("p99 per second: no successful requests", (80, 60), ("sans-serif", 14)))
                 .map_err(err)?;
         } else {
             let mut chart = ChartBuilder::on(&bottom)
@@ -257,16 +223,8 @@ pub fn recall_vs_throughput(title: &str, series: &[SweepSeries]) -> Result<Strin
     if usable.is_empty() {
         return Err("no op of the sweep has both throughput and recall".into());
     }
-    let xmax = nice_max(
-        usable
-            .iter()
-            .flat_map(|s| s.2.iter().map(|p| p.0))
-            .fold(0.0, f64::max),
-    );
-    let ymin = usable
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.1))
-        .fold(1.0f64, f64::min);
+    let xmax = nice_max(usable.iter().flat_map(|s| s.2.iter().map(|p| p.0)).fold(0.0, f64::max));
+    let ymin = usable.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(1.0f64, f64::min);
     let ymin = (ymin - 0.05).clamp(0.0, 0.95);
     let mut buf = String::new();
     {
@@ -279,22 +237,13 @@ pub fn recall_vs_throughput(title: &str, series: &[SweepSeries]) -> Result<Strin
             .y_label_area_size(62)
             .build_cartesian_2d(0f64..xmax, ymin..1.02f64)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("throughput (ops/s)")
-            .y_desc("recall@k")
-            .draw()
-            .map_err(err)?;
+        chart.configure_mesh().x_desc("throughput (ops/s)").y_desc("recall@k").draw().map_err(err)?;
         let lines: Vec<Line> = usable
             .iter()
             .map(|(n, c, pts)| {
                 let mut points: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
                 points.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-                Line {
-                    name: n.clone(),
-                    color: *c,
-                    points,
-                }
+                Line { name: n.clone(), color: *c, points }
             })
             .collect();
         draw_lines(&mut chart, &lines)?;
@@ -317,24 +266,14 @@ pub fn recall_vs_throughput(title: &str, series: &[SweepSeries]) -> Result<Strin
 }
 
 /// Load and index-build seconds per engine, as grouped bars.
-pub fn load_bars(
-    title: &str,
-    engines: &[(String, Option<f64>, Option<f64>)],
-) -> Result<String, String> {
-    let usable: Vec<&(String, Option<f64>, Option<f64>)> = engines
-        .iter()
-        .filter(|e| e.1.is_some() || e.2.is_some())
-        .collect();
+pub fn load_bars(title: &str, engines: &[(String, Option<f64>, Option<f64>)]) -> Result<String, String> {
+    let usable: Vec<&(String, Option<f64>, Option<f64>)> =
+        engines.iter().filter(|e| e.1.is_some() || e.2.is_some()).collect();
     if usable.is_empty() {
         return Err("no engine recorded a load".into());
     }
     let n = usable.len() as f64;
-    let ymax = nice_max(
-        usable
-            .iter()
-            .flat_map(|e| [e.1.unwrap_or(0.0), e.2.unwrap_or(0.0)])
-            .fold(0.0, f64::max),
-    );
+    let ymax = nice_max(usable.iter().flat_map(|e| [e.1.unwrap_or(0.0), e.2.unwrap_or(0.0)]).fold(0.0, f64::max));
     let names: Vec<String> = usable.iter().map(|e| e.0.clone()).collect();
     let load_color = RGBColor(0, 114, 178);
     let index_color = RGBColor(230, 159, 0);
@@ -368,50 +307,25 @@ pub fn load_bars(
             .draw()
             .map_err(err)?;
         let bar = |i: usize, left: f64, v: Option<f64>, c: RGBColor| {
-            v.map(|v| {
-                Rectangle::new(
-                    [(i as f64 + left, 0.0), (i as f64 + left + 0.36, v)],
-                    c.filled(),
-                )
-            })
+            v.map(|v| Rectangle::new([(i as f64 + left, 0.0), (i as f64 + left + 0.36, v)], c.filled()))
         };
         chart
-            .draw_series(
-                usable
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, e)| bar(i, 0.12, e.1, load_color)),
-            )
+            .draw_series(usable.iter().enumerate().filter_map(|(i, e)| bar(i, 0.12, e.1, load_color)))
             .map_err(err)?
             .label("load (s)")
-            .legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 14, y + 5)], load_color.filled())
-            });
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], load_color.filled()));
         chart
-            .draw_series(
-                usable
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, e)| bar(i, 0.52, e.2, index_color)),
-            )
+            .draw_series(usable.iter().enumerate().filter_map(|(i, e)| bar(i, 0.52, e.2, index_color)))
             .map_err(err)?
             .label("index build (s)")
-            .legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 14, y + 5)], index_color.filled())
-            });
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], index_color.filled()));
         chart
             .draw_series(usable.iter().enumerate().flat_map(|(i, e)| {
-                [(0.12, e.1), (0.52, e.2)]
-                    .into_iter()
-                    .filter_map(move |(left, v)| {
-                        v.map(|v| {
-                            Text::new(
-                                format!("{v:.2}"),
-                                (i as f64 + left + 0.02, v + ymax * 0.02),
-                                ("sans-serif", 12),
-                            )
-                        })
+                [(0.12, e.1), (0.52, e.2)].into_iter().filter_map(move |(left, v)| {
+                    v.map(|v| {
+                        Text::new(format!("{v:.2}"), (i as f64 + left + 0.02, v + ymax * 0.02), ("sans-serif", 12))
                     })
+                })
             }))
             .map_err(err)?;
         chart

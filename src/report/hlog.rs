@@ -19,15 +19,7 @@ use crate::results::{OpResult, RunResults};
 /// name replaced.
 pub fn file_name(engine: &str, phase: &str, op: &str) -> String {
     let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' }).collect()
     };
     format!("{}-{}-{}.hlog", clean(engine), clean(phase), clean(op))
 }
@@ -37,19 +29,12 @@ pub fn write_all(r: &RunResults, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for e in &r.engines {
         for p in &e.phases {
-            for o in p
-                .ops
-                .iter()
-                .filter(|o| o.status == "ok" && !o.intervals.is_empty())
-            {
+            for o in p.ops.iter().filter(|o| o.status == "ok" && !o.intervals.is_empty()) {
                 if written.is_empty() {
                     std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
                 }
                 let text = render(r, &e.name, &p.name, o).map_err(|why| {
-                    Error::Runtime(format!(
-                        "interval log for {}/{}/{}: {why}",
-                        e.name, p.name, o.label
-                    ))
+                    Error::Runtime(format!("interval log for {}/{}/{}: {why}", e.name, p.name, o.label))
                 })?;
                 let path = dir.join(file_name(&e.name, &p.name, &o.label));
                 write_atomic(&path, text.as_bytes())?;
@@ -61,12 +46,7 @@ pub fn write_all(r: &RunResults, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// One op's interval log as text.
-pub fn render(
-    r: &RunResults,
-    engine: &str,
-    phase: &str,
-    o: &OpResult,
-) -> std::result::Result<String, String> {
+pub fn render(r: &RunResults, engine: &str, phase: &str, o: &OpResult) -> std::result::Result<String, String> {
     let start = chrono::DateTime::parse_from_rfc3339(&r.run.started_at)
         .map_err(|e| format!("run.started_at {:?} is not RFC 3339: {e}", r.run.started_at))?;
     let start_s = start.timestamp_millis() as f64 / 1000.0;
@@ -77,28 +57,13 @@ pub fn render(
         r.dbbench.version, r.dbbench.commit, r.run.id, o.label, o.op
     );
     let _ = writeln!(out, "#[Histogram log format version 1.3]");
-    let _ = writeln!(
-        out,
-        "#[StartTime: {start_s:.3} (seconds since epoch), {}]",
-        start.to_rfc2822()
-    );
+    let _ = writeln!(out, "#[StartTime: {start_s:.3} (seconds since epoch), {}]", start.to_rfc2822());
     let _ = writeln!(out, "#[MaxValueDivisor: 1000000.000]");
-    let _ = writeln!(
-        out,
-        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
-    );
+    let _ = writeln!(out, "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"");
     for i in &o.intervals {
         let h = decode_histogram(&i.histogram).map_err(|e| format!("second {}: {e}", i.t_s))?;
-        let max_ms = if h.is_empty() {
-            0.0
-        } else {
-            h.max() as f64 / 1e6
-        };
-        let _ = writeln!(
-            out,
-            "{:.3},{:.3},{:.3},{}",
-            i.t_s as f64, 1.0, max_ms, i.histogram
-        );
+        let max_ms = if h.is_empty() { 0.0 } else { h.max() as f64 / 1e6 };
+        let _ = writeln!(out, "{:.3},{:.3},{:.3},{}", i.t_s as f64, 1.0, max_ms, i.histogram);
     }
     Ok(out)
 }
@@ -110,9 +75,6 @@ mod tests {
 
     #[test]
     fn file_names_are_safe() {
-        assert_eq!(
-            file_name("pg vector", "search/1", "knn-filtered"),
-            "pg_vector-search_1-knn-filtered.hlog"
-        );
+        assert_eq!(file_name("pg vector", "search/1", "knn-filtered"), "pg_vector-search_1-knn-filtered.hlog");
     }
 }

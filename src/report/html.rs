@@ -45,11 +45,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         "<p class=\"sub\">run <code>{}</code>, started {}{}</p>",
         esc(&run.id),
         esc(&run.started_at),
-        run.workload
-            .description
-            .as_deref()
-            .map(|d| format!(" &mdash; {}", esc(d)))
-            .unwrap_or_default()
+        run.workload.description.as_deref().map(|d| format!(" &mdash; {}", esc(d))).unwrap_or_default()
     );
     if !run.complete {
         let _ = writeln!(
@@ -73,11 +69,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
 fn verdict_section(out: &mut String, v: &Verdict) {
     if v.requirements.is_none() {
         let _ = writeln!(out, "<h2 id=\"recommendation\">Not a recommendation</h2>");
-        let _ = writeln!(
-            out,
-            "<div class=\"banner verdict info\">{}</div>",
-            esc(&v.headline)
-        );
+        let _ = writeln!(out, "<div class=\"banner verdict info\">{}</div>", esc(&v.headline));
         let _ = writeln!(
             out,
             "<table><tr><th class=\"l\">phase</th><th class=\"l\">op</th><th class=\"l\">fastest</th><th class=\"l\">by</th><th>ms</th><th class=\"l\">notes</th></tr>"
@@ -98,16 +90,8 @@ fn verdict_section(out: &mut String, v: &Verdict) {
         return;
     }
     let _ = writeln!(out, "<h2 id=\"recommendation\">Recommendation</h2>");
-    let class = if v.fit.is_empty() {
-        "verdict none"
-    } else {
-        "verdict"
-    };
-    let _ = writeln!(
-        out,
-        "<div class=\"banner {class}\"><strong>{}</strong></div>",
-        esc(&v.headline)
-    );
+    let class = if v.fit.is_empty() { "verdict none" } else { "verdict" };
+    let _ = writeln!(out, "<div class=\"banner {class}\"><strong>{}</strong></div>", esc(&v.headline));
     out.push_str("<ul class=\"reasons\">\n");
     for reason in &v.reasons {
         let _ = writeln!(out, "<li>{}</li>", esc(reason));
@@ -119,11 +103,7 @@ fn verdict_section(out: &mut String, v: &Verdict) {
     out.push_str("</tr>\n");
     let rows = v.engines.first().map(|e| e.checks.len()).unwrap_or(0);
     for i in 0..rows {
-        let name = v
-            .engines
-            .first()
-            .map(|e| e.checks[i].requirement.as_str())
-            .unwrap_or("");
+        let name = v.engines.first().map(|e| e.checks[i].requirement.as_str()).unwrap_or("");
         let _ = write!(out, "<tr><td class=\"l\">{}</td>", esc(name));
         for e in &v.engines {
             let c = &e.checks[i];
@@ -132,12 +112,8 @@ fn verdict_section(out: &mut String, v: &Verdict) {
                 Outcome::Fail => "fail",
                 Outcome::NotMeasured => "nm",
             };
-            let _ = write!(
-                out,
-                "<td class=\"l {class}\"><strong>{}</strong>: {}</td>",
-                c.outcome.word(),
-                esc(&c.detail)
-            );
+            let _ =
+                write!(out, "<td class=\"l {class}\"><strong>{}</strong>: {}</td>", c.outcome.word(), esc(&c.detail));
         }
         out.push_str("</tr>\n");
     }
@@ -179,12 +155,7 @@ fn chart(out: &mut String, what: &str, svg: Result<String, String>) {
             let _ = writeln!(out, "<div class=\"chart\">{svg}</div>");
         }
         Err(why) => {
-            let _ = writeln!(
-                out,
-                "<p class=\"note\">{}: chart not drawn ({})</p>",
-                esc(what),
-                esc(&why)
-            );
+            let _ = writeln!(out, "<p class=\"note\">{}: chart not drawn ({})</p>", esc(what), esc(&why));
         }
     }
 }
@@ -253,35 +224,17 @@ fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
         let _ = write!(desc, ", where <code>{}</code>", esc(f));
     }
     if !o.first.params.is_empty() {
-        let params: Vec<String> = o
-            .first
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let params: Vec<String> = o.first.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = write!(desc, ", params <code>{}</code>", esc(&params.join(" ")));
     }
-    let _ = writeln!(
-        out,
-        "<h3>{} <span class=\"sub\">({desc})</span></h3>",
-        esc(&o.label)
-    );
+    let _ = writeln!(out, "<h3>{} <span class=\"sub\">({desc})</span></h3>", esc(&o.label));
     out.push_str("<table><tr><th class=\"l\">engine</th>");
     for c in Column::ALL {
         let _ = write!(out, "<th>{}</th>", esc(&c.title(o.first.k)));
     }
     out.push_str("<th class=\"l\">notes</th></tr>\n");
-    let best: Vec<Vec<bool>> = Column::ALL
-        .iter()
-        .map(|c| {
-            c.best(
-                &o.engines
-                    .iter()
-                    .map(|(_, op)| c.value(op))
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .collect();
+    let best: Vec<Vec<bool>> =
+        Column::ALL.iter().map(|c| c.best(&o.engines.iter().map(|(_, op)| c.value(op)).collect::<Vec<_>>())).collect();
     for (i, (e, op)) in o.engines.iter().enumerate() {
         let _ = write!(out, "<tr><td class=\"l\">{}</td>", esc(&e.name));
         if op.status != "ok" {
@@ -295,11 +248,7 @@ fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
             continue;
         }
         for (ci, c) in Column::ALL.iter().enumerate() {
-            let class = if best[ci][i] {
-                " class=\"best\" title=\"best of this column\""
-            } else {
-                ""
-            };
+            let class = if best[ci][i] { " class=\"best\" title=\"best of this column\"" } else { "" };
             let star = if best[ci][i] { " ★" } else { "" };
             let _ = write!(out, "<td{class}>{}{star}</td>", c.format(op));
         }
@@ -308,11 +257,7 @@ fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
             notes.push(esc(n));
         }
         for (kind, t) in &op.error_kinds {
-            let sample = t
-                .samples
-                .first()
-                .map(|s| format!(" (e.g. {})", esc(s)))
-                .unwrap_or_default();
+            let sample = t.samples.first().map(|s| format!(" (e.g. {})", esc(s))).unwrap_or_default();
             notes.push(format!("{} {}{sample}", t.count, esc(kind)));
         }
         if op.latency_ms.p99.is_none() && op.count > 0 {
@@ -331,11 +276,7 @@ fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
         }
     }
     for f in failures {
-        let _ = writeln!(
-            out,
-            "<p class=\"note\">latency histogram unreadable, {}</p>",
-            esc(&f)
-        );
+        let _ = writeln!(out, "<p class=\"note\">latency histogram unreadable, {}</p>", esc(&f));
     }
     let what = format!("{} / {}", p.name, o.label);
     chart(
@@ -348,26 +289,14 @@ fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
         .iter()
         .filter(|(_, op)| op.status == "ok")
         .map(|(e, op)| {
-            let elapsed = e
-                .phases
-                .iter()
-                .find(|x| x.name == p.name)
-                .map(|x| x.elapsed_s)
-                .unwrap_or(0.0);
-            (
-                e.name.clone(),
-                engine_index(r, &e.name),
-                whole_seconds(&op.intervals, elapsed),
-            )
+            let elapsed = e.phases.iter().find(|x| x.name == p.name).map(|x| x.elapsed_s).unwrap_or(0.0);
+            (e.name.clone(), engine_index(r, &e.name), whole_seconds(&op.intervals, elapsed))
         })
         .collect();
     chart(
         out,
         &format!("{what} over time"),
-        charts::timeline(
-            &format!("{what}: throughput and p99 per whole second"),
-            &series,
-        ),
+        charts::timeline(&format!("{what}: throughput and p99 per whole second"), &series),
     );
 }
 
@@ -385,13 +314,10 @@ fn whole_seconds(intervals: &[IntervalResult], elapsed_s: f64) -> &[IntervalResu
 /// (e.g. ef_search): plot recall against throughput for each engine.
 fn sweep_chart(out: &mut String, r: &RunResults, p: &PhaseView) {
     let mut groups: Vec<(String, Option<String>, Vec<&OpView>)> = Vec::new();
-    for o in p.ops.iter().filter(|o| {
-        !o.first.params.is_empty() && matches!(o.first.op.as_str(), "knn" | "text" | "hybrid")
-    }) {
-        match groups
-            .iter_mut()
-            .find(|g| g.0 == o.first.op && g.1 == o.first.filter)
-        {
+    for o in
+        p.ops.iter().filter(|o| !o.first.params.is_empty() && matches!(o.first.op.as_str(), "knn" | "text" | "hybrid"))
+    {
+        match groups.iter_mut().find(|g| g.0 == o.first.op && g.1 == o.first.filter) {
             Some(g) => g.2.push(o),
             None => groups.push((o.first.op.clone(), o.first.filter.clone(), vec![o])),
         }
@@ -403,8 +329,7 @@ fn sweep_chart(out: &mut String, r: &RunResults, p: &PhaseView) {
                 let Some(recall) = op.quality.recall_at_k.filter(|_| op.status == "ok") else {
                     continue;
                 };
-                let label: Vec<String> =
-                    op.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let label: Vec<String> = op.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let point = (op.throughput_ops_s, recall, label.join(" "));
                 match series.iter_mut().find(|s| s.0 == e.name) {
                     Some(s) => s.2.push(point),
@@ -415,10 +340,7 @@ fn sweep_chart(out: &mut String, r: &RunResults, p: &PhaseView) {
         let title = format!(
             "{} / {kind}{}: recall against throughput over the parameter sweep",
             p.name,
-            filter
-                .as_deref()
-                .map(|f| format!(" where {f}"))
-                .unwrap_or_default()
+            filter.as_deref().map(|f| format!(" where {f}")).unwrap_or_default()
         );
         chart(out, &title, charts::recall_vs_throughput(&title, &series));
     }
@@ -432,11 +354,7 @@ fn load_section(out: &mut String, r: &RunResults) {
         if e.load.is_none() && e.index.is_none() {
             continue;
         }
-        let stats = e
-            .index
-            .as_ref()
-            .map(|i| i.stats.to_string())
-            .unwrap_or_default();
+        let stats = e.index.as_ref().map(|i| i.stats.to_string()).unwrap_or_default();
         let _ = writeln!(
             out,
             "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><code>{}</code></td></tr>",
@@ -447,18 +365,10 @@ fn load_section(out: &mut String, r: &RunResults) {
             e.index.as_ref().map(|i| format!("{:.2}", i.seconds)).unwrap_or_else(|| "-".into()),
             esc(&stats)
         );
-        bars.push((
-            e.name.clone(),
-            e.load.as_ref().map(|l| l.seconds),
-            e.index.as_ref().map(|i| i.seconds),
-        ));
+        bars.push((e.name.clone(), e.load.as_ref().map(|l| l.seconds), e.index.as_ref().map(|i| i.seconds)));
     }
     out.push_str("</table>\n");
-    chart(
-        out,
-        "load and index build times",
-        charts::load_bars("Load and index build time per engine", &bars),
-    );
+    chart(out, "load and index build times", charts::load_bars("Load and index build time per engine", &bars));
 }
 
 fn conditions_section(out: &mut String, r: &RunResults) {
@@ -467,11 +377,7 @@ fn conditions_section(out: &mut String, r: &RunResults) {
     let d = &run.dataset;
     let _ = writeln!(out, "<h2>Conditions</h2><table>");
     let mut row = |k: &str, v: String| {
-        let _ = writeln!(
-            out,
-            "<tr><th class=\"l\">{}</th><td class=\"l\">{v}</td></tr>",
-            esc(k)
-        );
+        let _ = writeln!(out, "<tr><th class=\"l\">{}</th><td class=\"l\">{v}</td></tr>", esc(k));
     };
     row(
         "run",
@@ -481,24 +387,11 @@ fn conditions_section(out: &mut String, r: &RunResults) {
             if run.complete {
                 "complete".to_string()
             } else {
-                format!(
-                    "INCOMPLETE: {}",
-                    esc(run
-                        .incomplete_reason
-                        .as_deref()
-                        .unwrap_or("reason not recorded"))
-                )
+                format!("INCOMPLETE: {}", esc(run.incomplete_reason.as_deref().unwrap_or("reason not recorded")))
             }
         ),
     );
-    row(
-        "started / finished",
-        format!(
-            "{} / {}",
-            esc(&run.started_at),
-            esc(run.finished_at.as_deref().unwrap_or("-"))
-        ),
-    );
+    row("started / finished", format!("{} / {}", esc(&run.started_at), esc(run.finished_at.as_deref().unwrap_or("-"))));
     row(
         "workload",
         format!(
@@ -517,11 +410,7 @@ fn conditions_section(out: &mut String, r: &RunResults) {
         d.queries,
         d.dim,
         esc(&d.metric),
-        if d.judged {
-            ", with relevance judgments"
-        } else {
-            ""
-        },
+        if d.judged { ", with relevance judgments" } else { "" },
         esc(&d.fingerprint)
     );
     if let Some(f) = &d.fallback_reason {
@@ -535,24 +424,14 @@ fn conditions_section(out: &mut String, r: &RunResults) {
             esc(m.kernel.as_deref().unwrap_or("")),
             esc(&m.arch),
             m.cpus,
-            m.cpu_model
-                .as_deref()
-                .map(|c| format!(" ({})", esc(c)))
-                .unwrap_or_default(),
+            m.cpu_model.as_deref().map(|c| format!(" ({})", esc(c))).unwrap_or_default(),
             m.memory_bytes
                 .map(|b| format!("{:.1} GiB memory", b as f64 / (1u64 << 30) as f64))
                 .unwrap_or_else(|| "memory unknown".into())
         )
     };
     row("machine", machine(m));
-    row(
-        "dbbench",
-        format!(
-            "{} (commit <code>{}</code>)",
-            esc(&r.dbbench.version),
-            esc(&r.dbbench.commit)
-        ),
-    );
+    row("dbbench", format!("{} (commit <code>{}</code>)", esc(&r.dbbench.version), esc(&r.dbbench.commit)));
     if !run.merged_from.is_empty() {
         let runs: Vec<String> = run
             .merged_from
@@ -572,11 +451,8 @@ fn conditions_section(out: &mut String, r: &RunResults) {
     let _ = writeln!(out, "</table>");
     let _ = writeln!(out, "<h3>Engine versions and settings</h3><table><tr><th class=\"l\">engine</th><th class=\"l\">version</th><th class=\"l\">url</th><th class=\"l\">settings</th><th class=\"l\">capabilities</th></tr>");
     for e in &r.engines {
-        let settings: Vec<String> = e
-            .settings
-            .iter()
-            .map(|(k, v)| format!("{}&nbsp;=&nbsp;{}", esc(k), esc(&v.to_string())))
-            .collect();
+        let settings: Vec<String> =
+            e.settings.iter().map(|(k, v)| format!("{}&nbsp;=&nbsp;{}", esc(k), esc(&v.to_string()))).collect();
         let _ = writeln!(
             out,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
@@ -593,13 +469,9 @@ fn conditions_section(out: &mut String, r: &RunResults) {
         struct Wrapped<'a> {
             requirements: &'a crate::spec::Requirements,
         }
-        let text = toml::to_string_pretty(&Wrapped { requirements: req })
-            .unwrap_or_else(|e| format!("(cannot show: {e})"));
-        let _ = writeln!(
-            out,
-            "<h3>Requirements as stated by the workload</h3><pre>{}</pre>",
-            esc(&text)
-        );
+        let text =
+            toml::to_string_pretty(&Wrapped { requirements: req }).unwrap_or_else(|e| format!("(cannot show: {e})"));
+        let _ = writeln!(out, "<h3>Requirements as stated by the workload</h3><pre>{}</pre>", esc(&text));
     }
 }
 
@@ -617,11 +489,7 @@ fn capabilities_text(caps: &serde_json::Value) -> String {
             }
         }
     }
-    if let Some(f) = caps
-        .get("filters")
-        .and_then(|f| f.get("support"))
-        .and_then(|x| x.as_str())
-    {
+    if let Some(f) = caps.get("filters").and_then(|f| f.get("support")).and_then(|x| x.as_str()) {
         parts.push(format!("filters: {}", esc(f)));
     }
     if let Some(t) = caps.get("transactions").and_then(|x| x.as_bool()) {

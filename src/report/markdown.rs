@@ -27,9 +27,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         let _ = writeln!(
             out,
             "> **Incomplete run:** {}\n",
-            run.incomplete_reason
-                .as_deref()
-                .unwrap_or("reason not recorded")
+            run.incomplete_reason.as_deref().unwrap_or("reason not recorded")
         );
     }
 
@@ -51,11 +49,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         out.push('\n');
         let rows = v.engines.first().map(|e| e.checks.len()).unwrap_or(0);
         for i in 0..rows {
-            let name = v
-                .engines
-                .first()
-                .map(|e| e.checks[i].requirement.clone())
-                .unwrap_or_default();
+            let name = v.engines.first().map(|e| e.checks[i].requirement.clone()).unwrap_or_default();
             let _ = write!(out, "| {} |", md_cell(&name));
             for e in &v.engines {
                 let c = &e.checks[i];
@@ -71,20 +65,14 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         out.push('\n');
     } else {
         let _ = writeln!(out, "## Not a recommendation\n\n{}\n", v.headline);
-        let _ = writeln!(
-            out,
-            "| phase | op | fastest | by | ms | notes |\n|---|---|---|---|---:|---|"
-        );
+        let _ = writeln!(out, "| phase | op | fastest | by | ms | notes |\n|---|---|---|---|---:|---|");
         for w in &v.winners {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} |",
                 md_cell(&w.phase),
                 md_cell(&w.op),
-                w.engine
-                    .as_deref()
-                    .map(md_cell)
-                    .unwrap_or_else(|| "-".into()),
+                w.engine.as_deref().map(md_cell).unwrap_or_else(|| "-".into()),
                 w.by,
                 fmt_ms(w.value_ms),
                 md_cell(&w.note)
@@ -93,25 +81,12 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         out.push('\n');
     }
 
-    let not_ok: Vec<_> = r
-        .engines
-        .iter()
-        .filter(|e| e.status != EngineStatus::Ok)
-        .collect();
+    let not_ok: Vec<_> = r.engines.iter().filter(|e| e.status != EngineStatus::Ok).collect();
     if !not_ok.is_empty() {
         let _ = writeln!(out, "## Engines not measured in full\n");
         for e in not_ok {
-            let what = if e.status == EngineStatus::Skipped {
-                "skipped"
-            } else {
-                "failed"
-            };
-            let _ = write!(
-                out,
-                "- **{}** {what}: {}",
-                e.name,
-                e.reason.as_deref().unwrap_or("no reason recorded")
-            );
+            let what = if e.status == EngineStatus::Skipped { "skipped" } else { "failed" };
+            let _ = write!(out, "- **{}** {what}: {}", e.name, e.reason.as_deref().unwrap_or("no reason recorded"));
             if let Some(h) = &e.start_hint {
                 let _ = write!(out, " (start it with: `{h}`)");
             }
@@ -120,10 +95,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         out.push('\n');
     }
 
-    let _ = writeln!(
-        out,
-        "## Results\n\nLatency in ms; ★ marks the best value of a column.\n"
-    );
+    let _ = writeln!(out, "## Results\n\nLatency in ms; ★ marks the best value of a column.\n");
     for p in phase_views(r) {
         let _ = writeln!(out, "### Phase {}\n", p.name);
         for o in &p.ops {
@@ -135,12 +107,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
                 let _ = write!(title, ", where {f}");
             }
             if !o.first.params.is_empty() {
-                let params: Vec<String> = o
-                    .first
-                    .params
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+                let params: Vec<String> = o.first.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = write!(title, ", {}", params.join(" "));
             }
             title.push(')');
@@ -156,14 +123,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
             out.push('\n');
             let best: Vec<Vec<bool>> = Column::ALL
                 .iter()
-                .map(|c| {
-                    c.best(
-                        &o.engines
-                            .iter()
-                            .map(|(_, op)| c.value(op))
-                            .collect::<Vec<_>>(),
-                    )
-                })
+                .map(|c| c.best(&o.engines.iter().map(|(_, op)| c.value(op)).collect::<Vec<_>>()))
                 .collect();
             let mut notes = Vec::new();
             for (i, (e, op)) in o.engines.iter().enumerate() {
@@ -172,11 +132,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
                     let _ = writeln!(
                         out,
                         " {} |{}",
-                        md_cell(&format!(
-                            "{}: {}",
-                            op.status,
-                            op.note.as_deref().unwrap_or("")
-                        )),
+                        md_cell(&format!("{}: {}", op.status, op.note.as_deref().unwrap_or(""))),
                         " |".repeat(Column::ALL.len() - 1)
                     );
                     continue;

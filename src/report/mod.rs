@@ -11,13 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::data::truth::write_atomic;
 use crate::error::{Error, Result};
-use crate::metrics::{
-    decode_histogram, encode_histogram, new_histogram, LatencySummary, INTERVAL_SIGFIG,
-};
+use crate::metrics::{decode_histogram, encode_histogram, new_histogram, LatencySummary, INTERVAL_SIGFIG};
 use crate::quality::QualitySummary;
-use crate::results::{
-    EngineResult, EngineStatus, IntervalResult, MergedRun, OpResult, PhaseResult, RunResults,
-};
+use crate::results::{EngineResult, EngineStatus, IntervalResult, MergedRun, OpResult, PhaseResult, RunResults};
 
 pub mod charts;
 pub mod hlog;
@@ -71,11 +67,7 @@ pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
             let idx = match views.iter().position(|v| v.name == p.name) {
                 Some(i) => i,
                 None => {
-                    views.push(PhaseView {
-                        name: p.name.clone(),
-                        first: p,
-                        ops: Vec::new(),
-                    });
+                    views.push(PhaseView { name: p.name.clone(), first: p, ops: Vec::new() });
                     views.len() - 1
                 }
             };
@@ -83,11 +75,7 @@ pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
             for o in &p.ops {
                 match view.ops.iter_mut().find(|v| v.label == o.label) {
                     Some(v) => v.engines.push((e, o)),
-                    None => view.ops.push(OpView {
-                        label: o.label.clone(),
-                        first: o,
-                        engines: vec![(e, o)],
-                    }),
+                    None => view.ops.push(OpView { label: o.label.clone(), first: o, engines: vec![(e, o)] }),
                 }
             }
         }
@@ -150,10 +138,7 @@ impl Column {
             Column::P99 => "p99 ms".into(),
             Column::P999 => "p99.9 ms".into(),
             Column::Errors => "errors".into(),
-            Column::Recall => format!(
-                "recall@{}",
-                k.map(|k| k.to_string()).unwrap_or_else(|| "k".into())
-            ),
+            Column::Recall => format!("recall@{}", k.map(|k| k.to_string()).unwrap_or_else(|| "k".into())),
             Column::Ndcg => "nDCG@10".into(),
         }
     }
@@ -261,11 +246,7 @@ pub fn merge(runs: Vec<RunResults>) -> Result<RunResults> {
         })
         .collect();
     merged.run.id = format!("merged-{}-runs-{}", all_runs.len(), merged.run.id);
-    merged.run.started_at = all_runs
-        .iter()
-        .map(|r| r.started_at.clone())
-        .min()
-        .unwrap_or_default();
+    merged.run.started_at = all_runs.iter().map(|r| r.started_at.clone()).min().unwrap_or_default();
     merged.run.finished_at = if all_runs.iter().all(|r| r.finished_at.is_some()) {
         all_runs.iter().filter_map(|r| r.finished_at.clone()).max()
     } else {
@@ -274,13 +255,7 @@ pub fn merge(runs: Vec<RunResults>) -> Result<RunResults> {
     let incomplete: Vec<String> = all_runs
         .iter()
         .filter(|r| !r.complete)
-        .map(|r| {
-            format!(
-                "{}: {}",
-                r.id,
-                r.incomplete_reason.as_deref().unwrap_or("incomplete")
-            )
-        })
+        .map(|r| format!("{}: {}", r.id, r.incomplete_reason.as_deref().unwrap_or("incomplete")))
         .collect();
     merged.run.complete = incomplete.is_empty();
     merged.run.incomplete_reason = (!incomplete.is_empty()).then(|| incomplete.join("; "));
@@ -306,17 +281,9 @@ fn short(s: &str) -> &str {
 fn runs_overlap(runs: &[crate::results::RunInfo]) -> bool {
     let spans: Vec<(&str, &str)> = runs
         .iter()
-        .map(|r| {
-            (
-                r.started_at.as_str(),
-                r.finished_at.as_deref().unwrap_or(r.started_at.as_str()),
-            )
-        })
+        .map(|r| (r.started_at.as_str(), r.finished_at.as_deref().unwrap_or(r.started_at.as_str())))
         .collect();
-    spans
-        .iter()
-        .enumerate()
-        .any(|(i, a)| spans.iter().skip(i + 1).any(|b| a.0 <= b.1 && b.0 <= a.1))
+    spans.iter().enumerate().any(|(i, a)| spans.iter().skip(i + 1).any(|b| a.0 <= b.1 && b.0 <= a.1))
 }
 
 fn merge_engine(m: &mut EngineResult, e: EngineResult, concurrent: bool) -> Result<()> {
@@ -354,11 +321,7 @@ fn merge_phase(m: &mut PhaseResult, p: PhaseResult, concurrent: bool, engine: &s
     if m.note.is_none() {
         m.note = p.note.clone();
     }
-    m.elapsed_s = if concurrent {
-        m_elapsed.max(p_elapsed)
-    } else {
-        m_elapsed + p_elapsed
-    };
+    m.elapsed_s = if concurrent { m_elapsed.max(p_elapsed) } else { m_elapsed + p_elapsed };
     m.warmup_s = m.warmup_s.max(p.warmup_s);
     if let (Some(a), Some(b)) = (&mut m.rate, &p.rate) {
         if concurrent {
@@ -367,8 +330,7 @@ fn merge_phase(m: &mut PhaseResult, p: PhaseResult, concurrent: bool, engine: &s
         } else {
             let total = m_elapsed + p_elapsed;
             if total > 0.0 {
-                a.achieved_ops_s =
-                    (a.achieved_ops_s * m_elapsed + b.achieved_ops_s * p_elapsed) / total;
+                a.achieved_ops_s = (a.achieved_ops_s * m_elapsed + b.achieved_ops_s * p_elapsed) / total;
             }
         }
         a.sustained &= b.sustained;
@@ -376,12 +338,8 @@ fn merge_phase(m: &mut PhaseResult, p: PhaseResult, concurrent: bool, engine: &s
     }
     for o in p.ops {
         match m.ops.iter_mut().find(|x| x.label == o.label) {
-            Some(mo) => merge_op(mo, o, concurrent, m_elapsed, m.elapsed_s).map_err(|why| {
-                Error::Input(format!(
-                    "engine {engine}, phase {}, op {}: {why}",
-                    m.name, mo.label
-                ))
-            })?,
+            Some(mo) => merge_op(mo, o, concurrent, m_elapsed, m.elapsed_s)
+                .map_err(|why| Error::Input(format!("engine {engine}, phase {}, op {}: {why}", m.name, mo.label)))?,
             None => m.ops.push(o),
         }
     }
@@ -391,16 +349,13 @@ fn merge_phase(m: &mut PhaseResult, p: PhaseResult, concurrent: bool, engine: &s
 fn add_encoded(a: &str, b: &str) -> std::result::Result<String, String> {
     let mut ha = decode_histogram(a)?;
     let hb = decode_histogram(b)?;
-    ha.add(&hb)
-        .map_err(|e| format!("histograms do not add: {e:?}"))?;
+    ha.add(&hb).map_err(|e| format!("histograms do not add: {e:?}"))?;
     Ok(encode_histogram(&ha))
 }
 
 fn merge_quality(a: &QualitySummary, na: u64, b: &QualitySummary, nb: u64) -> QualitySummary {
     let mean = |x: Option<f64>, y: Option<f64>| match (x, y) {
-        (Some(x), Some(y)) if na + nb > 0 => {
-            Some((x * na as f64 + y * nb as f64) / (na + nb) as f64)
-        }
+        (Some(x), Some(y)) if na + nb > 0 => Some((x * na as f64 + y * nb as f64) / (na + nb) as f64),
         (x, y) => x.or(y),
     };
     QualitySummary {
@@ -426,8 +381,7 @@ fn merge_op(
         return Ok(());
     }
     m.histograms.latency = add_encoded(&m.histograms.latency, &o.histograms.latency)?;
-    m.histograms.service_time =
-        add_encoded(&m.histograms.service_time, &o.histograms.service_time)?;
+    m.histograms.service_time = add_encoded(&m.histograms.service_time, &o.histograms.service_time)?;
     m.histograms.error_latency = match (&m.histograms.error_latency, &o.histograms.error_latency) {
         (Some(a), Some(b)) => Some(add_encoded(a, b)?),
         (a, b) => a.clone().or_else(|| b.clone()),
@@ -441,12 +395,7 @@ fn merge_op(
     if let Some(lag) = &m.histograms.schedule_lag {
         m.schedule_lag_ms = Some(LatencySummary::of(&decode_histogram(lag)?));
     }
-    m.quality = merge_quality(
-        &m.quality,
-        m.quality.quality_samples,
-        &o.quality,
-        o.quality.quality_samples,
-    );
+    m.quality = merge_quality(&m.quality, m.quality.quality_samples, &o.quality, o.quality.quality_samples);
     m.count += o.count;
     m.errors += o.errors;
     m.throughput_ops_s = if concurrent {
@@ -460,10 +409,7 @@ fn merge_op(
         let mine = m
             .error_kinds
             .entry(kind)
-            .or_insert_with(|| crate::results::ErrorTallyResult {
-                count: 0,
-                samples: Vec::new(),
-            });
+            .or_insert_with(|| crate::results::ErrorTallyResult { count: 0, samples: Vec::new() });
         mine.count += t.count;
         for s in t.samples {
             if mine.samples.len() < crate::metrics::ERROR_SAMPLES && !mine.samples.contains(&s) {
@@ -486,21 +432,14 @@ fn merge_op(
     Ok(())
 }
 
-fn add_intervals(
-    a: &[IntervalResult],
-    b: &[IntervalResult],
-) -> std::result::Result<Vec<IntervalResult>, String> {
+fn add_intervals(a: &[IntervalResult], b: &[IntervalResult]) -> std::result::Result<Vec<IntervalResult>, String> {
     let mut by_second: BTreeMap<u64, (u64, u64, hdrhistogram::Histogram<u64>)> = BTreeMap::new();
     for i in a.iter().chain(b) {
         let h = decode_histogram(&i.histogram)?;
-        let slot = by_second
-            .entry(i.t_s)
-            .or_insert_with(|| (0, 0, new_histogram(INTERVAL_SIGFIG)));
+        let slot = by_second.entry(i.t_s).or_insert_with(|| (0, 0, new_histogram(INTERVAL_SIGFIG)));
         slot.0 += i.ok;
         slot.1 += i.errors;
-        slot.2
-            .add(&h)
-            .map_err(|e| format!("interval histograms do not add: {e:?}"))?;
+        slot.2.add(&h).map_err(|e| format!("interval histograms do not add: {e:?}"))?;
     }
     Ok(by_second
         .into_iter()
@@ -542,32 +481,16 @@ mod tests {
 
     #[test]
     fn best_needs_two_values_and_knows_direction() {
-        assert_eq!(
-            Column::P99.best(&[Some(3.0), Some(2.0), None]),
-            vec![false, true, false]
-        );
-        assert_eq!(
-            Column::Throughput.best(&[Some(3.0), Some(2.0)]),
-            vec![true, false]
-        );
+        assert_eq!(Column::P99.best(&[Some(3.0), Some(2.0), None]), vec![false, true, false]);
+        assert_eq!(Column::Throughput.best(&[Some(3.0), Some(2.0)]), vec![true, false]);
         assert_eq!(Column::P99.best(&[Some(3.0), None]), vec![false, false]);
-        assert_eq!(
-            Column::Recall.best(&[Some(1.0), Some(1.0)]),
-            vec![false, false],
-            "all equal: no best"
-        );
-        assert_eq!(
-            Column::Recall.best(&[Some(1.0), Some(0.5), Some(1.0)]),
-            vec![true, false, true]
-        );
+        assert_eq!(Column::Recall.best(&[Some(1.0), Some(1.0)]), vec![false, false], "all equal: no best");
+        assert_eq!(Column::Recall.best(&[Some(1.0), Some(0.5), Some(1.0)]), vec![true, false, true]);
     }
 
     #[test]
     fn html_escaping() {
-        assert_eq!(
-            esc("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
         assert_eq!(md_cell("a|b\nc"), "a\\|b c");
     }
 }

@@ -59,11 +59,7 @@ impl EngineVerdict {
         self.checks
             .iter()
             .filter(|c| c.margin.is_some())
-            .min_by(|a, b| {
-                a.margin
-                    .partial_cmp(&b.margin)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
+            .min_by(|a, b| a.margin.partial_cmp(&b.margin).unwrap_or(std::cmp::Ordering::Equal))
     }
 
     /// The requirements it fails or that were not measured, in words.
@@ -76,11 +72,7 @@ impl EngineVerdict {
             .map(|c| format!("{}: {}", c.requirement, c.detail))
             .collect();
         let mut unmeasured: Vec<(&str, Vec<&str>)> = Vec::new();
-        for c in self
-            .checks
-            .iter()
-            .filter(|c| c.outcome == Outcome::NotMeasured)
-        {
+        for c in self.checks.iter().filter(|c| c.outcome == Outcome::NotMeasured) {
             match unmeasured.iter_mut().find(|(d, _)| *d == c.detail) {
                 Some((_, reqs)) => reqs.push(&c.requirement),
                 None => unmeasured.push((&c.detail, vec![&c.requirement])),
@@ -121,20 +113,16 @@ pub struct Verdict {
 }
 
 pub fn evaluate(r: &RunResults) -> Verdict {
-    let Some(req) = r
-        .run
-        .requirements
-        .clone()
-        .filter(|q| !q.capabilities.is_empty() || !q.slo.is_empty())
-    else {
+    let Some(req) = r.run.requirements.clone().filter(|q| !q.capabilities.is_empty() || !q.slo.is_empty()) else {
         let winners = winners(r);
         return Verdict {
             requirements: None,
             engines: Vec::new(),
             fit: Vec::new(),
-            headline: "No recommendation: the workload states no [requirements], so no engine can be judged fit or unfit. \
+            headline:
+                "No recommendation: the workload states no [requirements], so no engine can be judged fit or unfit. \
                        Below is the fastest engine per op by p99 latency, which is not a recommendation."
-                .into(),
+                    .into(),
             reasons: Vec::new(),
             winners,
         };
@@ -143,45 +131,25 @@ pub fn evaluate(r: &RunResults) -> Verdict {
         .engines
         .iter()
         .map(|e| {
-            let mut checks: Vec<Check> = req
-                .capabilities
-                .iter()
-                .map(|c| capability_check(e, *c))
-                .collect();
+            let mut checks: Vec<Check> = req.capabilities.iter().map(|c| capability_check(e, *c)).collect();
             checks.extend(req.slo.iter().map(|s| slo_check(e, s, k_of(r, s))));
-            EngineVerdict {
-                engine: e.name.clone(),
-                status: e.status,
-                checks,
-            }
+            EngineVerdict { engine: e.name.clone(), status: e.status, checks }
         })
         .collect();
     let mut fitting: Vec<&EngineVerdict> = engines.iter().filter(|v| v.fits()).collect();
     // Most room on the tightest requirement first; engines judged on capabilities alone
     // (no margin) keep their run order after those.
     fitting.sort_by(|a, b| {
-        let ma = a
-            .tightest()
-            .and_then(|c| c.margin)
-            .unwrap_or(f64::NEG_INFINITY);
-        let mb = b
-            .tightest()
-            .and_then(|c| c.margin)
-            .unwrap_or(f64::NEG_INFINITY);
+        let ma = a.tightest().and_then(|c| c.margin).unwrap_or(f64::NEG_INFINITY);
+        let mb = b.tightest().and_then(|c| c.margin).unwrap_or(f64::NEG_INFINITY);
         mb.partial_cmp(&ma).unwrap_or(std::cmp::Ordering::Equal)
     });
     let fit: Vec<String> = fitting.iter().map(|v| v.engine.clone()).collect();
     let n = req.capabilities.len() + req.slo.len();
     let mut reasons = Vec::new();
     for v in &fitting {
-        let tight = v
-            .tightest()
-            .map(|c| format!("; tightest: {} ({})", c.requirement, c.detail))
-            .unwrap_or_default();
-        reasons.push(format!(
-            "{} fits: meets all {n} requirements{tight}.",
-            v.engine
-        ));
+        let tight = v.tightest().map(|c| format!("; tightest: {} ({})", c.requirement, c.detail)).unwrap_or_default();
+        reasons.push(format!("{} fits: meets all {n} requirements{tight}.", v.engine));
     }
     for v in engines.iter().filter(|v| !v.fits()) {
         let status = match v.status {
@@ -189,18 +157,11 @@ pub fn evaluate(r: &RunResults) -> Verdict {
             EngineStatus::Failed => " (failed)",
             EngineStatus::Ok => "",
         };
-        reasons.push(format!(
-            "{}{status} does not fit: {}.",
-            v.engine,
-            v.shortfalls().join("; ")
-        ));
+        reasons.push(format!("{}{status} does not fit: {}.", v.engine, v.shortfalls().join("; ")));
     }
     let headline = match fit.len() {
         0 => format!("No engine meets all {n} requirements of this workload."),
-        1 => format!(
-            "Recommended: {}, the only engine that meets all {n} requirements.",
-            fit[0]
-        ),
+        1 => format!("Recommended: {}, the only engine that meets all {n} requirements.", fit[0]),
         _ => format!(
             "Recommended: {} (meets all {n} requirements with the most headroom); also fit: {}.",
             fit[0],
@@ -212,20 +173,10 @@ pub fn evaluate(r: &RunResults) -> Verdict {
     } else {
         format!(
             "{headline} Caution: this run is incomplete ({}).",
-            r.run
-                .incomplete_reason
-                .as_deref()
-                .unwrap_or("reason not recorded")
+            r.run.incomplete_reason.as_deref().unwrap_or("reason not recorded")
         )
     };
-    Verdict {
-        requirements: Some(req),
-        engines,
-        fit,
-        headline,
-        reasons,
-        winners: Vec::new(),
-    }
+    Verdict { requirements: Some(req), engines, fit, headline, reasons, winners: Vec::new() }
 }
 
 /// (support, note) of one op kind in a recorded capabilities object.
@@ -237,23 +188,14 @@ fn support_of(caps: &Value, path: &[&str]) -> (String, Option<String>) {
             None => return ("no".into(), None),
         };
     }
-    let support = v
-        .get("support")
-        .and_then(Value::as_str)
-        .unwrap_or("no")
-        .to_string();
+    let support = v.get("support").and_then(Value::as_str).unwrap_or("no").to_string();
     let note = v.get("note").and_then(Value::as_str).map(str::to_string);
     (support, note)
 }
 
 fn capability_check(e: &EngineResult, cap: Capability) -> Check {
     let requirement = format!("capability {}", cap.as_str());
-    let check = |outcome, detail: String| Check {
-        requirement: requirement.clone(),
-        outcome,
-        detail,
-        margin: None,
-    };
+    let check = |outcome, detail: String| Check { requirement: requirement.clone(), outcome, detail, margin: None };
     let op_support = |kind: &str| support_of(&e.capabilities, &["ops", kind]);
     let with_note = |what: &str, note: &Option<String>| match note {
         Some(n) => format!("{what}: {n}"),
@@ -265,18 +207,9 @@ fn capability_check(e: &EngineResult, cap: Capability) -> Check {
         let (s, note) = op_support(kind);
         match s.as_str() {
             "native" => check(Outcome::Pass, format!("{kind}: native")),
-            "client" => check(
-                Outcome::Pass,
-                with_note(&format!("{kind}: done client-side by dbbench"), &note),
-            ),
-            "partial" => check(
-                Outcome::Pass,
-                with_note(&format!("{kind}: partial support"), &note),
-            ),
-            _ => check(
-                Outcome::Fail,
-                format!("{kind} is not supported by driver {}", e.driver),
-            ),
+            "client" => check(Outcome::Pass, with_note(&format!("{kind}: done client-side by dbbench"), &note)),
+            "partial" => check(Outcome::Pass, with_note(&format!("{kind}: partial support"), &note)),
+            _ => check(Outcome::Fail, format!("{kind} is not supported by driver {}", e.driver)),
         }
     };
     match cap {
@@ -294,30 +227,18 @@ fn capability_check(e: &EngineResult, cap: Capability) -> Check {
                 "native" => check(Outcome::Pass, "text ranked by the engine".into()),
                 "client" | "partial" => check(
                     Outcome::Fail,
-                    with_note(
-                        &format!("text is {s} support, not ranking done by the engine"),
-                        &note,
-                    ),
+                    with_note(&format!("text is {s} support, not ranking done by the engine"), &note),
                 ),
-                _ => check(
-                    Outcome::Fail,
-                    format!("text is not supported by driver {}", e.driver),
-                ),
+                _ => check(Outcome::Fail, format!("text is not supported by driver {}", e.driver)),
             }
         }
         Capability::FilteredKnn => {
             let (k, _) = op_support("knn");
             let (f, note) = support_of(&e.capabilities, &["filters"]);
             if k == "no" {
-                check(
-                    Outcome::Fail,
-                    format!("knn is not supported by driver {}", e.driver),
-                )
+                check(Outcome::Fail, format!("knn is not supported by driver {}", e.driver))
             } else if f == "native" {
-                check(
-                    Outcome::Pass,
-                    "the engine applies filters during kNN".into(),
-                )
+                check(Outcome::Pass, "the engine applies filters during kNN".into())
             } else if f == "no" {
                 check(Outcome::Fail, "filters are not supported".into())
             } else {
@@ -327,12 +248,10 @@ fn capability_check(e: &EngineResult, cap: Capability) -> Check {
                 )
             }
         }
-        Capability::Transactions => {
-            match e.capabilities.get("transactions").and_then(Value::as_bool) {
-                Some(true) => check(Outcome::Pass, "writes run in transactions".into()),
-                _ => check(Outcome::Fail, "writes do not run in transactions".into()),
-            }
-        }
+        Capability::Transactions => match e.capabilities.get("transactions").and_then(Value::as_bool) {
+            Some(true) => check(Outcome::Pass, "writes run in transactions".into()),
+            _ => check(Outcome::Fail, "writes do not run in transactions".into()),
+        },
     }
 }
 
@@ -343,10 +262,7 @@ fn metric_name(m: SloMetric, k: Option<usize>) -> String {
         SloMetric::P99Ms => "p99".into(),
         SloMetric::P999Ms => "p99.9".into(),
         SloMetric::ThroughputOpsS => "throughput".into(),
-        SloMetric::RecallAtK => format!(
-            "recall@{}",
-            k.map(|k| k.to_string()).unwrap_or_else(|| "k".into())
-        ),
+        SloMetric::RecallAtK => format!("recall@{}", k.map(|k| k.to_string()).unwrap_or_else(|| "k".into())),
         SloMetric::NdcgAt10 => "nDCG@10".into(),
         SloMetric::RecallAt100 => "recall@100".into(),
         SloMetric::ErrorRate => "error rate".into(),
@@ -386,11 +302,7 @@ fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, String), String> {
     }
     match s.metric {
         SloMetric::LoadSeconds => {
-            return e
-                .load
-                .as_ref()
-                .map(|l| (l.seconds, String::new()))
-                .ok_or_else(|| "no load was recorded".into())
+            return e.load.as_ref().map(|l| (l.seconds, String::new())).ok_or_else(|| "no load was recorded".into())
         }
         SloMetric::IndexSeconds => {
             return e
@@ -405,41 +317,29 @@ fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, String), String> {
     let label = s.op.as_deref().unwrap_or("");
     let Some(p) = e.phases.iter().find(|p| p.name == phase) else {
         return Err(match e.status {
-            EngineStatus::Failed => format!(
-                "engine failed before phase {phase}: {}",
-                e.reason.as_deref().unwrap_or("")
-            ),
+            EngineStatus::Failed => {
+                format!("engine failed before phase {phase}: {}", e.reason.as_deref().unwrap_or(""))
+            }
             _ => format!("phase {phase} was not run"),
         });
     };
     let Some(o) = p.ops.iter().find(|o| o.label == label) else {
         return Err(format!("op {label} was not run in phase {phase}"));
     };
-    let suffix = if p.complete {
-        String::new()
-    } else {
-        " (phase incomplete)".to_string()
-    };
+    let suffix = if p.complete { String::new() } else { " (phase incomplete)".to_string() };
     metric_of(o, s.metric).map(|v| (v, suffix))
 }
 
 fn metric_of(o: &OpResult, m: SloMetric) -> Result<f64, String> {
     if o.status != "ok" {
-        return Err(format!(
-            "{}: {}",
-            o.status,
-            o.note.as_deref().unwrap_or("not run")
-        ));
+        return Err(format!("{}: {}", o.status, o.note.as_deref().unwrap_or("not run")));
     }
     let pct = |v: Option<f64>, needs: u64, name: &str| {
         v.ok_or_else(|| {
             if o.count == 0 {
                 "no successful requests".to_string()
             } else {
-                format!(
-                    "{name} needs at least {needs} successful requests, the op had {}",
-                    o.count
-                )
+                format!("{name} needs at least {needs} successful requests, the op had {}", o.count)
             }
         })
     };
@@ -449,18 +349,15 @@ fn metric_of(o: &OpResult, m: SloMetric) -> Result<f64, String> {
         SloMetric::P99Ms => pct(o.latency_ms.p99, 100, "p99"),
         SloMetric::P999Ms => pct(o.latency_ms.p999, 1000, "p99.9"),
         SloMetric::ThroughputOpsS => Ok(o.throughput_ops_s),
-        SloMetric::RecallAtK => o
-            .quality
-            .recall_at_k
-            .ok_or_else(|| "no exact ground truth was scored for this op".into()),
-        SloMetric::NdcgAt10 => o
-            .quality
-            .ndcg_at_10
-            .ok_or_else(|| "nDCG@10 needs relevance judgments and k >= 10".into()),
-        SloMetric::RecallAt100 => o
-            .quality
-            .recall_at_100
-            .ok_or_else(|| "recall@100 needs relevance judgments and k >= 100".into()),
+        SloMetric::RecallAtK => {
+            o.quality.recall_at_k.ok_or_else(|| "no exact ground truth was scored for this op".into())
+        }
+        SloMetric::NdcgAt10 => {
+            o.quality.ndcg_at_10.ok_or_else(|| "nDCG@10 needs relevance judgments and k >= 10".into())
+        }
+        SloMetric::RecallAt100 => {
+            o.quality.recall_at_100.ok_or_else(|| "recall@100 needs relevance judgments and k >= 100".into())
+        }
         SloMetric::ErrorRate => {
             let total = o.count + o.errors;
             if total == 0 {
@@ -497,12 +394,7 @@ fn slo_check(e: &EngineResult, s: &Slo, k: Option<usize>) -> Check {
     };
     let requirement = format!("{place}{name} {op} {}", fmt_value(s.metric, bound));
     match measured(e, s) {
-        Err(why) => Check {
-            requirement,
-            outcome: Outcome::NotMeasured,
-            detail: why,
-            margin: None,
-        },
+        Err(why) => Check { requirement, outcome: Outcome::NotMeasured, detail: why, margin: None },
         Ok((v, suffix)) => {
             let (pass, margin) = if s.max.is_some() {
                 (v <= bound, (bound > 0.0).then(|| (bound - v) / bound))
@@ -538,29 +430,16 @@ fn winners(r: &RunResults) -> Vec<Winner> {
     let mut out = Vec::new();
     for p in super::phase_views(r) {
         for o in &p.ops {
-            let ran: Vec<(&EngineResult, &OpResult)> = o
-                .engines
-                .iter()
-                .copied()
-                .filter(|(_, op)| op.status == "ok" && op.count > 0)
-                .collect();
-            let by_p99: Vec<(&EngineResult, &OpResult, f64)> = ran
-                .iter()
-                .filter_map(|(e, op)| op.latency_ms.p99.map(|v| (*e, *op, v)))
-                .collect();
+            let ran: Vec<(&EngineResult, &OpResult)> =
+                o.engines.iter().copied().filter(|(_, op)| op.status == "ok" && op.count > 0).collect();
+            let by_p99: Vec<(&EngineResult, &OpResult, f64)> =
+                ran.iter().filter_map(|(e, op)| op.latency_ms.p99.map(|v| (*e, *op, v))).collect();
             let (by, candidates) = if by_p99.is_empty() {
-                (
-                    "p50",
-                    ran.iter()
-                        .filter_map(|(e, op)| op.latency_ms.p50.map(|v| (*e, *op, v)))
-                        .collect::<Vec<_>>(),
-                )
+                ("p50", ran.iter().filter_map(|(e, op)| op.latency_ms.p50.map(|v| (*e, *op, v))).collect::<Vec<_>>())
             } else {
                 ("p99", by_p99)
             };
-            let best = candidates
-                .iter()
-                .min_by(|a, b| a.2.partial_cmp(&b.2).unwrap_or(std::cmp::Ordering::Equal));
+            let best = candidates.iter().min_by(|a, b| a.2.partial_cmp(&b.2).unwrap_or(std::cmp::Ordering::Equal));
             let Some((e, op, v)) = best else {
                 out.push(Winner {
                     phase: p.name.clone(),

@@ -157,7 +157,18 @@ pub fn summary_table(r: &RunResults) -> String {
     let _ = writeln!(
         out,
         "{:<14} {:<14} {:<18} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "engine", "phase", "op", "ok", "errors", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "svc p99", "recall", "nDCG@10"
+        "engine",
+        "phase",
+        "op",
+        "ok",
+        "errors",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "svc p99",
+        "recall",
+        "nDCG@10"
     );
     for e in &r.engines {
         if e.status == EngineStatus::Skipped {
@@ -167,7 +178,14 @@ pub fn summary_table(r: &RunResults) -> String {
         for p in &e.phases {
             for o in &p.ops {
                 if o.status != "ok" {
-                    let _ = writeln!(out, "{:<14} {:<14} {:<18} {}", e.name, p.display_name(), o.label, o.note.as_deref().unwrap_or("unsupported"));
+                    let _ = writeln!(
+                        out,
+                        "{:<14} {:<14} {:<18} {}",
+                        e.name,
+                        p.display_name(),
+                        o.label,
+                        o.note.as_deref().unwrap_or("unsupported")
+                    );
                     continue;
                 }
                 let _ = writeln!(

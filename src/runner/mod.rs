@@ -94,7 +94,10 @@ pub fn build_dataset(plan: &Plan) -> Result<Dataset> {
         }
     }
     if ds.dim == 0 {
-        return Err(Error::Input(format!("dataset {} has no vectors: every engine needs an embedding per record", ds.name)));
+        return Err(Error::Input(format!(
+            "dataset {} has no vectors: every engine needs an embedding per record",
+            ds.name
+        )));
     }
     Ok(ds)
 }
@@ -202,14 +205,7 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
     let results_path = results.write(&opts.out_dir)?;
     console::note(&format!("writing {}", results_path.display()));
 
-    let mut run = EngineRun {
-        plan: &plan,
-        ds,
-        truth,
-        opts: &opts,
-        cancel: cancel.clone(),
-        results: &mut results,
-    };
+    let mut run = EngineRun { plan: &plan, ds, truth, opts: &opts, cancel: cancel.clone(), results: &mut results };
     for engine in &plan.engines {
         if cancel.is_cancelled() {
             break;
@@ -234,11 +230,7 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
         None
     };
     results.write(&opts.out_dir)?;
-    Ok(RunSummary {
-        results,
-        results_path,
-        interrupted,
-    })
+    Ok(RunSummary { results, results_path, interrupted })
 }
 
 struct EngineRun<'a> {
@@ -298,7 +290,10 @@ impl EngineRun<'_> {
                 };
                 let where_ = cfg.url.as_deref().map(driver::redact_url).map(|u| format!(" at {u}")).unwrap_or_default();
                 let reason = format!("cannot reach {}{where_}: {why}", ep.kind.kind);
-                console::warn(&format!("engine {} skipped: {reason}\n    start it with: {}", cfg.name, ep.kind.start_hint));
+                console::warn(&format!(
+                    "engine {} skipped: {reason}\n    start it with: {}",
+                    cfg.name, ep.kind.start_hint
+                ));
                 let e = self.current();
                 e.reason = Some(reason);
                 e.start_hint = Some(ep.kind.start_hint.to_string());
@@ -340,7 +335,10 @@ impl EngineRun<'_> {
         };
         match load {
             Ok(l) => {
-                console::note(&format!("  load: {} records in {:.2}s ({:.0} records/s)", l.records, l.seconds, l.records_per_s));
+                console::note(&format!(
+                    "  load: {} records in {:.2}s ({:.0} records/s)",
+                    l.records, l.seconds, l.records_per_s
+                ));
                 self.current().load = Some(l);
             }
             Err(msg) => return self.fail(format!("load failed: {msg}")),
@@ -354,10 +352,8 @@ impl EngineRun<'_> {
             Ok(stats) => {
                 let seconds = started.elapsed().as_secs_f64();
                 console::note(&format!("  index build and refresh: {seconds:.2}s"));
-                self.current().index = Some(IndexResult {
-                    seconds,
-                    stats: serde_json::to_value(&stats).unwrap_or_default(),
-                });
+                self.current().index =
+                    Some(IndexResult { seconds, stats: serde_json::to_value(&stats).unwrap_or_default() });
             }
             Err(e) => return self.fail(format!("finish_load failed: {}", e.message)),
         }
@@ -373,7 +369,11 @@ impl EngineRun<'_> {
             let repetitions = self.phase(phase, driver, caps, &keys, seed, corpus_changed).await;
             corpus_changed |= phase.writes();
             for result in repetitions {
-                let lost = result.note.as_deref().filter(|_| !result.complete && !self.cancel.is_cancelled()).map(str::to_string);
+                let lost = result
+                    .note
+                    .as_deref()
+                    .filter(|_| !result.complete && !self.cancel.is_cancelled())
+                    .map(str::to_string);
                 self.current().phases.push(result);
                 self.save()?;
                 if let Some(why) = lost {
@@ -448,7 +448,8 @@ impl EngineRun<'_> {
         for op in &phase.ops {
             match caps.check(op.kind, op.filter.is_some()) {
                 Ok(()) => {
-                    let truth = matches!(op.kind, OpKind::Knn | OpKind::Hybrid).then(|| self.truth[&truth_key(op)].clone());
+                    let truth =
+                        matches!(op.kind, OpKind::Knn | OpKind::Hybrid).then(|| self.truth[&truth_key(op)].clone());
                     runnable.push(PreparedOp::new(op.clone(), truth, keys.loaded, &self.plan.attributes));
                     ops_out.push(None);
                 }
@@ -468,7 +469,8 @@ impl EngineRun<'_> {
             repetition: 1,
         };
         if corpus_changed && phase.ops.iter().any(|o| matches!(o.kind, OpKind::Knn | OpKind::Hybrid)) {
-            result.note = Some("an earlier phase wrote to the corpus: recall is measured against the data as loaded".into());
+            result.note =
+                Some("an earlier phase wrote to the corpus: recall is measured against the data as loaded".into());
         }
         if runnable.is_empty() {
             result.note = Some(format!("no op of this phase is supported by {}", driver.kind()));
@@ -476,17 +478,20 @@ impl EngineRun<'_> {
             console::note(&format!("  phase {}: skipped, {}", phase.name, result.note.as_deref().unwrap_or_default()));
             return vec![result];
         }
-        let env = PhaseEnv {
-            driver: driver.clone(),
-            dataset: self.ds.clone(),
-            keys: keys.clone(),
-            ops: Arc::new(runnable),
-        };
+        let env =
+            PhaseEnv { driver: driver.clone(), dataset: self.ds.clone(), keys: keys.clone(), ops: Arc::new(runnable) };
 
         if !phase.warmup.is_zero() {
             let counter = Arc::new(AtomicU64::new(0));
-            let bar = console::phase_bar(self.opts.progress, &format!("  {} (warmup)", phase.name), Stop::Duration(phase.warmup), counter.clone());
-            let warm = run_phase(&env, phase.schedule, Stop::Duration(phase.warmup), seed ^ 0xA11CE, &self.cancel, counter).await;
+            let bar = console::phase_bar(
+                self.opts.progress,
+                &format!("  {} (warmup)", phase.name),
+                Stop::Duration(phase.warmup),
+                counter.clone(),
+            );
+            let warm =
+                run_phase(&env, phase.schedule, Stop::Duration(phase.warmup), seed ^ 0xA11CE, &self.cancel, counter)
+                    .await;
             bar.finish();
             if let Some(why) = warm.interrupted {
                 result.complete = false;
@@ -580,14 +585,9 @@ fn schedule_info(phase: &PhasePlan) -> ScheduleInfo {
         Stop::Requests(n) => (None, Some(n)),
     };
     match phase.schedule {
-        Schedule::Closed { concurrency } => ScheduleInfo {
-            mode: "closed".into(),
-            concurrency,
-            rate: None,
-            arrival: None,
-            duration_s,
-            requests,
-        },
+        Schedule::Closed { concurrency } => {
+            ScheduleInfo { mode: "closed".into(), concurrency, rate: None, arrival: None, duration_s, requests }
+        }
         Schedule::Open { rate, arrival, concurrency } => ScheduleInfo {
             mode: "open".into(),
             concurrency,

@@ -26,11 +26,7 @@ pub struct Keyspace {
 
 impl Keyspace {
     pub fn new(loaded: u64) -> Self {
-        Keyspace {
-            loaded,
-            next_insert: AtomicU64::new(loaded),
-            inserted: Mutex::new(VecDeque::new()),
-        }
+        Keyspace { loaded, next_insert: AtomicU64::new(loaded), inserted: Mutex::new(VecDeque::new()) }
     }
     /// One past the highest id handed out.
     pub fn high(&self) -> u64 {
@@ -118,8 +114,14 @@ pub enum Request {
 }
 
 impl PreparedOp {
-    pub fn new(plan: OpPlan, truth: Option<Arc<Vec<Vec<u64>>>>, keyspace_size: u64, attributes: &[AttributePlan]) -> Self {
-        let zipf = matches!(plan.keys, KeyChoice::Zipfian | KeyChoice::Latest).then(|| Zipfian::new(keyspace_size, plan.zipf_theta));
+    pub fn new(
+        plan: OpPlan,
+        truth: Option<Arc<Vec<Vec<u64>>>>,
+        keyspace_size: u64,
+        attributes: &[AttributePlan],
+    ) -> Self {
+        let zipf = matches!(plan.keys, KeyChoice::Zipfian | KeyChoice::Latest)
+            .then(|| Zipfian::new(keyspace_size, plan.zipf_theta));
         let write_range = plan
             .field
             .as_ref()
@@ -178,18 +180,12 @@ impl PreparedOp {
         let filter = p.filter.as_ref();
         let field = p.field.as_deref().unwrap_or("");
         Some(match (p.kind, req) {
-            (OpKind::Knn, Request::Query { query }) => Op::Knn {
-                vector: ds.query_vector(*query),
-                k: p.k,
-                filter,
-                params: &p.params,
-            },
-            (OpKind::Text, Request::Query { query }) => Op::Text {
-                query: &ds.queries.texts[*query],
-                k: p.k,
-                filter,
-                params: &p.params,
-            },
+            (OpKind::Knn, Request::Query { query }) => {
+                Op::Knn { vector: ds.query_vector(*query), k: p.k, filter, params: &p.params }
+            }
+            (OpKind::Text, Request::Query { query }) => {
+                Op::Text { query: &ds.queries.texts[*query], k: p.k, filter, params: &p.params }
+            }
             (OpKind::Hybrid, Request::Query { query }) => Op::Hybrid {
                 vector: ds.query_vector(*query),
                 query: &ds.queries.texts[*query],
@@ -201,16 +197,12 @@ impl PreparedOp {
             (OpKind::Delete, Request::Id { id }) => Op::Delete { id: *id },
             (OpKind::Scan, Request::Scan { start }) => Op::Scan { start: *start, limit: p.scan_length },
             (OpKind::Insert, Request::Insert { record }) => Op::Insert { record },
-            (OpKind::Update, Request::Write { id, value }) => Op::Update {
-                id: *id,
-                field,
-                value: AttrValue::Integer(*value),
-            },
-            (OpKind::ReadModifyWrite, Request::Write { id, value }) => Op::ReadModifyWrite {
-                id: *id,
-                field,
-                value: AttrValue::Integer(*value),
-            },
+            (OpKind::Update, Request::Write { id, value }) => {
+                Op::Update { id: *id, field, value: AttrValue::Integer(*value) }
+            }
+            (OpKind::ReadModifyWrite, Request::Write { id, value }) => {
+                Op::ReadModifyWrite { id: *id, field, value: AttrValue::Integer(*value) }
+            }
             _ => return None,
         })
     }
@@ -223,9 +215,7 @@ pub struct Mix {
 
 impl Mix {
     pub fn new(weights: &[f64]) -> Self {
-        Mix {
-            dist: WeightedIndex::new(weights).expect("weights validated positive"),
-        }
+        Mix { dist: WeightedIndex::new(weights).expect("weights validated positive") }
     }
     pub fn pick(&self, rng: &mut ChaCha8Rng) -> usize {
         self.dist.sample(rng)

@@ -180,15 +180,11 @@ pub async fn run_phase(
         }
     }
     let elapsed = start.elapsed();
-    let unsent = shared.open.as_ref().map(|o| o.remaining(start)).unwrap_or(0) + shared.given_up.load(Ordering::Relaxed);
+    let unsent =
+        shared.open.as_ref().map(|o| o.remaining(start)).unwrap_or(0) + shared.given_up.load(Ordering::Relaxed);
     let lost = shared.lost.lock().expect("lost lock").clone();
     let interrupted = lost.or(panicked).or_else(|| cancel.is_cancelled().then(|| "interrupted (Ctrl-C)".to_string()));
-    PhaseRun {
-        metrics,
-        elapsed,
-        interrupted,
-        unsent,
-    }
+    PhaseRun { metrics, elapsed, interrupted, unsent }
 }
 
 async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
@@ -243,7 +239,13 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
         let m = &mut metrics[op_index];
         let Some(op) = prepared.as_op(&request, ds) else {
             let second = shared.start.elapsed().as_secs() as usize;
-            m.record_error(0, 0, second, ErrorKind::NothingToDo, "delete found no record inserted by this run; give insert a weight at least that of delete");
+            m.record_error(
+                0,
+                0,
+                second,
+                ErrorKind::NothingToDo,
+                "delete found no record inserted by this run; give insert a weight at least that of delete",
+            );
             shared.completed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
@@ -277,7 +279,12 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
                     unreachable_in_a_row += 1;
                     if unreachable_in_a_row >= LOST_AFTER {
                         let mut lost = shared.lost.lock().expect("lost lock");
-                        lost.get_or_insert_with(|| format!("engine lost: {LOST_AFTER} requests in a row could not reach it; last error: {}", e.message));
+                        lost.get_or_insert_with(|| {
+                            format!(
+                                "engine lost: {LOST_AFTER} requests in a row could not reach it; last error: {}",
+                                e.message
+                            )
+                        });
                         shared.stop.cancel();
                     }
                 }

@@ -13,9 +13,7 @@ pub fn expand_env(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
             out.push('$');
             rest = stripped;
         } else if let Some(body_start) = after.strip_prefix('{') {
-            let end = body_start
-                .find('}')
-                .ok_or_else(|| format!("unclosed '${{' in {input:?}"))?;
+            let end = body_start.find('}').ok_or_else(|| format!("unclosed '${{' in {input:?}"))?;
             let body = &body_start[..end];
             let (name, default) = match body.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),

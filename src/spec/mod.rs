@@ -197,11 +197,7 @@ pub struct LoadSpec {
 
 impl Default for LoadSpec {
     fn default() -> Self {
-        LoadSpec {
-            batch_size: 500,
-            concurrency: 2,
-            cleanup: true,
-        }
+        LoadSpec { batch_size: 500, concurrency: 2, cleanup: true }
     }
 }
 

@@ -73,10 +73,7 @@ pub struct EnginePlan {
 
 impl std::fmt::Debug for EnginePlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnginePlan")
-            .field("name", &self.config.name)
-            .field("driver", &self.kind.kind)
-            .finish()
+        f.debug_struct("EnginePlan").field("name", &self.config.name).field("driver", &self.kind.kind).finish()
     }
 }
 
@@ -92,11 +89,7 @@ pub enum Schedule {
     Closed { concurrency: usize },
     /// Requests due at a fixed rate, sent by up to `concurrency` workers; latency counts
     /// from when each request was due.
-    Open {
-        rate: f64,
-        arrival: Arrival,
-        concurrency: usize,
-    },
+    Open { rate: f64, arrival: Arrival, concurrency: usize },
 }
 
 impl Schedule {
@@ -165,22 +158,16 @@ impl Source<'_> {
 
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> Error {
         let (line, column) = self.position(span.start);
-        Error::Spec {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-        }
+        Error::Spec { file: self.file.to_path_buf(), line, column, message: message.into() }
     }
 }
 
 /// Read, parse and validate a workload file.
 pub fn load_plan(path: &Path, overrides: &Overrides) -> Result<Plan> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::Input(format!("cannot read workload file {}: {e}", path.display()))
-    })?;
-    let text = String::from_utf8(bytes.clone())
-        .map_err(|_| Error::Input(format!("{}: not UTF-8 text", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::Input(format!("cannot read workload file {}: {e}", path.display())))?;
+    let text =
+        String::from_utf8(bytes.clone()).map_err(|_| Error::Input(format!("{}: not UTF-8 text", path.display())))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     parse_plan(path, &text, sha256, overrides, |k| std::env::var(k).ok())
 }
@@ -205,12 +192,7 @@ pub fn parse_plan(
         .unwrap_or_else(|| PathBuf::from("."));
 
     let meta = &file.workload;
-    if meta.name.is_empty()
-        || !meta
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if meta.name.is_empty() || !meta.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(src.error(
             0..0,
             format!(
@@ -299,30 +281,40 @@ fn validate_attributes(src: &Source, specs: &[Spanned<AttributeSpec>]) -> Result
                     None => vec![1.0; values.len()],
                     Some(w) if w.len() == values.len() && w.iter().all(|x| x.is_finite() && *x > 0.0) => w.clone(),
                     Some(_) => {
-                        return Err(src.error(span, format!("attribute {:?}: weights must be positive numbers, one per value ({} values)", a.name, values.len())))
+                        return Err(src.error(
+                            span,
+                            format!(
+                                "attribute {:?}: weights must be positive numbers, one per value ({} values)",
+                                a.name,
+                                values.len()
+                            ),
+                        ))
                     }
                 };
                 AttributeGen::Keyword { values, weights }
             }
             AttrKind::Integer => {
                 if a.values.is_some() || a.cardinality.is_some() || a.weights.is_some() {
-                    return Err(src.error(span, format!("attribute {:?}: an integer attribute takes min and max, not values/cardinality/weights", a.name)));
+                    return Err(src.error(
+                        span,
+                        format!(
+                            "attribute {:?}: an integer attribute takes min and max, not values/cardinality/weights",
+                            a.name
+                        ),
+                    ));
                 }
                 match (a.min, a.max) {
                     (Some(min), Some(max)) if min <= max => AttributeGen::Integer { min, max },
                     _ => {
-                        return Err(src.error(span, format!("attribute {:?}: an integer attribute needs min and max with min <= max", a.name)))
+                        return Err(src.error(
+                            span,
+                            format!("attribute {:?}: an integer attribute needs min and max with min <= max", a.name),
+                        ))
                     }
                 }
             }
         };
-        out.push(AttributePlan {
-            def: AttributeDef {
-                name: a.name.clone(),
-                kind: a.kind,
-            },
-            gen,
-        });
+        out.push(AttributePlan { def: AttributeDef { name: a.name.clone(), kind: a.kind }, gen });
     }
     Ok(out)
 }
@@ -373,7 +365,9 @@ fn validate_dataset(
             return Err(src.error(span, "dataset.source = \"beir\" needs path = \"<folder with corpus.jsonl>\""))
         }
         DatasetSource::Vectors if plan.base_vectors.is_none() || plan.query_vectors.is_none() => {
-            return Err(src.error(span, "dataset.source = \"vectors\" needs base_vectors and query_vectors (.npy or .fvecs)"))
+            return Err(
+                src.error(span, "dataset.source = \"vectors\" needs base_vectors and query_vectors (.npy or .fvecs)")
+            )
         }
         _ => {}
     }
@@ -381,10 +375,20 @@ fn validate_dataset(
         return Err(src.error(span, "dataset.max_docs and max_queries must be at least 1 when given"));
     }
     let s = &d.synthetic;
-    if s.docs == 0 || s.queries == 0 || s.dim == 0 || s.clusters == 0 || s.vocabulary == 0 || s.words_per_doc == 0 || s.words_per_query == 0 {
+    if s.docs == 0
+        || s.queries == 0
+        || s.dim == 0
+        || s.clusters == 0
+        || s.vocabulary == 0
+        || s.words_per_doc == 0
+        || s.words_per_query == 0
+    {
         return Err(src.error(span, "dataset.synthetic: docs, queries, dim, clusters, vocabulary, words_per_doc and words_per_query must be at least 1"));
     }
-    if s.dim > 16_384 || !(s.spread.is_finite() && s.spread >= 0.0) || !(s.zipf_exponent.is_finite() && s.zipf_exponent > 0.0) {
+    if s.dim > 16_384
+        || !(s.spread.is_finite() && s.spread >= 0.0)
+        || !(s.zipf_exponent.is_finite() && s.zipf_exponent > 0.0)
+    {
         return Err(src.error(span, "dataset.synthetic: dim must be at most 16384, spread >= 0 and zipf_exponent > 0"));
     }
     Ok(plan)
@@ -425,11 +429,7 @@ fn validate_engines(
         }
         let kind_name = e.driver.as_deref().unwrap_or(name);
         let Some(kind) = driver::find_kind(kind_name) else {
-            let known: Vec<&str> = driver::registry()
-                .iter()
-                .filter(|k| !k.hidden)
-                .map(|k| k.kind)
-                .collect();
+            let known: Vec<&str> = driver::registry().iter().filter(|k| !k.hidden).map(|k| k.kind).collect();
             return Err(src.error(
                 span,
                 format!(
@@ -439,21 +439,15 @@ fn validate_engines(
             ));
         };
         let url = match e.url.as_deref().or(kind.default_url) {
-            Some(u) => Some(expand_env(u, env).map_err(|m| src.error(span.clone(), format!("engines.{name}.url: {m}")))?),
+            Some(u) => {
+                Some(expand_env(u, env).map_err(|m| src.error(span.clone(), format!("engines.{name}.url: {m}")))?)
+            }
             None => None,
         };
-        let config = EngineConfig {
-            name: name.clone(),
-            url,
-            settings: e.settings.clone(),
-            base_dir: base.to_path_buf(),
-        };
+        let config =
+            EngineConfig { name: name.clone(), url, settings: e.settings.clone(), base_dir: base.to_path_buf() };
         (kind.validate)(&config).map_err(|m| src.error(span.clone(), m))?;
-        out.push(EnginePlan {
-            config,
-            kind,
-            line: src.position(span.start).0,
-        });
+        out.push(EnginePlan { config, kind, line: src.position(span.start).0 });
     }
     if out.is_empty() {
         return Err(src.error(0..0, "every engine is disabled (enabled = false); enable one or pass --engines"));
@@ -467,7 +461,12 @@ fn parse_duration(src: &Source, span: &Range<usize>, field: &str, v: &str) -> Re
     })
 }
 
-fn validate_phase(src: &Source, spec: &Spanned<PhaseSpec>, attrs: &[AttributeDef], overrides: &Overrides) -> Result<PhasePlan> {
+fn validate_phase(
+    src: &Source,
+    spec: &Spanned<PhaseSpec>,
+    attrs: &[AttributeDef],
+    overrides: &Overrides,
+) -> Result<PhasePlan> {
     let span = spec.span();
     let p = spec.get_ref();
     let ctx = format!("phase {:?}", p.name);
@@ -499,12 +498,12 @@ fn validate_phase(src: &Source, spec: &Spanned<PhaseSpec>, attrs: &[AttributeDef
         return Err(src.error(span, format!("{ctx}: concurrency must be between 1 and 4096")));
     }
     let schedule = match p.rate {
-        Some(rate) if rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0 => Schedule::Open {
-            rate,
-            arrival: p.arrival.unwrap_or_default(),
-            concurrency,
-        },
-        Some(rate) => return Err(src.error(span, format!("{ctx}: rate = {rate} must be a number of requests per second above 0"))),
+        Some(rate) if rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0 => {
+            Schedule::Open { rate, arrival: p.arrival.unwrap_or_default(), concurrency }
+        }
+        Some(rate) => {
+            return Err(src.error(span, format!("{ctx}: rate = {rate} must be a number of requests per second above 0")))
+        }
         None if p.arrival.is_some() => {
             return Err(src.error(span, format!("{ctx}: arrival is for open-loop phases; set rate = N as well")))
         }
@@ -530,13 +529,7 @@ fn validate_phase(src: &Source, spec: &Spanned<PhaseSpec>, attrs: &[AttributeDef
         labels.insert(label.clone());
         ops.push(OpPlan { label, ..op });
     }
-    Ok(PhasePlan {
-        name: p.name.clone(),
-        stop,
-        warmup,
-        schedule,
-        ops,
-    })
+    Ok(PhasePlan { name: p.name.clone(), stop, warmup, schedule, ops })
 }
 
 fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx: &str) -> Result<OpPlan> {
@@ -548,7 +541,9 @@ fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx
     if !(o.weight.is_finite() && o.weight > 0.0) {
         return Err(err(format!("weight = {} must be a number above 0", o.weight)));
     }
-    if !kind.is_search() && (o.k.is_some() || o.filter.is_some() || !o.params.is_empty() || o.query_order != QueryOrder::Random) {
+    if !kind.is_search()
+        && (o.k.is_some() || o.filter.is_some() || !o.params.is_empty() || o.query_order != QueryOrder::Random)
+    {
         return Err(err("k, filter, params and query_order apply to knn, text and hybrid only".into()));
     }
     let k = o.k.unwrap_or(10);
@@ -592,7 +587,9 @@ fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx
         None
     };
     let filter = match &o.filter {
-        Some(f) => Some(convert_filter(f.get_ref(), attrs).map_err(|m| src.error(f.span(), format!("{ctx}: filter: {m}")))?),
+        Some(f) => {
+            Some(convert_filter(f.get_ref(), attrs).map_err(|m| src.error(f.span(), format!("{ctx}: filter: {m}")))?)
+        }
         None => None,
     };
     let params = o
@@ -617,7 +614,8 @@ fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx
 
 /// Turn a TOML filter into a `Filter`, checking fields and types against the attributes.
 pub fn convert_filter(f: &FilterSpec, attrs: &[AttributeDef]) -> Result<Filter, String> {
-    let has_leaf = f.eq.is_some() || f.in_.is_some() || f.gte.is_some() || f.gt.is_some() || f.lt.is_some() || f.lte.is_some();
+    let has_leaf =
+        f.eq.is_some() || f.in_.is_some() || f.gte.is_some() || f.gt.is_some() || f.lt.is_some() || f.lte.is_some();
     let forms = [has_leaf, f.and.is_some(), f.or.is_some()].iter().filter(|x| **x).count();
     if forms != 1 {
         return Err("write one of { field = \"f\", eq = v }, { field = \"f\", in = [..] }, { field = \"f\", gte = a, lt = b }, { and = [..] }, { or = [..] }".into());
@@ -774,10 +772,7 @@ filter = { field = "bucket", lt = 100 }
         assert_eq!(plan.workload.seed, 7);
         assert_eq!(plan.phases[0].stop, Stop::Duration(Duration::from_secs(3)));
         let o = Overrides { engines: Some(vec!["nope".into()]), ..Default::default() };
-        assert!(matches!(
-            parse_plan(Path::new("w.toml"), MINIMAL, String::new(), &o, |_| None),
-            Err(Error::Input(_))
-        ));
+        assert!(matches!(parse_plan(Path::new("w.toml"), MINIMAL, String::new(), &o, |_| None), Err(Error::Input(_))));
     }
 
     #[test]
@@ -792,8 +787,11 @@ filter = { field = "bucket", lt = 100 }
         .unwrap();
         let f = convert_filter(&spec, &attrs).unwrap();
         assert_eq!(f.to_string(), "(lang in [\"en\", \"de\"]) or ((year >= 2000) and (year < 2011))");
-        let bad: FilterSpec = toml::from_str(r#"field = "lang"
-gte = 3"#).unwrap();
+        let bad: FilterSpec = toml::from_str(
+            r#"field = "lang"
+gte = 3"#,
+        )
+        .unwrap();
         assert!(convert_filter(&bad, &attrs).unwrap_err().contains("ranges apply to integer"));
     }
 }

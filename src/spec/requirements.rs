@@ -148,10 +148,7 @@ impl SloMetric {
 
     /// Retrieval-quality metrics, meaningful for search ops only.
     pub fn is_quality(self) -> bool {
-        matches!(
-            self,
-            SloMetric::RecallAtK | SloMetric::NdcgAt10 | SloMetric::RecallAt100
-        )
+        matches!(self, SloMetric::RecallAtK | SloMetric::NdcgAt10 | SloMetric::RecallAt100)
     }
 
     fn parse(s: &str) -> Option<Self> {
@@ -195,11 +192,7 @@ pub(super) fn validate_requirements<E>(
             let known: Vec<&str> = Capability::ALL.iter().map(|c| c.as_str()).collect();
             err(
                 c.span(),
-                format!(
-                    "requirements.capabilities: unknown capability {:?}; known: {}",
-                    c.get_ref(),
-                    known.join(", ")
-                ),
+                format!("requirements.capabilities: unknown capability {:?}; known: {}", c.get_ref(), known.join(", ")),
             )
         })?;
         if !out.capabilities.contains(&cap) {
@@ -212,67 +205,35 @@ pub(super) fn validate_requirements<E>(
         let e = |m: String| err(span.clone(), format!("requirements.slo: {m}"));
         let metric = SloMetric::parse(&slo.metric).ok_or_else(|| {
             let known: Vec<&str> = SloMetric::ALL.iter().map(|m| m.as_str()).collect();
-            e(format!(
-                "unknown metric {:?}; known: {}",
-                slo.metric,
-                known.join(", ")
-            ))
+            e(format!("unknown metric {:?}; known: {}", slo.metric, known.join(", ")))
         })?;
         let bound = match (slo.max, slo.min) {
             (Some(v), None) | (None, Some(v)) => v,
-            _ => {
-                return Err(e(format!(
-                    "{}: give exactly one of max = N or min = N",
-                    metric.as_str()
-                )))
-            }
+            _ => return Err(e(format!("{}: give exactly one of max = N or min = N", metric.as_str()))),
         };
         if !bound.is_finite() || bound < 0.0 {
-            return Err(e(format!(
-                "{}: the bound must be a finite number >= 0, not {bound}",
-                metric.as_str()
-            )));
+            return Err(e(format!("{}: the bound must be a finite number >= 0, not {bound}", metric.as_str())));
         }
-        if matches!(
-            metric,
-            SloMetric::RecallAtK
-                | SloMetric::NdcgAt10
-                | SloMetric::RecallAt100
-                | SloMetric::ErrorRate
-        ) && bound > 1.0
+        if matches!(metric, SloMetric::RecallAtK | SloMetric::NdcgAt10 | SloMetric::RecallAt100 | SloMetric::ErrorRate)
+            && bound > 1.0
         {
-            return Err(e(format!(
-                "{} is a fraction between 0 and 1, not {bound}",
-                metric.as_str()
-            )));
+            return Err(e(format!("{} is a fraction between 0 and 1, not {bound}", metric.as_str())));
         }
         if metric.engine_wide() {
             if slo.phase.is_some() || slo.op.is_some() {
-                return Err(e(format!(
-                    "{} is measured once per engine: leave out phase and op",
-                    metric.as_str()
-                )));
+                return Err(e(format!("{} is measured once per engine: leave out phase and op", metric.as_str())));
             }
         } else {
             let (Some(phase), Some(op)) = (&slo.phase, &slo.op) else {
-                return Err(e(format!(
-                    "{} needs phase = \"<phase name>\" and op = \"<op label>\"",
-                    metric.as_str()
-                )));
+                return Err(e(format!("{} needs phase = \"<phase name>\" and op = \"<op label>\"", metric.as_str())));
             };
             let Some(p) = phases.iter().find(|p| &p.name == phase) else {
                 let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
-                return Err(e(format!(
-                    "no phase named {phase:?}; phases: {}",
-                    names.join(", ")
-                )));
+                return Err(e(format!("no phase named {phase:?}; phases: {}", names.join(", "))));
             };
             let Some(o) = p.ops.iter().find(|o| &o.label == op) else {
                 let labels: Vec<&str> = p.ops.iter().map(|o| o.label.as_str()).collect();
-                return Err(e(format!(
-                    "phase {phase:?} has no op labelled {op:?}; its ops: {}",
-                    labels.join(", ")
-                )));
+                return Err(e(format!("phase {phase:?} has no op labelled {op:?}; its ops: {}", labels.join(", "))));
             };
             if metric.is_quality() && !o.kind.is_search() {
                 return Err(e(format!(
@@ -282,13 +243,7 @@ pub(super) fn validate_requirements<E>(
                 )));
             }
         }
-        out.slo.push(Slo {
-            phase: slo.phase.clone(),
-            op: slo.op.clone(),
-            metric,
-            max: slo.max,
-            min: slo.min,
-        });
+        out.slo.push(Slo { phase: slo.phase.clone(), op: slo.op.clone(), metric, max: slo.max, min: slo.min });
     }
     Ok(out)
 }
@@ -321,23 +276,12 @@ op = "get"
 
     fn parse(extra: &str) -> crate::Result<Plan> {
         let text = format!("{BASE}{extra}");
-        parse_plan(
-            Path::new("w.toml"),
-            &text,
-            String::new(),
-            &Overrides::default(),
-            |_| None,
-        )
+        parse_plan(Path::new("w.toml"), &text, String::new(), &Overrides::default(), |_| None)
     }
 
     fn err_of(extra: &str) -> (usize, usize, String) {
         match parse(extra) {
-            Err(Error::Spec {
-                line,
-                column,
-                message,
-                ..
-            }) => (line, column, message),
+            Err(Error::Spec { line, column, message, .. }) => (line, column, message),
             other => panic!("expected a spec error, got {other:?}"),
         }
     }
@@ -366,11 +310,7 @@ min = 0.95
         )
         .unwrap();
         let r = plan.requirements.unwrap();
-        assert_eq!(
-            r.capabilities,
-            vec![Capability::FilteredKnn, Capability::RankedText],
-            "duplicates dropped"
-        );
+        assert_eq!(r.capabilities, vec![Capability::FilteredKnn, Capability::RankedText], "duplicates dropped");
         assert_eq!(r.slo.len(), 3);
         assert_eq!(r.slo[0].metric, SloMetric::P99Ms);
         assert_eq!(r.slo[0].max, Some(25.0));
@@ -383,55 +323,34 @@ min = 0.95
 
     #[test]
     fn bad_requirements_name_their_place() {
-        let (line, column, msg) =
-            err_of("\n[requirements]\ncapabilities = [\"knn\", \"teleport\"]\n");
+        let (line, column, msg) = err_of("\n[requirements]\ncapabilities = [\"knn\", \"teleport\"]\n");
         assert_eq!((line, column), (18, 24), "{msg}");
         assert!(msg.contains("unknown capability \"teleport\""), "{msg}");
 
         let slo = |body: &str| format!("\n[[requirements.slo]]\n{body}\n");
-        let (line, _, msg) = err_of(&slo(
-            "phase = \"nope\"\nop = \"knn\"\nmetric = \"p99_ms\"\nmax = 1",
-        ));
+        let (line, _, msg) = err_of(&slo("phase = \"nope\"\nop = \"knn\"\nmetric = \"p99_ms\"\nmax = 1"));
         assert_eq!(line, 17, "{msg}: the [[requirements.slo]] table");
-        assert!(
-            msg.contains("no phase named \"nope\"; phases: search"),
-            "{msg}"
-        );
+        assert!(msg.contains("no phase named \"nope\"; phases: search"), "{msg}");
 
-        let (_, _, msg) = err_of(&slo(
-            "phase = \"search\"\nop = \"scan\"\nmetric = \"p99_ms\"\nmax = 1",
-        ));
-        assert!(
-            msg.contains("no op labelled \"scan\"; its ops: knn, get"),
-            "{msg}"
-        );
+        let (_, _, msg) = err_of(&slo("phase = \"search\"\nop = \"scan\"\nmetric = \"p99_ms\"\nmax = 1"));
+        assert!(msg.contains("no op labelled \"scan\"; its ops: knn, get"), "{msg}");
 
-        let (_, _, msg) = err_of(&slo(
-            "phase = \"search\"\nop = \"get\"\nmetric = \"recall_at_k\"\nmin = 0.9",
-        ));
+        let (_, _, msg) = err_of(&slo("phase = \"search\"\nop = \"get\"\nmetric = \"recall_at_k\"\nmin = 0.9"));
         assert!(msg.contains("scored for search ops"), "{msg}");
 
-        let (_, _, msg) = err_of(&slo(
-            "phase = \"search\"\nop = \"knn\"\nmetric = \"p99_ms\"\nmax = 1\nmin = 0",
-        ));
+        let (_, _, msg) = err_of(&slo("phase = \"search\"\nop = \"knn\"\nmetric = \"p99_ms\"\nmax = 1\nmin = 0"));
         assert!(msg.contains("exactly one of max"), "{msg}");
 
-        let (_, _, msg) = err_of(&slo(
-            "phase = \"search\"\nop = \"knn\"\nmetric = \"p98_ms\"\nmax = 1",
-        ));
+        let (_, _, msg) = err_of(&slo("phase = \"search\"\nop = \"knn\"\nmetric = \"p98_ms\"\nmax = 1"));
         assert!(msg.contains("unknown metric \"p98_ms\""), "{msg}");
 
-        let (_, _, msg) = err_of(&slo(
-            "phase = \"search\"\nmetric = \"load_seconds\"\nmax = 1",
-        ));
+        let (_, _, msg) = err_of(&slo("phase = \"search\"\nmetric = \"load_seconds\"\nmax = 1"));
         assert!(msg.contains("leave out phase and op"), "{msg}");
 
         let (_, _, msg) = err_of(&slo("metric = \"p99_ms\"\nmax = 1"));
         assert!(msg.contains("needs phase"), "{msg}");
 
-        let (_, _, msg) = err_of(&slo(
-            "phase = \"search\"\nop = \"knn\"\nmetric = \"recall_at_k\"\nmin = 95",
-        ));
+        let (_, _, msg) = err_of(&slo("phase = \"search\"\nop = \"knn\"\nmetric = \"recall_at_k\"\nmin = 95"));
         assert!(msg.contains("fraction between 0 and 1"), "{msg}");
 
         let (line, _, msg) = err_of("\n[requirements]\nspeed = \"fast\"\n");

@@ -10,7 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use dbbench::data::{self, truth::exact_knn, Dataset};
-use dbbench::driver::{AttrKind, AttrValue, AttributeDef, Driver, ErrorKind, Filter, Op, OpKind, Outcome, Record, SearchParams, Support};
+use dbbench::driver::{
+    AttrKind, AttrValue, AttributeDef, Driver, ErrorKind, Filter, Op, OpKind, Outcome, Record, SearchParams, Support,
+};
 use dbbench::spec::{AttributeGen, AttributePlan, DatasetPlan, DatasetSource, Fallback, SyntheticSpec};
 
 /// What a driver is held to.
@@ -42,12 +44,23 @@ pub fn dataset() -> Dataset {
         max_docs: None,
         max_queries: None,
         fallback: Fallback::Error,
-        synthetic: SyntheticSpec { docs: 400, queries: 20, dim: 16, clusters: 8, vocabulary: 3000, words_per_doc: 12, ..Default::default() },
+        synthetic: SyntheticSpec {
+            docs: 400,
+            queries: 20,
+            dim: 16,
+            clusters: 8,
+            vocabulary: 3000,
+            words_per_doc: 12,
+            ..Default::default()
+        },
     };
     let attrs = vec![
         AttributePlan {
             def: AttributeDef { name: "lang".into(), kind: AttrKind::Keyword },
-            gen: AttributeGen::Keyword { values: vec!["en".into(), "de".into(), "fr".into()], weights: vec![6.0, 3.0, 1.0] },
+            gen: AttributeGen::Keyword {
+                values: vec!["en".into(), "de".into(), "fr".into()],
+                weights: vec![6.0, 3.0, 1.0],
+            },
         },
         AttributePlan {
             def: AttributeDef { name: "year".into(), kind: AttrKind::Integer },
@@ -65,8 +78,14 @@ pub fn filters() -> Vec<Filter> {
         Filter::In { field: "lang".into(), values: vec![kw("de"), kw("fr")] },
         Filter::Range { field: "year".into(), gte: Some(2005), lt: Some(2008) },
         Filter::Range { field: "year".into(), gte: None, lt: Some(2002) },
-        Filter::And(vec![Filter::Eq { field: "lang".into(), value: kw("en") }, Filter::Range { field: "year".into(), gte: Some(2010), lt: None }]),
-        Filter::Or(vec![Filter::Eq { field: "lang".into(), value: kw("fr") }, Filter::Range { field: "year".into(), gte: Some(2018), lt: None }]),
+        Filter::And(vec![
+            Filter::Eq { field: "lang".into(), value: kw("en") },
+            Filter::Range { field: "year".into(), gte: Some(2010), lt: None },
+        ]),
+        Filter::Or(vec![
+            Filter::Eq { field: "lang".into(), value: kw("fr") },
+            Filter::Range { field: "year".into(), gte: Some(2018), lt: None },
+        ]),
         Filter::Eq { field: "year".into(), value: AttrValue::Integer(2011) },
     ]
 }
@@ -86,7 +105,8 @@ fn unique_word(ds: &Dataset) -> (String, u64) {
             seen.entry(w).or_default().push(i);
         }
     }
-    let mut unique: Vec<(&str, usize)> = seen.into_iter().filter(|(_, d)| d.len() == 1).map(|(w, d)| (w, d[0])).collect();
+    let mut unique: Vec<(&str, usize)> =
+        seen.into_iter().filter(|(_, d)| d.len() == 1).map(|(w, d)| (w, d[0])).collect();
     unique.sort();
     let (w, d) = unique.first().expect("a 3000-word vocabulary leaves unique words");
     (w.to_string(), *d as u64)
@@ -137,7 +157,10 @@ async fn knn(driver: &dyn Driver, ds: &Dataset, expect: &Expect, caps: &dbbench:
             assert_eq!(unique.len(), got.len(), "no duplicate ids");
             if let Some(f) = &filter {
                 for id in &got {
-                    assert!(f.matches(&schema, &ds.attributes[*id as usize]), "knn where {f}: id {id} does not match the filter");
+                    assert!(
+                        f.matches(&schema, &ds.attributes[*id as usize]),
+                        "knn where {f}: id {id} does not match the filter"
+                    );
                 }
             }
             recall += dbbench::quality::recall_at_k(&got, truth_q, 10).unwrap_or(1.0);
@@ -158,7 +181,8 @@ async fn text(driver: &dyn Driver, ds: &Dataset, expect: &Expect, caps: &dbbench
     }
     let params = SearchParams::new();
     let (word, doc) = unique_word(ds);
-    let got = hits(driver.execute(&Op::Text { query: &word, k: 10, filter: None, params: &params }).await.expect("text"));
+    let got =
+        hits(driver.execute(&Op::Text { query: &word, k: 10, filter: None, params: &params }).await.expect("text"));
     if expect.ranked_text {
         assert_eq!(got.first(), Some(&doc), "text {word:?} ranks its only document first");
     } else {
@@ -169,11 +193,21 @@ async fn text(driver: &dyn Driver, ds: &Dataset, expect: &Expect, caps: &dbbench
     if caps.filters.runs() {
         let lang = doc_attrs[0].clone();
         let keep = Filter::Eq { field: "lang".into(), value: lang.clone() };
-        let got = hits(driver.execute(&Op::Text { query: &word, k: 10, filter: Some(&keep), params: &params }).await.expect("filtered text"));
+        let got = hits(
+            driver
+                .execute(&Op::Text { query: &word, k: 10, filter: Some(&keep), params: &params })
+                .await
+                .expect("filtered text"),
+        );
         assert!(got.contains(&doc), "filtered text keeps a matching document");
         let other = if lang == AttrValue::Keyword("en".into()) { "de" } else { "en" };
         let drop = Filter::Eq { field: "lang".into(), value: AttrValue::Keyword(other.into()) };
-        let got = hits(driver.execute(&Op::Text { query: &word, k: 10, filter: Some(&drop), params: &params }).await.expect("filtered text"));
+        let got = hits(
+            driver
+                .execute(&Op::Text { query: &word, k: 10, filter: Some(&drop), params: &params })
+                .await
+                .expect("filtered text"),
+        );
         assert!(!got.contains(&doc), "filtered text drops a document that fails the filter");
         for id in &got {
             assert!(drop.matches(&schema, &ds.attributes[*id as usize]));
@@ -183,7 +217,13 @@ async fn text(driver: &dyn Driver, ds: &Dataset, expect: &Expect, caps: &dbbench
         let q = 0;
         let got = hits(
             driver
-                .execute(&Op::Hybrid { vector: ds.query_vector(q), query: &word, k: 10, filter: None, params: &expect.params })
+                .execute(&Op::Hybrid {
+                    vector: ds.query_vector(q),
+                    query: &word,
+                    k: 10,
+                    filter: None,
+                    params: &expect.params,
+                })
                 .await
                 .expect("hybrid"),
         );
@@ -214,19 +254,37 @@ async fn writes(driver: &dyn Driver, ds: &Dataset, expect: &Expect, caps: &dbben
                 other => panic!("get after insert: {other:?}"),
             }
         }
-        let got = hits(driver.execute(&Op::Knn { vector: &vector, k: 1, filter: None, params: &expect.params }).await.expect("knn after insert"));
+        let got = hits(
+            driver
+                .execute(&Op::Knn { vector: &vector, k: 1, filter: None, params: &expect.params })
+                .await
+                .expect("knn after insert"),
+        );
         assert_eq!(got, vec![new_id], "knn finds the inserted record at once (read your write)");
         if caps.support(OpKind::Text).runs() {
-            let got = hits(driver.execute(&Op::Text { query: "xzqconformance", k: 5, filter: None, params: &SearchParams::new() }).await.expect("text after insert"));
+            let got = hits(
+                driver
+                    .execute(&Op::Text { query: "xzqconformance", k: 5, filter: None, params: &SearchParams::new() })
+                    .await
+                    .expect("text after insert"),
+            );
             assert_eq!(got, vec![new_id], "text finds the inserted record at once");
         }
     }
     if caps.support(OpKind::Update).runs() && caps.support(OpKind::Insert).runs() {
-        let w = driver.execute(&Op::Update { id: new_id, field: "year", value: AttrValue::Integer(1999) }).await.expect("update");
+        let w = driver
+            .execute(&Op::Update { id: new_id, field: "year", value: AttrValue::Integer(1999) })
+            .await
+            .expect("update");
         assert_eq!(w, Outcome::Written(1), "update reports one row");
         if caps.filters.runs() {
             let f = Filter::Range { field: "year".into(), gte: None, lt: Some(2000) };
-            let got = hits(driver.execute(&Op::Knn { vector: &vector, k: 5, filter: Some(&f), params: &expect.params }).await.expect("knn after update"));
+            let got = hits(
+                driver
+                    .execute(&Op::Knn { vector: &vector, k: 5, filter: Some(&f), params: &expect.params })
+                    .await
+                    .expect("knn after update"),
+            );
             assert_eq!(got, vec![new_id], "a filter on the updated value finds the record at once");
         }
         if caps.support(OpKind::Get).runs() {
@@ -237,19 +295,35 @@ async fn writes(driver: &dyn Driver, ds: &Dataset, expect: &Expect, caps: &dbben
         }
     }
     if caps.support(OpKind::ReadModifyWrite).runs() && caps.support(OpKind::Insert).runs() {
-        let w = driver.execute(&Op::ReadModifyWrite { id: new_id, field: "year", value: AttrValue::Integer(2001) }).await.expect("read_modify_write");
+        let w = driver
+            .execute(&Op::ReadModifyWrite { id: new_id, field: "year", value: AttrValue::Integer(2001) })
+            .await
+            .expect("read_modify_write");
         assert_eq!(w, Outcome::Written(1));
     }
     if caps.support(OpKind::Delete).runs() && caps.support(OpKind::Insert).runs() {
         driver.execute(&Op::Delete { id: new_id }).await.expect("delete");
         if caps.support(OpKind::Get).runs() {
-            assert_eq!(driver.execute(&Op::Get { id: new_id }).await.expect("get after delete"), Outcome::Found(None), "deleted record is gone");
+            assert_eq!(
+                driver.execute(&Op::Get { id: new_id }).await.expect("get after delete"),
+                Outcome::Found(None),
+                "deleted record is gone"
+            );
         }
-        let got = hits(driver.execute(&Op::Knn { vector: &vector, k: 3, filter: None, params: &expect.params }).await.expect("knn after delete"));
+        let got = hits(
+            driver
+                .execute(&Op::Knn { vector: &vector, k: 3, filter: None, params: &expect.params })
+                .await
+                .expect("knn after delete"),
+        );
         assert!(!got.contains(&new_id), "knn no longer returns the deleted record");
     }
     if caps.support(OpKind::Get).runs() {
-        assert_eq!(driver.execute(&Op::Get { id: 10_000_000 }).await.expect("get missing"), Outcome::Found(None), "get of an unknown id is None, not an error");
+        assert_eq!(
+            driver.execute(&Op::Get { id: 10_000_000 }).await.expect("get missing"),
+            Outcome::Found(None),
+            "get of an unknown id is None, not an error"
+        );
     }
     if caps.support(OpKind::Scan).runs() {
         let got = hits(driver.execute(&Op::Scan { start: 100, limit: 5 }).await.expect("scan"));
@@ -268,7 +342,9 @@ async fn unsupported(driver: &dyn Driver, caps: &dbbench::driver::Capabilities) 
         let op = match kind {
             OpKind::Knn => Op::Knn { vector: ds.query_vector(0), k: 1, filter: None, params: &params },
             OpKind::Text => Op::Text { query: "x", k: 1, filter: None, params: &params },
-            OpKind::Hybrid => Op::Hybrid { vector: ds.query_vector(0), query: "x", k: 1, filter: None, params: &params },
+            OpKind::Hybrid => {
+                Op::Hybrid { vector: ds.query_vector(0), query: "x", k: 1, filter: None, params: &params }
+            }
             OpKind::Get => Op::Get { id: 0 },
             OpKind::Insert => Op::Insert { record: &record },
             OpKind::Update => Op::Update { id: 0, field: "year", value: AttrValue::Integer(1) },
