@@ -9,6 +9,12 @@
 #   DBBENCH_GATE_OUT        where this run goes [results/ci-gate-<UTC timestamp>]
 #   DBBENCH_GATE_THRESHOLD  --max-regression [25%]
 #   DBBENCH_GATE_REPEAT     measured repetitions of each phase [3]
+#   DBBENCH_GATE_METRICS    metrics gated [p50_ms,throughput_ops_s,recall_at_k,ndcg_at_10]
+#
+# Why no p99 by default: on a shared 2-core machine the p99 of sub-millisecond embedded
+# ops is set by the scheduler, not by dbbench or the engine (a parallel compile tripled
+# it in one of our runs while p50 and throughput held). compare still reports p99 when
+# asked (DBBENCH_GATE_METRICS=p50_ms,p99_ms,...); gate on it on dedicated runners.
 #
 # Why 25% and 3 repetitions: on a shared 2-core CI machine, unchanged runs of ci.toml
 # differ by 10-30% in throughput and more in tail latency (docs/ci-gate.md has the
@@ -23,6 +29,7 @@ BASELINE=${DBBENCH_GATE_BASELINE:-results/baselines/ci-sqlite}
 OUT=${DBBENCH_GATE_OUT:-results/ci-gate-$(date -u +%Y%m%dT%H%M%SZ)}
 THRESHOLD=${DBBENCH_GATE_THRESHOLD:-25%}
 REPEAT=${DBBENCH_GATE_REPEAT:-3}
+METRICS=${DBBENCH_GATE_METRICS:-p50_ms,throughput_ops_s,recall_at_k,ndcg_at_10}
 
 if [[ ! -x "$DBBENCH" ]]; then
     echo "ci-gate: $DBBENCH not found; build it with: cargo build --release" >&2
@@ -32,9 +39,9 @@ fi
 "$DBBENCH" run workloads/ci.toml --engines sqlite --repeat "$REPEAT" --require-all --no-progress --out "$OUT"
 
 status=0
-"$DBBENCH" compare "$BASELINE" "$OUT" --max-regression "$THRESHOLD" --format markdown > "$OUT/compare.md" || status=$?
-"$DBBENCH" compare "$BASELINE" "$OUT" --max-regression "$THRESHOLD" --format json > "$OUT/compare.json" || true
-"$DBBENCH" compare "$BASELINE" "$OUT" --max-regression "$THRESHOLD" || true
+"$DBBENCH" compare "$BASELINE" "$OUT" --max-regression "$THRESHOLD" --metric "$METRICS" --format markdown > "$OUT/compare.md" || status=$?
+"$DBBENCH" compare "$BASELINE" "$OUT" --max-regression "$THRESHOLD" --metric "$METRICS" --format json > "$OUT/compare.json" || true
+"$DBBENCH" compare "$BASELINE" "$OUT" --max-regression "$THRESHOLD" --metric "$METRICS" || true
 if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then
     cat "$OUT/compare.md" >> "$GITHUB_STEP_SUMMARY"
 fi

@@ -14,26 +14,11 @@ use dbbench::driver::{Driver, OpKind, SearchParams};
 use dbbench::metrics::OpMetrics;
 use dbbench::runner::ops::{Keyspace, PreparedOp};
 use dbbench::runner::phase::{run_phase, PhaseEnv};
-use dbbench::spec::{
-    Arrival, DatasetPlan, DatasetSource, Fallback, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec,
-};
+use dbbench::spec::{Arrival, DatasetPlan, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec};
 use tokio_util::sync::CancellationToken;
 
 fn dataset(docs: usize, queries: usize, dim: usize) -> Dataset {
-    let plan = DatasetPlan {
-        source: DatasetSource::Synthetic,
-        name: None,
-        path: None,
-        corpus_vectors: None,
-        query_vectors: None,
-        qrels: None,
-        base_vectors: None,
-        metric: None,
-        max_docs: None,
-        max_queries: None,
-        fallback: Fallback::Error,
-        synthetic: SyntheticSpec { docs, queries, dim, ..Default::default() },
-    };
+    let plan = DatasetPlan::synthetic(SyntheticSpec { docs, queries, dim, ..Default::default() });
     data::build(&plan, &[], 1).expect("synthetic dataset")
 }
 

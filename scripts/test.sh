@@ -4,8 +4,8 @@
 #   2. starts every engine the tests talk to with the native launchers in services/
 #      (installing each on first use), leaving alone any that is already up,
 #   3. builds once (release profile) and runs every test,
-#   4. runs the CI regression gate (workloads/ci.toml against the committed baseline),
-#   5. stops exactly the engines it started, whatever happened.
+#   4. stops exactly the engines it started (also on failure, from the exit trap),
+#   5. runs the CI regression gate (workloads/ci.toml against the committed baseline).
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,6 +48,10 @@ cargo build --release --all-targets --locked
 say "running the tests"
 cargo test --release --locked "$@"
 
+# The gate measures timings: stop the servers first so idle JVMs and databases do not
+# share the two cores with it.
+stop_started
+started=()
 if [ -x benches/ci-gate.sh ]; then
   say "regression gate: workloads/ci.toml against the committed baseline"
   bash benches/ci-gate.sh

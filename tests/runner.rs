@@ -12,26 +12,11 @@ use dbbench::driver::{Driver, ErrorKind, OpKind, SearchParams};
 use dbbench::metrics::LatencySummary;
 use dbbench::runner::ops::{Keyspace, PreparedOp};
 use dbbench::runner::phase::{run_phase, PhaseEnv, PhaseRun};
-use dbbench::spec::{
-    Arrival, DatasetPlan, DatasetSource, Fallback, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec,
-};
+use dbbench::spec::{Arrival, DatasetPlan, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec};
 use tokio_util::sync::CancellationToken;
 
 fn dataset() -> Arc<Dataset> {
-    let plan = DatasetPlan {
-        source: DatasetSource::Synthetic,
-        name: None,
-        path: None,
-        corpus_vectors: None,
-        query_vectors: None,
-        qrels: None,
-        base_vectors: None,
-        metric: None,
-        max_docs: None,
-        max_queries: None,
-        fallback: Fallback::Error,
-        synthetic: SyntheticSpec { docs: 100, queries: 10, dim: 4, ..Default::default() },
-    };
+    let plan = DatasetPlan::synthetic(SyntheticSpec { docs: 100, queries: 10, dim: 4, ..Default::default() });
     Arc::new(data::build(&plan, &[], 1).unwrap())
 }
 

@@ -275,20 +275,7 @@ mod tests {
     use crate::spec::SyntheticSpec;
 
     fn plan() -> DatasetPlan {
-        DatasetPlan {
-            source: DatasetSource::Synthetic,
-            name: None,
-            path: None,
-            corpus_vectors: None,
-            query_vectors: None,
-            qrels: None,
-            base_vectors: None,
-            metric: None,
-            max_docs: None,
-            max_queries: None,
-            fallback: Fallback::Error,
-            synthetic: SyntheticSpec { docs: 2000, queries: 10, dim: 8, ..Default::default() },
-        }
+        DatasetPlan::synthetic(SyntheticSpec { docs: 2000, queries: 10, dim: 8, ..Default::default() })
     }
 
     #[test]

@@ -129,23 +129,10 @@ mod tests {
     use super::*;
     use crate::data::{build, synthetic};
     use crate::driver::{AttrKind, AttributeDef};
-    use crate::spec::{AttributeGen, AttributePlan, DatasetPlan, DatasetSource, Fallback, SyntheticSpec};
+    use crate::spec::{AttributeGen, AttributePlan, DatasetPlan, SyntheticSpec};
 
     fn dataset() -> Dataset {
-        let plan = DatasetPlan {
-            source: DatasetSource::Synthetic,
-            name: None,
-            path: None,
-            corpus_vectors: None,
-            query_vectors: None,
-            qrels: None,
-            base_vectors: None,
-            metric: None,
-            max_docs: None,
-            max_queries: None,
-            fallback: Fallback::Error,
-            synthetic: SyntheticSpec { docs: 500, queries: 7, dim: 12, ..Default::default() },
-        };
+        let plan = DatasetPlan::synthetic(SyntheticSpec { docs: 500, queries: 7, dim: 12, ..Default::default() });
         let attrs = vec![AttributePlan {
             def: AttributeDef { name: "bucket".into(), kind: AttrKind::Integer },
             gen: AttributeGen::Integer { min: 0, max: 9 },

@@ -482,11 +482,13 @@ impl Chroma {
         for (key, value) in params {
             match key.as_str() {
                 "ef_search" if value.as_u64() == Some(u64::from(self.settings.ef_search)) => {}
-                "ef_search" => return Err(DriverError::rejected(format!(
+                "ef_search" => {
+                    return Err(DriverError::rejected(format!(
                     "chroma: ef_search is fixed per collection ({}); per-query ef_search {value} cannot be applied, \
                          set engines.<name>.settings.ef_search instead",
                     self.settings.ef_search
-                ))),
+                )))
+                }
                 other => {
                     return Err(DriverError::rejected(format!(
                         "chroma: unknown search param {other:?} (known: ef_search)"

@@ -52,6 +52,26 @@ pub struct DatasetPlan {
     pub synthetic: SyntheticSpec,
 }
 
+impl DatasetPlan {
+    /// A plan for seeded synthetic data of this shape (tests, benchmarks, examples).
+    pub fn synthetic(spec: SyntheticSpec) -> Self {
+        DatasetPlan {
+            source: DatasetSource::Synthetic,
+            name: None,
+            path: None,
+            corpus_vectors: None,
+            query_vectors: None,
+            qrels: None,
+            base_vectors: None,
+            metric: None,
+            max_docs: None,
+            max_queries: None,
+            fallback: Fallback::Error,
+            synthetic: spec,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum AttributeGen {
     Keyword { values: Vec<String>, weights: Vec<f64> },

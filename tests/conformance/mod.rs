@@ -13,7 +13,7 @@ use dbbench::data::{self, truth::exact_knn, Dataset};
 use dbbench::driver::{
     AttrKind, AttrValue, AttributeDef, Driver, ErrorKind, Filter, Op, OpKind, Outcome, Record, SearchParams, Support,
 };
-use dbbench::spec::{AttributeGen, AttributePlan, DatasetPlan, DatasetSource, Fallback, SyntheticSpec};
+use dbbench::spec::{AttributeGen, AttributePlan, DatasetPlan, SyntheticSpec};
 
 /// What a driver is held to.
 pub struct Expect {
@@ -32,28 +32,15 @@ impl Expect {
 }
 
 pub fn dataset() -> Dataset {
-    let plan = DatasetPlan {
-        source: DatasetSource::Synthetic,
-        name: None,
-        path: None,
-        corpus_vectors: None,
-        query_vectors: None,
-        qrels: None,
-        base_vectors: None,
-        metric: None,
-        max_docs: None,
-        max_queries: None,
-        fallback: Fallback::Error,
-        synthetic: SyntheticSpec {
-            docs: 400,
-            queries: 20,
-            dim: 16,
-            clusters: 8,
-            vocabulary: 3000,
-            words_per_doc: 12,
-            ..Default::default()
-        },
-    };
+    let plan = DatasetPlan::synthetic(SyntheticSpec {
+        docs: 400,
+        queries: 20,
+        dim: 16,
+        clusters: 8,
+        vocabulary: 3000,
+        words_per_doc: 12,
+        ..Default::default()
+    });
     let attrs = vec![
         AttributePlan {
             def: AttributeDef { name: "lang".into(), kind: AttrKind::Keyword },
