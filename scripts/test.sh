@@ -46,7 +46,7 @@ done
 say "building (release)"
 cargo build --release --all-targets --locked
 say "running the tests"
-cargo test --release --locked "$@"
+cargo test --release --locked --no-fail-fast "$@"
 
 # The gate measures timings: stop the servers first so idle JVMs and databases do not
 # share the two cores with it.

@@ -267,6 +267,17 @@ async fn simple(pg: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
     sqlx::Executor::execute(pg, sql).await.map(|_| ())
 }
 
+/// Creates dbbench's schema unless it is there. `CREATE SCHEMA IF NOT EXISTS` is not
+/// atomic: two sessions creating it at once can both find it missing, and the one that
+/// loses fails with a unique violation (23505) or duplicate_schema (42P06). It lost a race
+/// whose outcome it wanted, so that is success.
+async fn ensure_schema(pg: &mut PgConnection) -> DriverResult<()> {
+    match simple(pg, &format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}")).await {
+        Err(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("23505" | "42P06")) => Ok(()),
+        r => r.map_err(pg_err),
+    }
+}
+
 /// A double-quoted SQL identifier.
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -830,7 +841,7 @@ impl Driver for PgVector {
                 "pgvector: the vector extension is not installed in this database; as a superuser run: CREATE EXTENSION vector",
             ));
         }
-        simple(&mut *pg, &format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}")).await.map_err(pg_err)?;
+        ensure_schema(&mut *pg).await?;
         self.drop_own_table(pg, &schema.collection).await?;
         let st = self.build_state(schema);
         let mut cols = String::new();
