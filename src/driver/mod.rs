@@ -18,6 +18,10 @@ pub mod elasticsearch;
 pub mod noop;
 pub mod op;
 pub mod pgvector;
+#[cfg(feature = "qdrant")]
+pub mod qdrant;
+#[cfg(feature = "qdrant-edge")]
+pub mod qdrant_edge;
 pub mod scripted;
 pub mod sqlite;
 
@@ -176,8 +180,18 @@ pub struct DriverKind {
 
 /// Every driver kind compiled in.
 pub fn registry() -> &'static [DriverKind] {
-    static KINDS: &[DriverKind] =
-        &[sqlite::KIND, pgvector::KIND, chroma::KIND, elasticsearch::KIND, noop::KIND, scripted::KIND];
+    static KINDS: &[DriverKind] = &[
+        sqlite::KIND,
+        pgvector::KIND,
+        chroma::KIND,
+        elasticsearch::KIND,
+        #[cfg(feature = "qdrant")]
+        qdrant::KIND,
+        #[cfg(feature = "qdrant-edge")]
+        qdrant_edge::KIND,
+        noop::KIND,
+        scripted::KIND,
+    ];
     KINDS
 }
 
