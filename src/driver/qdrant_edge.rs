@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
-use qdrant_edge::external::ordered_float::OrderedFloat;
-use qdrant_edge::external::serde_json::{Map as JsonMap, Value as JsonValue};
-use qdrant_edge::{
+use ::qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
+use ::qdrant_edge::external::ordered_float::OrderedFloat;
+use ::qdrant_edge::external::serde_json::{Map as JsonMap, Value as JsonValue};
+use ::qdrant_edge::{
     AnyVariants, Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter as QFilter, Fusion,
     HasIdCondition, HnswIndexConfig, JsonPath, Match, Modifier, NamedQuery, OperationError,
@@ -160,7 +160,7 @@ impl Settings {
 
     fn bm25(&self) -> Result<EdgeBm25, String> {
         let nn = |x: f64, what: &str| {
-            qdrant_edge::external::ordered_float::NotNan::new(x)
+            ::qdrant_edge::external::ordered_float::NotNan::new(x)
                 .map_err(|_| format!("bm25_{what} is not a number"))
         };
         EdgeBm25::new(EdgeBm25Config {
@@ -830,7 +830,7 @@ impl Driver for QdrantEdge {
                 payload.insert(field.to_string(), attr_json(value));
                 let update =
                     UpdateOperation::PayloadOperation(PayloadOps::SetPayload(SetPayloadOp {
-                        payload: qdrant_edge::Payload(payload),
+                        payload: ::qdrant_edge::Payload(payload),
                         points: Some(vec![PointId::NumId(*id)]),
                         filter: None,
                         key: None,
