@@ -23,6 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 engines=(pgvector chroma elasticsearch)
+# No registry ships the Qdrant server: with a binary of your own (QDRANT_BIN) it is
+# started like the others and its conformance tests run; without one they say skipped.
+if [ -n "${QDRANT_BIN:-}" ] && [ -z "${QDRANT_URL:-}" ]; then
+  engines+=(qdrant)
+  export QDRANT_URL="http://127.0.0.1:${QDRANT_GRPC_PORT:-6334}"
+fi
 started=()
 stop_started() {
   if [ ${#started[@]} -gt 0 ]; then

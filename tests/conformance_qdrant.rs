@@ -3,8 +3,9 @@
 //! server, so where `QDRANT_URL` is not set this test says so and passes; where it is
 //! set, an unreachable server fails the test.
 //!
-//! A collection this small stays below the indexing threshold, so the server searches
-//! exactly and kNN must equal the ground truth.
+//! At the server's default thresholds a collection this small is searched exactly, so
+//! kNN must equal the ground truth; a second run lowers the thresholds so the server
+//! builds HNSW graphs and searches through them (hnsw_ef = 400: still exact).
 
 #![cfg(feature = "qdrant")]
 
@@ -13,24 +14,67 @@ mod conformance;
 use dbbench::driver::{self, EngineConfig};
 
 fn config(url: String) -> EngineConfig {
+    config_with(url, "")
+}
+
+fn config_with(url: String, settings: &str) -> EngineConfig {
     // The driver takes an API key from QDRANT_API_KEY when the settings give none.
     EngineConfig {
         name: "qdrant".into(),
         url: Some(url),
-        settings: toml::Table::new(),
+        settings: toml::from_str(settings).unwrap(),
         base_dir: ".".into(),
     }
 }
 
+/// The server's URL, or None (with the reason printed) where there is none.
+fn server() -> Option<String> {
+    let url = std::env::var("QDRANT_URL").ok();
+    if url.is_none() {
+        println!(
+            "skipped: QDRANT_URL is not set; a Qdrant server cannot be had on this machine (no registry ships it)"
+        );
+    }
+    url
+}
+
 #[tokio::test]
 async fn qdrant_passes_the_conformance_suite() {
-    let Ok(url) = std::env::var("QDRANT_URL") else {
-        println!("skipped: QDRANT_URL is not set; a Qdrant server cannot be had on this machine (no registry ships it)");
-        return;
-    };
+    let Some(url) = server() else { return };
     let kind = driver::find_kind("qdrant").unwrap();
-    let d = (kind.open)(&config(url)).unwrap();
+    let d = (kind.open)(&config(url.clone())).unwrap();
     conformance::run_suite(d.as_ref(), &conformance::Expect::exact()).await;
+
+    // Same collection name: after the first run, not beside it.
+    let settings = "indexing_threshold_kb = 1\nfull_scan_threshold_kb = 1\nhnsw_ef = 400";
+    let d = (kind.open)(&config_with(url, settings)).unwrap();
+    let stats = conformance::run_suite(d.as_ref(), &conformance::Expect::exact()).await;
+    assert!(
+        stats.details["indexed_vectors"].as_u64().unwrap() >= 400,
+        "the dense vectors are indexed: {:?}",
+        stats.details
+    );
+}
+
+/// A collection of dbbench's name that dbbench did not create is refused, not dropped.
+#[tokio::test]
+async fn qdrant_never_drops_a_collection_it_did_not_create() {
+    use qdrant_client::qdrant::{CreateCollectionBuilder, Distance, VectorParamsBuilder};
+    let Some(url) = server() else { return };
+    let client = qdrant_client::Qdrant::from_url(&url).build().unwrap();
+    let name = "dbbench_not_ours";
+    let _ = client.delete_collection(name).await;
+    client
+        .create_collection(
+            CreateCollectionBuilder::new(name).vectors_config(VectorParamsBuilder::new(4, Distance::Cosine)),
+        )
+        .await
+        .unwrap();
+    let d = (driver::find_kind("qdrant").unwrap().open)(&config(url)).unwrap();
+    let err = d.prepare(&conformance::dataset().schema(name)).await.unwrap_err();
+    assert!(err.message.contains("not created by dbbench"), "{}", err.message);
+    assert!(client.collection_exists(name).await.unwrap(), "the collection is still there");
+    client.delete_collection(name).await.unwrap();
 }
 
 #[tokio::test]

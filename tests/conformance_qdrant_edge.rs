@@ -1,6 +1,7 @@
-//! Qdrant's engine, embedded, through the conformance suite. With a collection this
-//! small every segment stays below the indexing threshold, so search is exact and kNN
-//! must equal the ground truth, filtered or not.
+//! Qdrant's engine, embedded, through the conformance suite: once at Qdrant's default
+//! thresholds, where a collection this small stays below them and every search is an
+//! exact scan (kNN must equal the ground truth, filtered or not), and once with the
+//! thresholds lowered so that the engine builds HNSW graphs and searches through them.
 
 #![cfg(feature = "qdrant-edge")]
 
@@ -9,14 +10,13 @@ mod conformance;
 use dbbench::driver::{self, EngineConfig};
 
 fn config(dir: &std::path::Path) -> EngineConfig {
-    let mut settings = toml::Table::new();
+    config_with(dir, "")
+}
+
+fn config_with(dir: &std::path::Path, settings: &str) -> EngineConfig {
+    let mut settings: toml::Table = toml::from_str(settings).unwrap();
     settings.insert("dir".into(), toml::Value::String(dir.display().to_string()));
-    EngineConfig {
-        name: "qdrant-edge".into(),
-        url: None,
-        settings,
-        base_dir: ".".into(),
-    }
+    EngineConfig { name: "qdrant-edge".into(), url: None, settings, base_dir: ".".into() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,12 +24,25 @@ async fn qdrant_edge_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let kind = driver::find_kind("qdrant-edge").unwrap();
     let d = (kind.open)(&config(dir.path())).unwrap();
-    conformance::run_suite(d.as_ref(), &conformance::Expect::exact()).await;
+    let stats = conformance::run_suite(d.as_ref(), &conformance::Expect::exact()).await;
+    // Below the threshold no dense vector is in a graph (the count covers both named vectors).
+    assert!(stats.details["indexed_vectors"].as_u64().unwrap() < 800, "{:?}", stats.details);
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert!(
-        left.is_empty(),
-        "cleanup removes the shard folder it created: {left:?}"
-    );
+    assert!(left.is_empty(), "cleanup removes the shard folder it created: {left:?}");
+}
+
+/// 400 vectors of 16 floats are 25 KiB: a 1 KiB threshold makes the optimizer index
+/// every segment and makes searches use the graph. With hnsw_ef = 400 (every point a
+/// candidate) the graph search finds the exact neighbours, filtered or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qdrant_edge_passes_the_conformance_suite_through_hnsw() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = driver::find_kind("qdrant-edge").unwrap();
+    let settings = "indexing_threshold_kb = 1\nfull_scan_threshold_kb = 1\nhnsw_ef = 400";
+    let d = (kind.open)(&config_with(dir.path(), settings)).unwrap();
+    let stats = conformance::run_suite(d.as_ref(), &conformance::Expect::exact()).await;
+    // The engine counts indexed vectors over both named vectors: 400 dense + 400 BM25.
+    assert_eq!(stats.details["indexed_vectors"], 800, "every vector is indexed: {:?}", stats.details);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,15 +55,8 @@ async fn qdrant_edge_never_replaces_a_folder_it_did_not_create() {
     let d = (kind.open)(&config(dir.path())).unwrap();
     let schema = conformance::dataset().schema("dbbench_conformance");
     let err = d.prepare(&schema).await.unwrap_err();
-    assert!(
-        err.message.contains("not created by dbbench"),
-        "{}",
-        err.message
-    );
-    assert_eq!(
-        std::fs::read_to_string(theirs.join("precious.txt")).unwrap(),
-        "keep me"
-    );
+    assert!(err.message.contains("not created by dbbench"), "{}", err.message);
+    assert_eq!(std::fs::read_to_string(theirs.join("precious.txt")).unwrap(), "keep me");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,15 +68,9 @@ async fn qdrant_edge_replaces_its_own_earlier_collection() {
     let records: Vec<_> = (0..50).map(|i| ds.record(i)).collect();
     for _ in 0..2 {
         let d = (kind.open)(&config(dir.path())).unwrap();
-        d.prepare(&schema)
-            .await
-            .expect("prepare replaces dbbench's own folder");
+        d.prepare(&schema).await.expect("prepare replaces dbbench's own folder");
         d.load(&records).await.unwrap();
         let stats = d.finish_load().await.unwrap();
-        assert_eq!(
-            stats.records,
-            Some(50),
-            "the earlier load is gone, not added to"
-        );
+        assert_eq!(stats.records, Some(50), "the earlier load is gone, not added to");
     }
 }

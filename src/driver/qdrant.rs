@@ -23,15 +23,13 @@ use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::value::Kind;
 use qdrant_client::qdrant::vector_output::Vector as VectorOut;
 use qdrant_client::qdrant::{
-    CollectionStatus, Condition, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeleteCollectionBuilder, DeletePointsBuilder, Distance, Document, FieldType, Filter as QFilter,
-    GetPointsBuilder, HnswConfigDiffBuilder, Modifier, OptimizersConfigDiffBuilder, PointId,
-    PointStruct, PointsIdsList, PrefetchQueryBuilder, QuantizationSearchParamsBuilder,
-    QuantizationType, Query, QueryPointsBuilder, Range, RrfBuilder, ScalarQuantizationBuilder,
-    ScrollPointsBuilder, SearchParams as QSearchParams, SearchParamsBuilder,
-    SetPayloadPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
-    UpsertPointsBuilder, Value, Vector, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
-    VectorsSelector,
+    CollectionStatus, Condition, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeleteCollectionBuilder,
+    DeletePointsBuilder, Distance, Document, FieldType, Filter as QFilter, GetPointsBuilder, HnswConfigDiffBuilder,
+    Modifier, OptimizersConfigDiffBuilder, PointId, PointStruct, PointsIdsList, PrefetchQueryBuilder,
+    QuantizationSearchParamsBuilder, QuantizationType, Query, QueryPointsBuilder, Range, RrfBuilder,
+    ScalarQuantizationBuilder, ScrollPointsBuilder, SearchParams as QSearchParams, SearchParamsBuilder,
+    SetPayloadPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Value, Vector,
+    VectorInput, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant as Client, QdrantError};
 use serde::Deserialize;
@@ -60,11 +58,7 @@ fn capabilities() -> Capabilities {
         OpKind::ALL.iter().map(|k| (*k, Support::Native)).collect();
     // No multi-statement transactions in Qdrant: read then write would be two requests.
     ops.insert(OpKind::ReadModifyWrite, Support::No);
-    Capabilities {
-        ops,
-        filters: Support::Native,
-        transactions: false,
-    }
+    Capabilities { ops, filters: Support::Native, transactions: false }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,27 +121,20 @@ impl Settings {
         let s: Settings = parse_settings(cfg)?;
         let name = &cfg.name;
         if !["none", "int8"].contains(&s.quantization.as_str()) {
-            return Err(format!(
-                "engines.{name}.settings.quantization: use \"none\" or \"int8\""
-            ));
+            return Err(format!("engines.{name}.settings.quantization: use \"none\" or \"int8\""));
         }
-        if s.m == 0
-            || s.ef_construct < 4
-            || s.hybrid_candidates == 0
-            || s.rrf_k == 0
-            || s.timeout_s == 0
-        {
+        if s.m == 0 || s.ef_construct < 4 || s.hybrid_candidates == 0 || s.rrf_k == 0 || s.timeout_s == 0 {
             return Err(format!(
                 "engines.{name}.settings: m, hybrid_candidates, rrf_k and timeout_s must be at least 1, ef_construct at least 4"
             ));
         }
         if s.oversampling.is_nan() || s.oversampling < 1.0 {
-            return Err(format!(
-                "engines.{name}.settings.oversampling: must be at least 1.0"
-            ));
+            return Err(format!("engines.{name}.settings.oversampling: must be at least 1.0"));
         }
         if !(s.bm25_k1 > 0.0 && (0.0..=1.0).contains(&s.bm25_b) && s.bm25_avg_len > 0.0) {
-            return Err(format!("engines.{name}.settings: bm25_k1 and bm25_avg_len must be positive, bm25_b in [0, 1]"));
+            return Err(format!(
+                "engines.{name}.settings: bm25_k1 and bm25_avg_len must be positive, bm25_b in [0, 1]"
+            ));
         }
         Ok(s)
     }
@@ -162,11 +149,7 @@ impl Settings {
     }
 
     fn document(&self, text: &str) -> Document {
-        Document {
-            text: text.to_string(),
-            model: BM25_MODEL.to_string(),
-            options: self.bm25_options(),
-        }
+        Document { text: text.to_string(), model: BM25_MODEL.to_string(), options: self.bm25_options() }
     }
 
     fn search_params(&self, params: &SearchParams) -> DriverResult<QSearchParams> {
@@ -174,18 +157,17 @@ impl Settings {
         let hnsw_ef = match params.get("hnsw_ef") {
             None => self.hnsw_ef,
             Some(v) => Some(v.as_u64().filter(|x| *x > 0).ok_or_else(|| {
-                DriverError::rejected(format!(
-                    "qdrant: hnsw_ef must be a positive integer, got {v}"
-                ))
+                DriverError::rejected(format!("qdrant: hnsw_ef must be a positive integer, got {v}"))
             })?),
         };
         if let Some(ef) = hnsw_ef {
             b = b.hnsw_ef(ef);
         }
         if let Some(v) = params.get("exact") {
-            b = b.exact(v.as_bool().ok_or_else(|| {
-                DriverError::rejected(format!("qdrant: exact must be true or false, got {v}"))
-            })?);
+            b = b.exact(
+                v.as_bool()
+                    .ok_or_else(|| DriverError::rejected(format!("qdrant: exact must be true or false, got {v}")))?,
+            );
         }
         if self.quantization != "none" {
             b = b.quantization(
@@ -231,24 +213,10 @@ fn condition(f: &Filter) -> Condition {
         Filter::In { field, values } => {
             let strings: Vec<String> = values
                 .iter()
-                .filter_map(|v| {
-                    if let AttrValue::Keyword(s) = v {
-                        Some(s.clone())
-                    } else {
-                        None
-                    }
-                })
+                .filter_map(|v| if let AttrValue::Keyword(s) = v { Some(s.clone()) } else { None })
                 .collect();
-            let ints: Vec<i64> = values
-                .iter()
-                .filter_map(|v| {
-                    if let AttrValue::Integer(i) = v {
-                        Some(*i)
-                    } else {
-                        None
-                    }
-                })
-                .collect();
+            let ints: Vec<i64> =
+                values.iter().filter_map(|v| if let AttrValue::Integer(i) = v { Some(*i) } else { None }).collect();
             let mut parts = Vec::new();
             if !strings.is_empty() {
                 parts.push(Condition::matches(field.clone(), strings));
@@ -264,12 +232,7 @@ fn condition(f: &Filter) -> Condition {
         }
         Filter::Range { field, gte, lt } => Condition::range(
             field.clone(),
-            Range {
-                gte: gte.map(|g| g as f64),
-                lt: lt.map(|l| l as f64),
-                gt: None,
-                lte: None,
-            },
+            Range { gte: gte.map(|g| g as f64), lt: lt.map(|l| l as f64), gt: None, lte: None },
         ),
         Filter::And(parts) => QFilter::must(parts.iter().map(condition)).into(),
         Filter::Or(parts) if parts.is_empty() => never(),
@@ -279,17 +242,14 @@ fn condition(f: &Filter) -> Condition {
 
 fn err(e: QdrantError) -> DriverError {
     let status = match &e {
-        QdrantError::ResponseError { status }
-        | QdrantError::ResourceExhaustedError { status, .. } => Some(status),
+        QdrantError::ResponseError { status } | QdrantError::ResourceExhaustedError { status, .. } => Some(status),
         _ => None,
     };
     let msg = format!("qdrant: {e}");
     match status.map(|s| s.code()) {
         Some(tonic::Code::Unavailable) => DriverError::unreachable(msg),
         Some(tonic::Code::DeadlineExceeded) => DriverError::new(ErrorKind::Timeout, msg),
-        Some(tonic::Code::Unknown)
-            if msg.contains("transport error") || msg.contains("connect") =>
-        {
+        Some(tonic::Code::Unknown) if msg.contains("transport error") || msg.contains("connect") => {
             DriverError::unreachable(msg)
         }
         Some(_) => DriverError::rejected(msg),
@@ -311,9 +271,7 @@ fn attr_value(v: &AttrValue) -> Value {
 fn num_id(id: Option<&PointId>) -> DriverResult<u64> {
     match id.and_then(|p| p.point_id_options.as_ref()) {
         Some(PointIdOptions::Num(n)) => Ok(*n),
-        other => Err(DriverError::protocol(format!(
-            "qdrant: unexpected point id {other:?}"
-        ))),
+        other => Err(DriverError::protocol(format!("qdrant: unexpected point id {other:?}"))),
     }
 }
 
@@ -328,33 +286,17 @@ impl QdrantServer {
     pub fn new(cfg: &EngineConfig) -> Result<Self, String> {
         let mut settings = Settings::parse(cfg)?;
         if settings.api_key.is_none() {
-            settings.api_key = std::env::var("QDRANT_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty());
+            settings.api_key = std::env::var("QDRANT_API_KEY").ok().filter(|k| !k.is_empty());
         }
-        let url = cfg
-            .url
-            .clone()
-            .unwrap_or_else(|| KIND.default_url.unwrap_or_default().to_string());
+        let url = cfg.url.clone().unwrap_or_else(|| KIND.default_url.unwrap_or_default().to_string());
         let client = Client::from_url(&url)
             .api_key(settings.api_key.clone())
             .timeout(Duration::from_secs(settings.timeout_s))
             .connect_timeout(Duration::from_secs(5))
             .skip_compatibility_check()
             .build()
-            .map_err(|e| {
-                format!(
-                    "engines.{}: cannot use url {}: {e}",
-                    cfg.name,
-                    redact_url(&url)
-                )
-            })?;
-        Ok(QdrantServer {
-            settings,
-            client,
-            url,
-            collection: Mutex::new(None),
-        })
+            .map_err(|e| format!("engines.{}: cannot use url {}: {e}", cfg.name, redact_url(&url)))?;
+        Ok(QdrantServer { settings, client, url, collection: Mutex::new(None) })
     }
 
     fn schema(&self) -> DriverResult<Schema> {
@@ -373,10 +315,7 @@ impl QdrantServer {
         }
         let vectors: HashMap<String, Vector> = HashMap::from([
             (DENSE.to_string(), Vector::from(r.vector.to_vec())),
-            (
-                SPARSE.to_string(),
-                Vector::from(self.settings.document(&r.text)),
-            ),
+            (SPARSE.to_string(), Vector::from(self.settings.document(&r.text))),
         ]);
         PointStruct::new(r.id, vectors, payload)
     }
@@ -401,10 +340,7 @@ impl QdrantServer {
                 "qdrant: collection {name} exists and was not created by dbbench (no created_by = \"dbbench\" in its metadata); drop or rename it yourself"
             )));
         }
-        self.client
-            .delete_collection(DeleteCollectionBuilder::new(name))
-            .await
-            .map_err(err)?;
+        self.client.delete_collection(DeleteCollectionBuilder::new(name)).await.map_err(err)?;
         Ok(())
     }
 
@@ -430,20 +366,12 @@ impl QdrantServer {
 
     async fn ids(&self, q: QueryPointsBuilder) -> DriverResult<Outcome> {
         let res = self.client.query(q).await.map_err(err)?;
-        let ids = res
-            .result
-            .iter()
-            .map(|p| num_id(p.id.as_ref()))
-            .collect::<DriverResult<Vec<u64>>>()?;
+        let ids = res.result.iter().map(|p| num_id(p.id.as_ref())).collect::<DriverResult<Vec<u64>>>()?;
         Ok(Outcome::Hits(ids))
     }
 }
 
-fn record(
-    schema: &Schema,
-    id: u64,
-    p: &qdrant_client::qdrant::RetrievedPoint,
-) -> DriverResult<Record> {
+fn record(schema: &Schema, id: u64, p: &qdrant_client::qdrant::RetrievedPoint) -> DriverResult<Record> {
     let text = match p.payload.get(TEXT_KEY).and_then(|v| v.kind.as_ref()) {
         Some(Kind::StringValue(s)) => s.clone(),
         _ => return Err(DriverError::protocol("qdrant: point has no text")),
@@ -454,15 +382,8 @@ fn record(
         attributes.push(match (a.kind, v) {
             (AttrKind::Keyword, Some(Kind::StringValue(s))) => AttrValue::Keyword(s.clone()),
             (AttrKind::Integer, Some(Kind::IntegerValue(i))) => AttrValue::Integer(*i),
-            (AttrKind::Integer, Some(Kind::DoubleValue(d))) if d.fract() == 0.0 => {
-                AttrValue::Integer(*d as i64)
-            }
-            _ => {
-                return Err(DriverError::protocol(format!(
-                    "qdrant: attribute {} missing or mistyped: {v:?}",
-                    a.name
-                )))
-            }
+            (AttrKind::Integer, Some(Kind::DoubleValue(d))) if d.fract() == 0.0 => AttrValue::Integer(*d as i64),
+            _ => return Err(DriverError::protocol(format!("qdrant: attribute {} missing or mistyped: {v:?}", a.name))),
         });
     }
     let dense = p.vectors.as_ref().and_then(|v| v.get_vector_by_name(DENSE));
@@ -470,12 +391,7 @@ fn record(
         Some(VectorOut::Dense(d)) => d.data,
         _ => return Err(DriverError::protocol("qdrant: point has no dense vector")),
     };
-    Ok(Record {
-        id,
-        vector: vector.into(),
-        text: text.into(),
-        attributes,
-    })
+    Ok(Record { id, vector: vector.into(), text: text.into(), attributes })
 }
 
 #[async_trait]
@@ -489,19 +405,16 @@ impl Driver for QdrantServer {
     }
 
     async fn ping(&self) -> DriverResult<()> {
-        self.client.health_check().await.map(|_| ()).map_err(|e| {
-            DriverError::unreachable(format!("qdrant at {}: {e}", redact_url(&self.url)))
-        })
+        self.client
+            .health_check()
+            .await
+            .map(|_| ())
+            .map_err(|e| DriverError::unreachable(format!("qdrant at {}: {e}", redact_url(&self.url))))
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
         for a in &schema.attributes {
-            if a.name == TEXT_KEY
-                || a.name.is_empty()
-                || !a
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            if a.name == TEXT_KEY || a.name.is_empty() || !a.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
                 return Err(DriverError::unsupported(format!(
                     "qdrant: attribute name {:?} cannot be a payload key beside the text (use letters, digits and _, not \"text\")",
@@ -513,15 +426,9 @@ impl Driver for QdrantServer {
         self.drop_own(c).await?;
         let s = &self.settings;
         let mut vectors = VectorsConfigBuilder::default();
-        vectors.add_named_vector_params(
-            DENSE,
-            VectorParamsBuilder::new(schema.dim as u64, distance(schema.metric)),
-        );
+        vectors.add_named_vector_params(DENSE, VectorParamsBuilder::new(schema.dim as u64, distance(schema.metric)));
         let mut sparse = SparseVectorsConfigBuilder::default();
-        sparse.add_named_vector_params(
-            SPARSE,
-            SparseVectorParamsBuilder::default().modifier(Modifier::Idf as i32),
-        );
+        sparse.add_named_vector_params(SPARSE, SparseVectorParamsBuilder::default().modifier(Modifier::Idf as i32));
         let metadata: HashMap<String, serde_json::Value> = HashMap::from([
             ("created_by".to_string(), serde_json::json!("dbbench")),
             ("collection".to_string(), serde_json::json!(c)),
@@ -535,9 +442,7 @@ impl Driver for QdrantServer {
                     .ef_construct(s.ef_construct)
                     .full_scan_threshold(s.full_scan_threshold_kb),
             )
-            .optimizers_config(
-                OptimizersConfigDiffBuilder::default().indexing_threshold(s.indexing_threshold_kb),
-            )
+            .optimizers_config(OptimizersConfigDiffBuilder::default().indexing_threshold(s.indexing_threshold_kb))
             .on_disk_payload(s.on_disk_payload)
             .metadata(metadata);
         if s.quantization == "int8" {
@@ -555,10 +460,7 @@ impl Driver for QdrantServer {
                 AttrKind::Integer => FieldType::Integer,
             };
             self.client
-                .create_field_index(
-                    CreateFieldIndexCollectionBuilder::new(c.clone(), a.name.clone(), ty)
-                        .wait(true),
-                )
+                .create_field_index(CreateFieldIndexCollectionBuilder::new(c.clone(), a.name.clone(), ty).wait(true))
                 .await
                 .map_err(err)?;
         }
@@ -597,10 +499,7 @@ impl Driver for QdrantServer {
                 let mut details = std::collections::BTreeMap::new();
                 details.insert("segments".into(), serde_json::json!(info.segments_count));
                 details.insert("indexed_vectors".into(), serde_json::json!(indexed));
-                details.insert(
-                    "index_wait_seconds".into(),
-                    serde_json::json!(started.elapsed().as_secs_f64()),
-                );
+                details.insert("index_wait_seconds".into(), serde_json::json!(started.elapsed().as_secs_f64()));
                 let indexes: Vec<&String> = info.payload_schema.keys().collect();
                 details.insert("payload_indexes".into(), serde_json::json!(indexes));
                 details.insert(
@@ -612,15 +511,9 @@ impl Driver for QdrantServer {
                 );
                 details.insert(
                     "text".into(),
-                    serde_json::json!(
-                        "server-side BM25 (qdrant/bm25) sparse vectors with the IDF modifier"
-                    ),
+                    serde_json::json!("server-side BM25 (qdrant/bm25) sparse vectors with the IDF modifier"),
                 );
-                return Ok(IndexStats {
-                    records: info.points_count,
-                    size_bytes: None,
-                    details,
-                });
+                return Ok(IndexStats { records: info.points_count, size_bytes: None, details });
             }
             if Instant::now() > deadline {
                 return Err(DriverError::new(
@@ -640,22 +533,10 @@ impl Driver for QdrantServer {
         let schema = self.schema()?;
         let c = schema.collection.as_str();
         match op {
-            Op::Knn {
-                vector,
-                k,
-                filter,
-                params,
-            } => {
-                self.ids(self.knn_query(c, vector, *k, *filter, params)?)
-                    .await
-            }
-            Op::Text {
-                query, k, filter, ..
-            } => {
+            Op::Knn { vector, k, filter, params } => self.ids(self.knn_query(c, vector, *k, *filter, params)?).await,
+            Op::Text { query, k, filter, .. } => {
                 let mut q = QueryPointsBuilder::new(c)
-                    .query(Query::new_nearest(VectorInput::from(
-                        self.settings.document(query),
-                    )))
+                    .query(Query::new_nearest(VectorInput::from(self.settings.document(query))))
                     .using(SPARSE)
                     .limit(*k as u64)
                     .with_payload(false);
@@ -664,13 +545,7 @@ impl Driver for QdrantServer {
                 }
                 self.ids(q).await
             }
-            Op::Hybrid {
-                vector,
-                query,
-                k,
-                filter,
-                params,
-            } => {
+            Op::Hybrid { vector, query, k, filter, params } => {
                 let n = self.settings.hybrid_candidates.max(*k as u64);
                 let mut dense = PrefetchQueryBuilder::default()
                     .query(Query::new_nearest(vector.to_vec()))
@@ -678,9 +553,7 @@ impl Driver for QdrantServer {
                     .params(self.settings.search_params(params)?)
                     .limit(n);
                 let mut text = PrefetchQueryBuilder::default()
-                    .query(Query::new_nearest(VectorInput::from(
-                        self.settings.document(query),
-                    )))
+                    .query(Query::new_nearest(VectorInput::from(self.settings.document(query))))
                     .using(SPARSE)
                     .limit(n);
                 if let Some(f) = filter {
@@ -701,9 +574,7 @@ impl Driver for QdrantServer {
                     .get_points(
                         GetPointsBuilder::new(c, vec![PointId::from(*id)])
                             .with_payload(true)
-                            .with_vectors(VectorsSelector {
-                                names: vec![DENSE.to_string()],
-                            }),
+                            .with_vectors(VectorsSelector { names: vec![DENSE.to_string()] }),
                     )
                     .await
                     .map_err(err)?;
@@ -714,19 +585,14 @@ impl Driver for QdrantServer {
             }
             Op::Insert { record } => {
                 let point = self.point(&schema, record);
-                self.client
-                    .upsert_points(UpsertPointsBuilder::new(c, vec![point]).wait(true))
-                    .await
-                    .map_err(err)?;
+                self.client.upsert_points(UpsertPointsBuilder::new(c, vec![point]).wait(true)).await.map_err(err)?;
                 Ok(Outcome::Written(1))
             }
             Op::Update { id, field, value } => {
                 let mut payload = Payload::new();
                 payload.insert(field.to_string(), attr_value(value));
                 let req = SetPayloadPointsBuilder::new(c, payload)
-                    .points_selector(PointsIdsList {
-                        ids: vec![PointId::from(*id)],
-                    })
+                    .points_selector(PointsIdsList { ids: vec![PointId::from(*id)] })
                     .wait(true);
                 match self.client.set_payload(req).await {
                     Ok(_) => Ok(Outcome::Written(1)),
@@ -738,11 +604,7 @@ impl Driver for QdrantServer {
                 // The server does not say whether the id existed; one point was asked for.
                 self.client
                     .delete_points(
-                        DeletePointsBuilder::new(c)
-                            .points(PointsIdsList {
-                                ids: vec![PointId::from(*id)],
-                            })
-                            .wait(true),
+                        DeletePointsBuilder::new(c).points(PointsIdsList { ids: vec![PointId::from(*id)] }).wait(true),
                     )
                     .await
                     .map_err(err)?;
@@ -760,16 +622,12 @@ impl Driver for QdrantServer {
                     )
                     .await
                     .map_err(err)?;
-                let ids = res
-                    .result
-                    .iter()
-                    .map(|p| num_id(p.id.as_ref()))
-                    .collect::<DriverResult<Vec<u64>>>()?;
+                let ids = res.result.iter().map(|p| num_id(p.id.as_ref())).collect::<DriverResult<Vec<u64>>>()?;
                 Ok(Outcome::Hits(ids))
             }
-            Op::ReadModifyWrite { .. } => Err(DriverError::unsupported(
-                "qdrant: no transactions, so no atomic read-modify-write",
-            )),
+            Op::ReadModifyWrite { .. } => {
+                Err(DriverError::unsupported("qdrant: no transactions, so no atomic read-modify-write"))
+            }
         }
     }
 
@@ -819,50 +677,23 @@ mod tests {
 
     #[test]
     fn keyword_with_spaces_stays_an_exact_keyword_match() {
-        let f = Filter::Eq {
-            field: "lang".into(),
-            value: kw("new york"),
-        };
-        assert_eq!(
-            translate(&f),
-            QFilter::must([Condition::matches(
-                "lang",
-                MatchValue::Keyword("new york".into())
-            )])
-        );
+        let f = Filter::Eq { field: "lang".into(), value: kw("new york") };
+        assert_eq!(translate(&f), QFilter::must([Condition::matches("lang", MatchValue::Keyword("new york".into()))]));
     }
 
     #[test]
     fn in_range_and_or_translate_to_their_qdrant_forms() {
         let f = Filter::Or(vec![
-            Filter::In {
-                field: "lang".into(),
-                values: vec![kw("de"), kw("fr")],
-            },
+            Filter::In { field: "lang".into(), values: vec![kw("de"), kw("fr")] },
             Filter::And(vec![
-                Filter::Range {
-                    field: "year".into(),
-                    gte: Some(2005),
-                    lt: Some(2008),
-                },
-                Filter::Eq {
-                    field: "year".into(),
-                    value: AttrValue::Integer(2006),
-                },
+                Filter::Range { field: "year".into(), gte: Some(2005), lt: Some(2008) },
+                Filter::Eq { field: "year".into(), value: AttrValue::Integer(2006) },
             ]),
         ]);
         let expected = QFilter::must([QFilter::should([
             Condition::matches("lang", vec!["de".to_string(), "fr".to_string()]),
             QFilter::must([
-                Condition::range(
-                    "year",
-                    Range {
-                        gte: Some(2005.0),
-                        lt: Some(2008.0),
-                        gt: None,
-                        lte: None,
-                    },
-                ),
+                Condition::range("year", Range { gte: Some(2005.0), lt: Some(2008.0), gt: None, lte: None }),
                 Condition::matches("year", MatchValue::Integer(2006)),
             ])
             .into(),
@@ -874,25 +705,15 @@ mod tests {
     #[test]
     fn empty_or_and_in_match_nothing() {
         assert_eq!(translate(&Filter::Or(vec![])), QFilter::must([never()]));
-        assert_eq!(
-            translate(&Filter::In {
-                field: "lang".into(),
-                values: vec![]
-            }),
-            QFilter::must([never()])
-        );
+        assert_eq!(translate(&Filter::In { field: "lang".into(), values: vec![] }), QFilter::must([never()]));
     }
 
     #[test]
     fn api_key_never_shows_in_describe_settings() {
         let mut settings = toml::Table::new();
         settings.insert("api_key".into(), toml::Value::String("s3cret".into()));
-        let cfg = EngineConfig {
-            name: "q".into(),
-            url: Some("http://127.0.0.1:1".into()),
-            settings,
-            base_dir: ".".into(),
-        };
+        let cfg =
+            EngineConfig { name: "q".into(), url: Some("http://127.0.0.1:1".into()), settings, base_dir: ".".into() };
         let s = Settings::parse(&cfg).expect("parses");
         assert_eq!(s.api_key.as_deref(), Some("s3cret"));
         let shown = redact_settings(&cfg.settings);

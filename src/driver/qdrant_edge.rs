@@ -16,20 +16,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use ::qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use ::qdrant_edge::external::ordered_float::OrderedFloat;
 use ::qdrant_edge::external::serde_json::{Map as JsonMap, Value as JsonValue};
 use ::qdrant_edge::{
-    AnyVariants, Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
-    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter as QFilter, Fusion,
-    HasIdCondition, HnswIndexConfig, JsonPath, Match, Modifier, NamedQuery, OperationError,
-    PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStruct, Prefetch, QuantizationConfig, QuantizationSearchParams,
-    QueryEnum, QueryRequest, Range, ScalarQuantizationConfig, ScalarType, ScoringQuery,
-    ScrollRequest, SearchParams as QSearchParams, SetPayloadOp, UpdateOperation, ValueVariants,
-    Vector, VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
+    AnyVariants, Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams,
+    FieldCondition, FieldIndexOperations, Filter as QFilter, Fusion, HasIdCondition, HnswIndexConfig, JsonPath, Match,
+    Modifier, NamedQuery, OperationError, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStruct, Prefetch, QuantizationConfig, QuantizationSearchParams,
+    QueryEnum, QueryRequest, Range, ScalarQuantizationConfig, ScalarType, ScoringQuery, ScrollRequest,
+    SearchParams as QSearchParams, SetPayloadOp, UpdateOperation, ValueVariants, Vector, VectorInternal,
+    VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
+use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::*;
@@ -39,7 +38,7 @@ pub const KIND: DriverKind = DriverKind {
     summary: "Qdrant's engine embedded (qdrant-edge): HNSW kNN with payload-index filters, BM25 sparse text with IDF, RRF hybrid",
     default_url: None,
     start_hint: "nothing to start: qdrant-edge runs Qdrant's engine inside dbbench",
-    capabilities: capabilities,
+    capabilities,
     validate: |cfg| Settings::parse(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(QdrantEdge::new(cfg)?)),
     hidden: false,
@@ -59,11 +58,7 @@ fn capabilities() -> Capabilities {
     // Qdrant has no multi-statement transactions: a read then a write would be two
     // independent operations, which is not what read_modify_write measures.
     ops.insert(OpKind::ReadModifyWrite, Support::No);
-    Capabilities {
-        ops,
-        filters: Support::Native,
-        transactions: false,
-    }
+    Capabilities { ops, filters: Support::Native, transactions: false }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,34 +129,24 @@ impl Settings {
         let s: Settings = parse_settings(cfg)?;
         let name = &cfg.name;
         if !["none", "int8"].contains(&s.quantization.as_str()) {
-            return Err(format!(
-                "engines.{name}.settings.quantization: use \"none\" or \"int8\""
-            ));
+            return Err(format!("engines.{name}.settings.quantization: use \"none\" or \"int8\""));
         }
         if s.m == 0 || s.ef_construct < 4 {
-            return Err(format!(
-                "engines.{name}.settings: m must be at least 1 and ef_construct at least 4"
-            ));
+            return Err(format!("engines.{name}.settings: m must be at least 1 and ef_construct at least 4"));
         }
         if s.hybrid_candidates == 0 || s.rrf_k == 0 {
-            return Err(format!(
-                "engines.{name}.settings: hybrid_candidates and rrf_k must be at least 1"
-            ));
+            return Err(format!("engines.{name}.settings: hybrid_candidates and rrf_k must be at least 1"));
         }
         if s.oversampling.is_nan() || s.oversampling < 1.0 {
-            return Err(format!(
-                "engines.{name}.settings.oversampling: must be at least 1.0"
-            ));
+            return Err(format!("engines.{name}.settings.oversampling: must be at least 1.0"));
         }
-        s.bm25()
-            .map_err(|e| format!("engines.{name}.settings: {e}"))?;
+        s.bm25().map_err(|e| format!("engines.{name}.settings: {e}"))?;
         Ok(s)
     }
 
     fn bm25(&self) -> Result<EdgeBm25, String> {
         let nn = |x: f64, what: &str| {
-            ::qdrant_edge::external::ordered_float::NotNan::new(x)
-                .map_err(|_| format!("bm25_{what} is not a number"))
+            ::qdrant_edge::external::ordered_float::NotNan::new(x).map_err(|_| format!("bm25_{what} is not a number"))
         };
         EdgeBm25::new(EdgeBm25Config {
             k: nn(self.bm25_k1, "k1")?,
@@ -212,13 +197,9 @@ impl Settings {
                 hnsw_config: None,
             },
         );
-        config.sparse_vectors.insert(
-            SPARSE.into(),
-            EdgeSparseVectorParams {
-                modifier: Some(Modifier::Idf),
-                ..Default::default()
-            },
-        );
+        config
+            .sparse_vectors
+            .insert(SPARSE.into(), EdgeSparseVectorParams { modifier: Some(Modifier::Idf), ..Default::default() });
         config.optimizers.indexing_threshold = Some(self.indexing_threshold_kb);
         config
     }
@@ -228,28 +209,21 @@ impl Settings {
         let hnsw_ef = match params.get("hnsw_ef") {
             None => self.hnsw_ef,
             Some(v) => Some(v.as_u64().filter(|x| *x > 0).ok_or_else(|| {
-                DriverError::rejected(format!(
-                    "qdrant-edge: hnsw_ef must be a positive integer, got {v}"
-                ))
+                DriverError::rejected(format!("qdrant-edge: hnsw_ef must be a positive integer, got {v}"))
             })? as usize),
         };
         let exact = match params.get("exact") {
             None => false,
-            Some(v) => v.as_bool().ok_or_else(|| {
-                DriverError::rejected(format!("qdrant-edge: exact must be true or false, got {v}"))
-            })?,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| DriverError::rejected(format!("qdrant-edge: exact must be true or false, got {v}")))?,
         };
-        let quantization = (self.quantization != "none").then(|| QuantizationSearchParams {
+        let quantization = (self.quantization != "none").then_some(QuantizationSearchParams {
             ignore: false,
             rescore: Some(self.rescore),
             oversampling: Some(self.oversampling),
         });
-        Ok(QSearchParams {
-            hnsw_ef,
-            exact,
-            quantization,
-            ..Default::default()
-        })
+        Ok(QSearchParams { hnsw_ef, exact, quantization, ..Default::default() })
     }
 }
 
@@ -262,9 +236,7 @@ pub fn distance(metric: Metric) -> Distance {
 }
 
 fn key(field: &str) -> DriverResult<JsonPath> {
-    field
-        .parse::<JsonPath>()
-        .map_err(|_| DriverError::rejected(format!("qdrant-edge: {field:?} is not a payload key")))
+    field.parse::<JsonPath>().map_err(|_| DriverError::rejected(format!("qdrant-edge: {field:?} is not a payload key")))
 }
 
 fn value_variant(v: &AttrValue) -> ValueVariants {
@@ -289,10 +261,9 @@ pub fn translate(f: &Filter) -> DriverResult<QFilter> {
 
 fn condition(f: &Filter) -> DriverResult<Condition> {
     Ok(match f {
-        Filter::Eq { field, value } => Condition::Field(FieldCondition::new_match(
-            key(field)?,
-            Match::new_value(value_variant(value)),
-        )),
+        Filter::Eq { field, value } => {
+            Condition::Field(FieldCondition::new_match(key(field)?, Match::new_value(value_variant(value))))
+        }
         Filter::In { field, values } => {
             let strings: Vec<String> = values
                 .iter()
@@ -325,10 +296,7 @@ fn condition(f: &Filter) -> DriverResult<Condition> {
             match parts.len() {
                 0 => never(),
                 1 => parts.remove(0),
-                _ => Condition::Filter(QFilter {
-                    should: Some(parts),
-                    ..Default::default()
-                }),
+                _ => Condition::Filter(QFilter { should: Some(parts), ..Default::default() }),
             }
         }
         Filter::Range { field, gte, lt } => Condition::Field(FieldCondition::new_range(
@@ -354,9 +322,7 @@ fn condition(f: &Filter) -> DriverResult<Condition> {
 
 fn err(e: OperationError) -> DriverError {
     match e {
-        OperationError::Timeout { .. } => {
-            DriverError::new(ErrorKind::Timeout, format!("qdrant-edge: {e}"))
-        }
+        OperationError::Timeout { .. } => DriverError::new(ErrorKind::Timeout, format!("qdrant-edge: {e}")),
         OperationError::ServiceError { .. }
         | OperationError::InconsistentStorage { .. }
         | OperationError::OutOfMemory { .. } => DriverError::other(format!("qdrant-edge: {e}")),
@@ -388,9 +354,7 @@ fn attr_json(v: &AttrValue) -> JsonValue {
 fn point_id(id: &PointId) -> DriverResult<u64> {
     match id {
         PointId::NumId(n) => Ok(*n),
-        PointId::Uuid(u) => Err(DriverError::protocol(format!(
-            "qdrant-edge: unexpected uuid point id {u}"
-        ))),
+        PointId::Uuid(u) => Err(DriverError::protocol(format!("qdrant-edge: unexpected uuid point id {u}"))),
     }
 }
 
@@ -407,9 +371,7 @@ pub struct QdrantEdge {
 }
 
 /// Run an engine call on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> DriverResult<T> + Send + 'static,
-) -> DriverResult<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> DriverResult<T> + Send + 'static) -> DriverResult<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| DriverError::other(format!("qdrant-edge: engine call failed: {e}")))?
@@ -437,11 +399,7 @@ impl QdrantEdge {
     pub fn new(cfg: &EngineConfig) -> Result<Self, String> {
         let settings = Settings::parse(cfg)?;
         let bm25 = Arc::new(settings.bm25()?);
-        Ok(QdrantEdge {
-            settings,
-            bm25,
-            state: Mutex::new(None),
-        })
+        Ok(QdrantEdge { settings, bm25, state: Mutex::new(None) })
     }
 
     fn state(&self) -> DriverResult<Arc<State>> {
@@ -454,21 +412,14 @@ impl QdrantEdge {
 
     fn point(&self, schema: &Schema, r: &Record) -> PointStruct {
         let sparse = self.bm25.embed_document(&r.text);
-        let vectors = Vectors::new_named([
-            (DENSE, Vector::new_dense(r.vector.to_vec())),
-            (SPARSE, Vector::from(sparse)),
-        ]);
+        let vectors =
+            Vectors::new_named([(DENSE, Vector::new_dense(r.vector.to_vec())), (SPARSE, Vector::from(sparse))]);
         PointStruct::new(r.id, vectors, payload(schema, r))
     }
 
     fn upsert(&self, schema: &Schema, records: &[Record]) -> UpdateOperation {
-        let points = records
-            .iter()
-            .map(|r| self.point(schema, r).into())
-            .collect();
-        UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-            PointInsertOperations::PointsList(points),
-        ))
+        let points = records.iter().map(|r| self.point(schema, r).into()).collect();
+        UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)))
     }
 
     fn dense_query(vector: &[f32]) -> ScoringQuery {
@@ -489,12 +440,7 @@ impl QdrantEdge {
         })
     }
 
-    fn request(
-        query: ScoringQuery,
-        k: usize,
-        filter: Option<QFilter>,
-        params: Option<QSearchParams>,
-    ) -> QueryRequest {
+    fn request(query: ScoringQuery, k: usize, filter: Option<QFilter>, params: Option<QSearchParams>) -> QueryRequest {
         QueryRequest {
             prefetches: vec![],
             query: Some(query),
@@ -537,10 +483,7 @@ impl QdrantEdge {
         }
         QueryRequest {
             prefetches,
-            query: Some(ScoringQuery::Fusion(Fusion::Rrf {
-                k: self.settings.rrf_k,
-                weights: None,
-            })),
+            query: Some(ScoringQuery::Fusion(Fusion::Rrf { k: self.settings.rrf_k, weights: None })),
             filter,
             score_threshold: None,
             limit: k,
@@ -554,10 +497,7 @@ impl QdrantEdge {
     async fn search(st: Arc<State>, request: QueryRequest) -> DriverResult<Outcome> {
         blocking(move || {
             let points = st.shard.query(request).map_err(err)?;
-            let ids = points
-                .iter()
-                .map(|p| point_id(&p.id))
-                .collect::<DriverResult<Vec<u64>>>()?;
+            let ids = points.iter().map(|p| point_id(&p.id)).collect::<DriverResult<Vec<u64>>>()?;
             Ok(Outcome::Hits(ids))
         })
         .await
@@ -571,8 +511,7 @@ fn record(
     payload: Option<&JsonMap<String, JsonValue>>,
     vector: Option<&VectorStructInternal>,
 ) -> DriverResult<Record> {
-    let payload =
-        payload.ok_or_else(|| DriverError::protocol("qdrant-edge: point has no payload"))?;
+    let payload = payload.ok_or_else(|| DriverError::protocol("qdrant-edge: point has no payload"))?;
     let text = payload
         .get(TEXT_KEY)
         .and_then(|t| t.as_str())
@@ -582,9 +521,7 @@ fn record(
         let v = payload.get(&a.name);
         attributes.push(match (a.kind, v) {
             (AttrKind::Keyword, Some(JsonValue::String(s))) => AttrValue::Keyword(s.clone()),
-            (AttrKind::Integer, Some(v)) if v.as_i64().is_some() => {
-                AttrValue::Integer(v.as_i64().unwrap_or_default())
-            }
+            (AttrKind::Integer, Some(v)) if v.as_i64().is_some() => AttrValue::Integer(v.as_i64().unwrap_or_default()),
             _ => {
                 return Err(DriverError::protocol(format!(
                     "qdrant-edge: attribute {} missing or mistyped: {v:?}",
@@ -597,24 +534,11 @@ fn record(
         Some(VectorStructInternal::Single(v)) => v.clone(),
         Some(VectorStructInternal::Named(m)) => match m.get(DENSE) {
             Some(VectorInternal::Dense(v)) => v.clone(),
-            _ => {
-                return Err(DriverError::protocol(
-                    "qdrant-edge: point has no dense vector",
-                ))
-            }
+            _ => return Err(DriverError::protocol("qdrant-edge: point has no dense vector")),
         },
-        _ => {
-            return Err(DriverError::protocol(
-                "qdrant-edge: point has no dense vector",
-            ))
-        }
+        _ => return Err(DriverError::protocol("qdrant-edge: point has no dense vector")),
     };
-    Ok(Record {
-        id,
-        vector: Arc::from(dense),
-        text: Arc::from(text),
-        attributes,
-    })
+    Ok(Record { id, vector: Arc::from(dense), text: Arc::from(text), attributes })
 }
 
 fn dir_size(path: &Path) -> u64 {
@@ -649,12 +573,7 @@ impl Driver for QdrantEdge {
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
         for a in &schema.attributes {
-            if a.name == TEXT_KEY
-                || a.name.is_empty()
-                || !a
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            if a.name == TEXT_KEY || a.name.is_empty() || !a.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
                 return Err(DriverError::unsupported(format!(
                     "qdrant-edge: attribute name {:?} cannot be a payload key beside the text (use letters, digits and _, not \"text\")",
@@ -671,10 +590,8 @@ impl Driver for QdrantEdge {
             drop(old);
             remove_own_folder(&folder)?;
             std::fs::create_dir_all(&folder).map_err(|e| io_err(&folder, e))?;
-            let marker =
-                serde_json::json!({"created_by": "dbbench", "collection": schema_c.collection});
-            std::fs::write(folder.join(MARKER), marker.to_string())
-                .map_err(|e| io_err(&folder, e))?;
+            let marker = serde_json::json!({"created_by": "dbbench", "collection": schema_c.collection});
+            std::fs::write(folder.join(MARKER), marker.to_string()).map_err(|e| io_err(&folder, e))?;
             let shard_dir = folder.join("shard");
             std::fs::create_dir_all(&shard_dir).map_err(|e| io_err(&shard_dir, e))?;
             let shard = EdgeShard::new(&shard_dir, config).map_err(err)?;
@@ -684,19 +601,13 @@ impl Driver for QdrantEdge {
                     AttrKind::Integer => PayloadSchemaType::Integer,
                 };
                 shard
-                    .update(UpdateOperation::FieldIndexOperation(
-                        FieldIndexOperations::CreateIndex(CreateIndex {
-                            field_name: key(&a.name)?,
-                            field_schema: Some(PayloadFieldSchema::FieldType(ty)),
-                        }),
-                    ))
+                    .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
+                        field_name: key(&a.name)?,
+                        field_schema: Some(PayloadFieldSchema::FieldType(ty)),
+                    })))
                     .map_err(err)?;
             }
-            Ok(State {
-                shard: Arc::new(shard),
-                schema: schema_c,
-                folder,
-            })
+            Ok(State { shard: Arc::new(shard), schema: schema_c, folder })
         })
         .await?;
         *self.state.lock().expect("state lock") = Some(Arc::new(st));
@@ -725,25 +636,15 @@ impl Driver for QdrantEdge {
             let info = st.shard.info();
             let mut details = std::collections::BTreeMap::new();
             details.insert("segments".into(), serde_json::json!(info.segments_count));
-            details.insert(
-                "indexed_vectors".into(),
-                serde_json::json!(info.indexed_vectors_count),
-            );
+            details.insert("indexed_vectors".into(), serde_json::json!(info.indexed_vectors_count));
             details.insert("optimize_seconds".into(), serde_json::json!(optimize_s));
             details.insert("hnsw".into(), serde_json::json!(hnsw));
             details.insert("indexing_threshold_kb".into(), serde_json::json!(threshold));
             details.insert("quantization".into(), serde_json::json!(quantization));
             let indexed: Vec<String> = info.payload_schema.keys().map(|k| k.to_string()).collect();
             details.insert("payload_indexes".into(), serde_json::json!(indexed));
-            details.insert(
-                "text".into(),
-                serde_json::json!("BM25 sparse vectors with the IDF modifier"),
-            );
-            Ok(IndexStats {
-                records: Some(info.points_count as u64),
-                size_bytes: Some(dir_size(&st.folder)),
-                details,
-            })
+            details.insert("text".into(), serde_json::json!("BM25 sparse vectors with the IDF modifier"));
+            Ok(IndexStats { records: Some(info.points_count as u64), size_bytes: Some(dir_size(&st.folder)), details })
         })
         .await
     }
@@ -751,45 +652,22 @@ impl Driver for QdrantEdge {
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
         let st = self.state()?;
         match op {
-            Op::Knn {
-                vector,
-                k,
-                filter,
-                params,
-            } => {
+            Op::Knn { vector, k, filter, params } => {
                 let filter = filter.map(translate).transpose()?;
-                let req = Self::request(
-                    Self::dense_query(vector),
-                    *k,
-                    filter,
-                    Some(self.settings.search_params(params)?),
-                );
+                let req =
+                    Self::request(Self::dense_query(vector), *k, filter, Some(self.settings.search_params(params)?));
                 Self::search(st, req).await
             }
-            Op::Text {
-                query, k, filter, ..
-            } => {
+            Op::Text { query, k, filter, .. } => {
                 let Some(q) = self.text_query(query) else {
                     return Ok(Outcome::Hits(Vec::new()));
                 };
                 let filter = filter.map(translate).transpose()?;
                 Self::search(st, Self::request(q, *k, filter, None)).await
             }
-            Op::Hybrid {
-                vector,
-                query,
-                k,
-                filter,
-                params,
-            } => {
+            Op::Hybrid { vector, query, k, filter, params } => {
                 let filter = filter.map(translate).transpose()?;
-                let req = self.hybrid_request(
-                    vector,
-                    query,
-                    *k,
-                    filter,
-                    self.settings.search_params(params)?,
-                );
+                let req = self.hybrid_request(vector, query, *k, filter, self.settings.search_params(params)?);
                 Self::search(st, req).await
             }
             Op::Get { id } => {
@@ -817,24 +695,17 @@ impl Driver for QdrantEdge {
             }
             Op::Insert { record } => {
                 let upsert = self.upsert(&st.schema, std::slice::from_ref(*record));
-                blocking(move || {
-                    st.shard
-                        .update(upsert)
-                        .map_err(err)
-                        .map(|_| Outcome::Written(1))
-                })
-                .await
+                blocking(move || st.shard.update(upsert).map_err(err).map(|_| Outcome::Written(1))).await
             }
             Op::Update { id, field, value } => {
                 let mut payload = JsonMap::new();
                 payload.insert(field.to_string(), attr_json(value));
-                let update =
-                    UpdateOperation::PayloadOperation(PayloadOps::SetPayload(SetPayloadOp {
-                        payload: ::qdrant_edge::Payload(payload),
-                        points: Some(vec![PointId::NumId(*id)]),
-                        filter: None,
-                        key: None,
-                    }));
+                let update = UpdateOperation::PayloadOperation(PayloadOps::SetPayload(SetPayloadOp {
+                    payload: ::qdrant_edge::Payload(payload),
+                    points: Some(vec![PointId::NumId(*id)]),
+                    filter: None,
+                    key: None,
+                }));
                 blocking(move || match st.shard.update(update) {
                     Ok(()) => Ok(Outcome::Written(1)),
                     Err(OperationError::PointIdError { .. }) => Ok(Outcome::Written(0)),
@@ -844,16 +715,9 @@ impl Driver for QdrantEdge {
             }
             Op::Delete { id } => {
                 // The engine does not say whether the id existed; one point was asked for.
-                let delete = UpdateOperation::PointOperation(PointOperations::DeletePoints {
-                    ids: vec![PointId::NumId(*id)],
-                });
-                blocking(move || {
-                    st.shard
-                        .update(delete)
-                        .map_err(err)
-                        .map(|_| Outcome::Written(1))
-                })
-                .await
+                let delete =
+                    UpdateOperation::PointOperation(PointOperations::DeletePoints { ids: vec![PointId::NumId(*id)] });
+                blocking(move || st.shard.update(delete).map_err(err).map(|_| Outcome::Written(1))).await
             }
             Op::Scan { start, limit } => {
                 let req = ScrollRequest {
@@ -866,17 +730,14 @@ impl Driver for QdrantEdge {
                 };
                 blocking(move || {
                     let (points, _) = st.shard.scroll(req).map_err(err)?;
-                    let ids = points
-                        .iter()
-                        .map(|p| point_id(&p.id))
-                        .collect::<DriverResult<Vec<u64>>>()?;
+                    let ids = points.iter().map(|p| point_id(&p.id)).collect::<DriverResult<Vec<u64>>>()?;
                     Ok(Outcome::Hits(ids))
                 })
                 .await
             }
-            Op::ReadModifyWrite { .. } => Err(DriverError::unsupported(
-                "qdrant-edge: no transactions, so no atomic read-modify-write",
-            )),
+            Op::ReadModifyWrite { .. } => {
+                Err(DriverError::unsupported("qdrant-edge: no transactions, so no atomic read-modify-write"))
+            }
         }
     }
 
@@ -933,54 +794,25 @@ mod tests {
 
     #[test]
     fn eq_and_in_become_match_value_and_match_any() {
-        let f = Filter::Eq {
-            field: "lang".into(),
-            value: kw("de"),
-        };
-        assert_eq!(
-            json(&f),
-            serde_json::json!({"must": [{"key": "lang", "match": {"value": "de"}}]})
-        );
-        let f = Filter::In {
-            field: "year".into(),
-            values: vec![AttrValue::Integer(1), AttrValue::Integer(2)],
-        };
-        assert_eq!(
-            json(&f),
-            serde_json::json!({"must": [{"key": "year", "match": {"any": [1, 2]}}]})
-        );
+        let f = Filter::Eq { field: "lang".into(), value: kw("de") };
+        assert_eq!(json(&f), serde_json::json!({"must": [{"key": "lang", "match": {"value": "de"}}]}));
+        let f = Filter::In { field: "year".into(), values: vec![AttrValue::Integer(1), AttrValue::Integer(2)] };
+        assert_eq!(json(&f), serde_json::json!({"must": [{"key": "year", "match": {"any": [1, 2]}}]}));
     }
 
     #[test]
     fn range_is_inclusive_below_and_exclusive_above() {
-        let f = Filter::Range {
-            field: "year".into(),
-            gte: Some(2005),
-            lt: Some(2008),
-        };
-        assert_eq!(
-            json(&f),
-            serde_json::json!({"must": [{"key": "year", "range": {"gte": 2005.0, "lt": 2008.0}}]})
-        );
+        let f = Filter::Range { field: "year".into(), gte: Some(2005), lt: Some(2008) };
+        assert_eq!(json(&f), serde_json::json!({"must": [{"key": "year", "range": {"gte": 2005.0, "lt": 2008.0}}]}));
     }
 
     #[test]
     fn and_is_must_and_or_is_should() {
         let f = Filter::Or(vec![
-            Filter::Eq {
-                field: "lang".into(),
-                value: kw("fr"),
-            },
+            Filter::Eq { field: "lang".into(), value: kw("fr") },
             Filter::And(vec![
-                Filter::Eq {
-                    field: "lang".into(),
-                    value: kw("en"),
-                },
-                Filter::Range {
-                    field: "year".into(),
-                    gte: Some(2010),
-                    lt: None,
-                },
+                Filter::Eq { field: "lang".into(), value: kw("en") },
+                Filter::Range { field: "year".into(), gte: Some(2010), lt: None },
             ]),
         ]);
         assert_eq!(
@@ -994,15 +826,9 @@ mod tests {
 
     #[test]
     fn empty_or_and_empty_in_match_nothing() {
+        assert_eq!(json(&Filter::Or(vec![])), serde_json::json!({"must": [{"has_id": []}]}));
         assert_eq!(
-            json(&Filter::Or(vec![])),
-            serde_json::json!({"must": [{"has_id": []}]})
-        );
-        assert_eq!(
-            json(&Filter::In {
-                field: "lang".into(),
-                values: vec![]
-            }),
+            json(&Filter::In { field: "lang".into(), values: vec![] }),
             serde_json::json!({"must": [{"has_id": []}]})
         );
     }
@@ -1012,12 +838,7 @@ mod tests {
         let cfg = |k: &str, v: toml::Value| {
             let mut settings = toml::Table::new();
             settings.insert(k.into(), v);
-            EngineConfig {
-                name: "q".into(),
-                url: None,
-                settings,
-                base_dir: ".".into(),
-            }
+            EngineConfig { name: "q".into(), url: None, settings, base_dir: ".".into() }
         };
         assert!(Settings::parse(&cfg("nope", toml::Value::Integer(1))).is_err());
         assert!(Settings::parse(&cfg("quantization", toml::Value::String("pq".into()))).is_err());

@@ -100,7 +100,8 @@ fn unique_word(ds: &Dataset) -> (String, u64) {
 }
 
 /// Load the dataset into `driver` and hold it to the contract. Cleans up at the end.
-pub async fn run_suite(driver: &dyn Driver, expect: &Expect) {
+/// Runs the whole suite and returns what `finish_load` said, for engine-specific checks.
+pub async fn run_suite(driver: &dyn Driver, expect: &Expect) -> dbbench::driver::IndexStats {
     let ds = dataset();
     let schema = ds.schema("dbbench_conformance");
     let caps = driver.capabilities();
@@ -123,6 +124,7 @@ pub async fn run_suite(driver: &dyn Driver, expect: &Expect) {
     unsupported(driver, &caps).await;
 
     driver.cleanup().await.expect("cleanup");
+    stats
 }
 
 async fn knn(driver: &dyn Driver, ds: &Dataset, expect: &Expect, caps: &dbbench::driver::Capabilities) {
