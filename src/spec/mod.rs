@@ -26,7 +26,9 @@ pub struct WorkloadFile {
     pub dataset: Spanned<DatasetSpec>,
     #[serde(default)]
     pub attributes: Vec<Spanned<AttributeSpec>>,
-    pub engines: IndexMap<String, Spanned<EngineSpec>>,
+    /// Spans on the names, not the tables: a table made only by a dotted header
+    /// (`[engines.x.settings]`) has no span of its own.
+    pub engines: IndexMap<Spanned<String>, EngineSpec>,
     #[serde(default)]
     pub load: LoadSpec,
     pub phases: Vec<Spanned<PhaseSpec>>,

@@ -416,7 +416,7 @@ fn validate_dataset(
 
 fn validate_engines(
     src: &Source,
-    engines: &indexmap::IndexMap<String, Spanned<EngineSpec>>,
+    engines: &indexmap::IndexMap<Spanned<String>, EngineSpec>,
     base: &Path,
     overrides: &Overrides,
     env: impl Fn(&str) -> Option<String> + Copy,
@@ -426,8 +426,8 @@ fn validate_engines(
     }
     if let Some(wanted) = &overrides.engines {
         for w in wanted {
-            if !engines.contains_key(w) {
-                let known: Vec<&str> = engines.keys().map(String::as_str).collect();
+            if !engines.contains_key(w.as_str()) {
+                let known: Vec<&str> = engines.keys().map(|k| k.get_ref().as_str()).collect();
                 return Err(Error::Input(format!(
                     "--engines: {w:?} is not an engine of {} (it has: {})",
                     src.file.display(),
@@ -437,9 +437,9 @@ fn validate_engines(
         }
     }
     let mut out = Vec::new();
-    for (name, spec) in engines {
-        let span = spec.span();
-        let e = spec.get_ref();
+    for (name, e) in engines {
+        let span = name.span();
+        let name = name.get_ref();
         let selected = match &overrides.engines {
             Some(w) => w.contains(name),
             None => e.enabled,
@@ -734,6 +734,17 @@ filter = { field = "bucket", lt = 100 }
             Err(Error::Spec { line, message, .. }) => (line, message),
             other => panic!("expected a spec error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_engine_table_made_by_its_settings_header_alone_is_read() {
+        let text = MINIMAL.replace("[engines.sqlite]", "[engines.sqlite.settings]\nconnections = 2");
+        let plan = parse(&text).unwrap();
+        assert_eq!(plan.engines[0].config.name, "sqlite");
+        assert_eq!(plan.engines[0].config.settings["connections"].as_integer(), Some(2));
+        let (line, msg) = err_of(&MINIMAL.replace("[engines.sqlite]", "\n[engines.mystery.settings]\nx = 1"));
+        assert!(msg.contains("unknown driver \"mystery\""), "{msg}");
+        assert_eq!(line, 15, "the error points at the engine's name");
     }
 
     #[test]
