@@ -83,7 +83,8 @@ pub struct RunArgs {
     /// Seed for data generation, attributes and request choice (overrides workload.seed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Measure every phase for this long instead of its own stop condition (e.g. 10s, 2m).
+    /// Measure every timed phase for this long instead of its own duration (e.g. 10s, 2m);
+    /// phases that stop after a number of requests (quality passes) keep their count.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Fail (exit 1) when any engine is skipped because it cannot be reached.

@@ -505,9 +505,11 @@ fn validate_phase(
         (None, Some(n)) => Stop::Requests(n),
         _ => return Err(src.error(span, format!("{ctx}: give exactly one of duration = \"30s\" or requests = N"))),
     };
-    let stop = match overrides.duration {
-        Some(d) => Stop::Duration(d),
-        None => stop,
+    // --duration shortens or lengthens timed phases; a phase that stops after N requests
+    // (a quality pass over every judged query, say) keeps its count.
+    let stop = match (overrides.duration, stop) {
+        (Some(d), Stop::Duration(_)) => Stop::Duration(d),
+        (_, stop) => stop,
     };
     let warmup = match &p.warmup {
         Some(w) => parse_duration(src, &span, &format!("{ctx}: warmup"), w)?,
@@ -801,7 +803,10 @@ filter = { field = "bucket", lt = 100 }
         let o = Overrides { seed: Some(7), duration: Some(Duration::from_secs(3)), engines: None };
         let plan = parse_plan(Path::new("w.toml"), MINIMAL, String::new(), &o, |_| None).unwrap();
         assert_eq!(plan.workload.seed, 7);
-        assert_eq!(plan.phases[0].stop, Stop::Duration(Duration::from_secs(3)));
+        assert_eq!(plan.phases[0].stop, Stop::Requests(100), "a request-count phase keeps its count");
+        let timed = MINIMAL.replace("requests = 100", "duration = \"1m\"");
+        let plan = parse_plan(Path::new("w.toml"), &timed, String::new(), &o, |_| None).unwrap();
+        assert_eq!(plan.phases[0].stop, Stop::Duration(Duration::from_secs(3)), "a timed phase takes --duration");
         let o = Overrides { engines: Some(vec!["nope".into()]), ..Default::default() };
         assert!(matches!(parse_plan(Path::new("w.toml"), MINIMAL, String::new(), &o, |_| None), Err(Error::Input(_))));
     }
