@@ -803,7 +803,10 @@ mod tests {
     #[test]
     fn range_is_inclusive_below_and_exclusive_above() {
         let f = Filter::Range { field: "year".into(), gte: Some(2005), lt: Some(2008) };
-        assert_eq!(json(&f), serde_json::json!({"must": [{"key": "year", "range": {"gte": 2005.0, "lt": 2008.0}}]}));
+        assert_eq!(
+            json(&f),
+            serde_json::json!({"must": [{"key": "year", "range": {"gte": 2005.0, "lt": 2008.0, "gt": null, "lte": null}}]})
+        );
     }
 
     #[test]
@@ -819,7 +822,7 @@ mod tests {
             json(&f),
             serde_json::json!({"must": [{"should": [
                 {"key": "lang", "match": {"value": "fr"}},
-                {"must": [{"key": "lang", "match": {"value": "en"}}, {"key": "year", "range": {"gte": 2010.0}}]}
+                {"must": [{"key": "lang", "match": {"value": "en"}}, {"key": "year", "range": {"gte": 2010.0, "lt": null, "gt": null, "lte": null}}]}
             ]}]})
         );
     }
