@@ -84,4 +84,5 @@ async fn qdrant_unreachable_server_is_reported_as_unreachable() {
     let d = (kind.open)(&config("http://127.0.0.1:9".into())).unwrap();
     let e = d.ping().await.unwrap_err();
     assert_eq!(e.kind, dbbench::driver::ErrorKind::Unreachable, "{e}");
+    assert!(e.message.contains("connection refused") && !e.message.contains("tonic::"), "one clear line: {e}");
 }

@@ -257,6 +257,24 @@ fn err(e: QdrantError) -> DriverError {
     }
 }
 
+/// An error in one line: tonic folds the transport error's Debug form into a status
+/// message ("Failed to connect to URL: tonic::transport::Error(...)"); its first clause,
+/// and whether the connection was refused, say what a user needs.
+fn brief(e: &QdrantError) -> String {
+    match e {
+        QdrantError::ResponseError { status } => {
+            let full = status.message();
+            let head = full.split(": tonic::").next().unwrap_or(full).trim_end_matches('/');
+            if full.contains("Connection refused") {
+                format!("{head}: connection refused")
+            } else {
+                head.to_string()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
 fn is_not_found(e: &QdrantError) -> bool {
     matches!(e, QdrantError::ResponseError { status } if status.code() == tonic::Code::NotFound)
 }
@@ -409,7 +427,7 @@ impl Driver for QdrantServer {
             .health_check()
             .await
             .map(|_| ())
-            .map_err(|e| DriverError::unreachable(format!("qdrant at {}: {e}", redact_url(&self.url))))
+            .map_err(|e| DriverError::unreachable(format!("qdrant at {}: {}", redact_url(&self.url), brief(&e))))
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
