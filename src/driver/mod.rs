@@ -20,6 +20,8 @@ pub mod op;
 pub mod pgvector;
 #[cfg(feature = "qdrant")]
 pub mod qdrant;
+#[cfg(any(feature = "qdrant", feature = "qdrant-edge"))]
+pub mod qdrant_common;
 #[cfg(feature = "qdrant-edge")]
 pub mod qdrant_edge;
 pub mod scripted;

@@ -47,19 +47,10 @@ pub const KIND: DriverKind = DriverKind {
     hidden: false,
 };
 
-pub const DENSE: &str = "dense";
-pub const SPARSE: &str = "bm25";
-pub const TEXT_KEY: &str = "text";
+use super::qdrant_common::capabilities;
+pub use super::qdrant_common::{DENSE, SPARSE, TEXT_KEY};
 /// The server's built-in BM25 model.
 const BM25_MODEL: &str = "qdrant/bm25";
-
-fn capabilities() -> Capabilities {
-    let mut ops: std::collections::BTreeMap<OpKind, Support> =
-        OpKind::ALL.iter().map(|k| (*k, Support::Native)).collect();
-    // No multi-statement transactions in Qdrant: read then write would be two requests.
-    ops.insert(OpKind::ReadModifyWrite, Support::No);
-    Capabilities { ops, filters: Support::Native, transactions: false }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -154,20 +145,12 @@ impl Settings {
 
     fn search_params(&self, params: &SearchParams) -> DriverResult<QSearchParams> {
         let mut b = SearchParamsBuilder::default();
-        let hnsw_ef = match params.get("hnsw_ef") {
-            None => self.hnsw_ef,
-            Some(v) => Some(v.as_u64().filter(|x| *x > 0).ok_or_else(|| {
-                DriverError::rejected(format!("qdrant: hnsw_ef must be a positive integer, got {v}"))
-            })?),
-        };
+        let (hnsw_ef, exact) = super::qdrant_common::search_knobs("qdrant", params, self.hnsw_ef)?;
         if let Some(ef) = hnsw_ef {
             b = b.hnsw_ef(ef);
         }
-        if let Some(v) = params.get("exact") {
-            b = b.exact(
-                v.as_bool()
-                    .ok_or_else(|| DriverError::rejected(format!("qdrant: exact must be true or false, got {v}")))?,
-            );
+        if let Some(exact) = exact {
+            b = b.exact(exact);
         }
         if self.quantization != "none" {
             b = b.quantization(
@@ -431,15 +414,7 @@ impl Driver for QdrantServer {
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
-        for a in &schema.attributes {
-            if a.name == TEXT_KEY || a.name.is_empty() || !a.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(DriverError::unsupported(format!(
-                    "qdrant: attribute name {:?} cannot be a payload key beside the text (use letters, digits and _, not \"text\")",
-                    a.name
-                )));
-            }
-        }
+        super::qdrant_common::check_attributes("qdrant", schema)?;
         let c = &schema.collection;
         self.drop_own(c).await?;
         let s = &self.settings;

@@ -44,22 +44,9 @@ pub const KIND: DriverKind = DriverKind {
     hidden: false,
 };
 
-/// Name of the dense vector in the shard.
-pub const DENSE: &str = "dense";
-/// Name of the sparse BM25 vector in the shard.
-pub const SPARSE: &str = "bm25";
-/// Payload key of the document text.
-pub const TEXT_KEY: &str = "text";
+use super::qdrant_common::capabilities;
+pub use super::qdrant_common::{DENSE, SPARSE, TEXT_KEY};
 const MARKER: &str = "dbbench.json";
-
-fn capabilities() -> Capabilities {
-    let mut ops: std::collections::BTreeMap<OpKind, Support> =
-        OpKind::ALL.iter().map(|k| (*k, Support::Native)).collect();
-    // Qdrant has no multi-statement transactions: a read then a write would be two
-    // independent operations, which is not what read_modify_write measures.
-    ops.insert(OpKind::ReadModifyWrite, Support::No);
-    Capabilities { ops, filters: Support::Native, transactions: false }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -206,18 +193,9 @@ impl Settings {
 
     /// Search params for one op: `hnsw_ef` and `exact` from the op override the settings.
     fn search_params(&self, params: &SearchParams) -> DriverResult<QSearchParams> {
-        let hnsw_ef = match params.get("hnsw_ef") {
-            None => self.hnsw_ef,
-            Some(v) => Some(v.as_u64().filter(|x| *x > 0).ok_or_else(|| {
-                DriverError::rejected(format!("qdrant-edge: hnsw_ef must be a positive integer, got {v}"))
-            })? as usize),
-        };
-        let exact = match params.get("exact") {
-            None => false,
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| DriverError::rejected(format!("qdrant-edge: exact must be true or false, got {v}")))?,
-        };
+        let (hnsw_ef, exact) =
+            super::qdrant_common::search_knobs("qdrant-edge", params, self.hnsw_ef.map(|ef| ef as u64))?;
+        let (hnsw_ef, exact) = (hnsw_ef.map(|ef| ef as usize), exact.unwrap_or(false));
         let quantization = (self.quantization != "none").then_some(QuantizationSearchParams {
             ignore: false,
             rescore: Some(self.rescore),
@@ -572,15 +550,7 @@ impl Driver for QdrantEdge {
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
-        for a in &schema.attributes {
-            if a.name == TEXT_KEY || a.name.is_empty() || !a.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(DriverError::unsupported(format!(
-                    "qdrant-edge: attribute name {:?} cannot be a payload key beside the text (use letters, digits and _, not \"text\")",
-                    a.name
-                )));
-            }
-        }
+        super::qdrant_common::check_attributes("qdrant-edge", schema)?;
         let old = self.state.lock().expect("state lock").take();
         let folder = self.settings.dir.join(&schema.collection);
         let config = self.settings.edge_config(schema);
