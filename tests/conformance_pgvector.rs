@@ -112,6 +112,16 @@ async fn pgvector_never_touches_tables_it_did_not_create() {
     }
     let stats = d.finish_load().await.unwrap();
     assert_eq!(stats.records, Some(ds.len() as u64));
+    // The load is vacuumed and analyzed before anything is measured, so an autovacuum
+    // woken by the bulk insert does not land inside a measured phase.
+    let (vacuumed, analyzed): (bool, bool) = sqlx::query_as(
+        "SELECT pg_stat_get_last_vacuum_time(c.oid) IS NOT NULL, pg_stat_get_last_analyze_time(c.oid) IS NOT NULL \
+         FROM pg_class c WHERE c.oid = 'dbbench.dbbench_isolation'::regclass",
+    )
+    .fetch_one(&mut pg)
+    .await
+    .unwrap();
+    assert!(vacuumed && analyzed, "finish_load vacuums ({vacuumed}) and analyzes ({analyzed}) the table");
     let plans = stats.details["plans"].as_object().unwrap();
     // On 400 rows the planner may prefer an exact scan to the HNSW index; either way the
     // plan is the one of the kNN statement, with a stored embedding as the sample.

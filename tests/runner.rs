@@ -103,6 +103,15 @@ async fn counts_and_throughput_are_exact() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn each_worker_is_named_to_the_driver() {
+    let (env, driver) = env(Script { latency_us: 1_000, ..Default::default() });
+    phase(&env, Schedule::Closed { concurrency: 4 }, Stop::Requests(400)).await;
+    assert_eq!(driver.workers_seen(), vec![0, 1, 2, 3], "drivers keep a connection per worker by this");
+    // Outside a phase there is no worker.
+    assert_eq!(dbbench::driver::current_worker(), None);
+}
+
+#[tokio::test(start_paused = true)]
 async fn errors_are_counted_by_kind_with_samples() {
     let (env, _) =
         env(Script { latency_us: 100, error_every: 10, error_kind: Some("timeout".into()), ..Default::default() });

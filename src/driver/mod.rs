@@ -13,6 +13,24 @@ use serde::Serialize;
 
 pub use crate::error::{DriverError, DriverResult, ErrorKind};
 
+tokio::task_local! {
+    /// Which of a phase's workers sends the current request (0-based); set by the runner
+    /// around each worker task.
+    static WORKER: usize;
+}
+
+/// The worker sending the current request, inside a measured or warmup phase. A driver
+/// with a connection pool uses it to give each worker the same connection every time, as
+/// a real client keeps its session (and pgbench each of its clients).
+pub fn current_worker() -> Option<usize> {
+    WORKER.try_with(|w| *w).ok()
+}
+
+/// Run `f` as worker `w` (see `current_worker`).
+pub async fn as_worker<F: std::future::Future>(w: usize, f: F) -> F::Output {
+    WORKER.scope(w, f).await
+}
+
 pub mod chroma;
 pub mod elasticsearch;
 pub mod noop;
@@ -260,6 +278,21 @@ pub fn redact_settings(table: &toml::Table) -> serde_json::Map<String, serde_jso
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn current_worker_is_set_only_inside_as_worker() {
+        assert_eq!(current_worker(), None);
+        assert_eq!(as_worker(3, async { current_worker() }).await, Some(3));
+        assert_eq!(
+            as_worker(0, async {
+                tokio::task::yield_now().await;
+                current_worker()
+            })
+            .await,
+            Some(0)
+        );
+        assert_eq!(current_worker(), None);
+    }
 
     #[test]
     fn redact_url_hides_password_and_tokens() {

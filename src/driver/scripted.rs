@@ -68,16 +68,24 @@ pub const KIND: DriverKind = DriverKind {
 pub struct Scripted {
     script: Script,
     requests: AtomicU64,
+    /// Bit w set: a request came from worker w (`current_worker`, workers 0..64).
+    workers: AtomicU64,
 }
 
 impl Scripted {
     pub fn new(script: Script) -> Self {
-        Scripted { script, requests: AtomicU64::new(0) }
+        Scripted { script, requests: AtomicU64::new(0), workers: AtomicU64::new(0) }
     }
 
     /// Requests executed so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The workers (below 64) that requests came from, in order.
+    pub fn workers_seen(&self) -> Vec<usize> {
+        let bits = self.workers.load(Ordering::Relaxed);
+        (0..64).filter(|w| bits & (1 << w) != 0).collect()
     }
 }
 
@@ -117,6 +125,9 @@ impl Driver for Scripted {
     }
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(w) = current_worker().filter(|w| *w < 64) {
+            self.workers.fetch_or(1 << w, Ordering::Relaxed);
+        }
         let s = &self.script;
         let delay = if s.stall_at.contains(&n) {
             Duration::from_millis(s.stall_ms)

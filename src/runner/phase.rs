@@ -163,7 +163,7 @@ pub async fn run_phase(
         .map(|w| {
             let shared = shared.clone();
             let seed = seed.wrapping_add(w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            tokio::spawn(async move { worker(shared, seed).await })
+            tokio::spawn(crate::driver::as_worker(w, async move { worker(shared, seed).await }))
         })
         .collect();
 
@@ -194,6 +194,10 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
     let mut metrics: Vec<OpMetrics> = (0..env.ops.len()).map(|_| OpMetrics::default()).collect();
     let mut unreachable_in_a_row = 0u32;
     let mut iteration = 0u64;
+    // One stop future for the whole phase, registered with the token once: a fresh one per
+    // request would take the token's lock twice per request, shared by every worker.
+    let stopped = shared.stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         if shared.stop.is_cancelled() {
             break;
@@ -214,7 +218,7 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
                 if due > Instant::now() {
                     tokio::select! {
                         biased;
-                        _ = shared.stop.cancelled() => break,
+                        _ = &mut stopped => break,
                         _ = tokio::time::sleep_until(due) => {}
                     }
                 }
@@ -254,7 +258,7 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
         let result = tokio::select! {
             biased;
             r = env.driver.execute(&op) => r,
-            _ = shared.stop.cancelled() => break,
+            _ = &mut stopped => break,
         };
         let done = Instant::now();
 
