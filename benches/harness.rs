@@ -14,6 +14,7 @@ use dbbench::driver::{Driver, OpKind, SearchParams};
 use dbbench::metrics::OpMetrics;
 use dbbench::runner::ops::{Keyspace, PreparedOp};
 use dbbench::runner::phase::{run_phase, PhaseEnv};
+use dbbench::runner::threads::ClientThreads;
 use dbbench::spec::{Arrival, DatasetPlan, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec};
 use tokio_util::sync::CancellationToken;
 
@@ -59,18 +60,28 @@ fn end_to_end(c: &mut Criterion) {
     const N: u64 = 100_000;
     g.throughput(Throughput::Elements(N));
     g.sample_size(20);
-    for (name, ops, schedule) in [
-        ("closed_get_zipfian", vec![op(OpKind::Get, KeyChoice::Zipfian)], Schedule::Closed { concurrency: 1 }),
+    // As a run places its workers: on client threads, one per core, a runtime each.
+    let client_threads = Arc::new(ClientThreads::per_core().expect("client threads"));
+    for (name, ops, schedule, threads) in [
+        ("closed_get_zipfian", vec![op(OpKind::Get, KeyChoice::Zipfian)], Schedule::Closed { concurrency: 1 }, None),
         (
             "closed_knn_mix",
             vec![op(OpKind::Knn, KeyChoice::Uniform), op(OpKind::Get, KeyChoice::Uniform)],
             Schedule::Closed { concurrency: 4 },
+            None,
+        ),
+        (
+            "closed_knn_mix_on_client_threads",
+            vec![op(OpKind::Knn, KeyChoice::Uniform), op(OpKind::Get, KeyChoice::Uniform)],
+            Schedule::Closed { concurrency: 4 },
+            Some(client_threads.clone()),
         ),
         // Open loop at a rate no-op can always beat: measures the schedule's own cost.
         (
             "open_get_1M_per_s",
             vec![op(OpKind::Get, KeyChoice::Uniform)],
             Schedule::Open { rate: 1_000_000.0, arrival: Arrival::Poisson, concurrency: 4 },
+            None,
         ),
     ] {
         let ops: Vec<PreparedOp> = ops.into_iter().map(|o| PreparedOp::new(o, None, ds.len() as u64, &[])).collect();
@@ -79,6 +90,7 @@ fn end_to_end(c: &mut Criterion) {
             dataset: ds.clone(),
             keys: Arc::new(Keyspace::new(ds.len() as u64)),
             ops: Arc::new(ops),
+            threads,
         };
         g.bench_function(name, |b| {
             b.iter(|| {

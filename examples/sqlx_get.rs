@@ -1,8 +1,8 @@
 //! The client library alone: the same point read by primary key that dbbench's pgvector
-//! `get` sends, through the same sqlx connection type on the same tokio runtime, but with
-//! no harness around it (no schedule, histograms, scoring or driver trait). Run by
-//! `benches/pgbench_vs_dbbench.sh` as the middle column, to tell what the harness costs
-//! from what the client library costs.
+//! `get` sends, through the same sqlx connection type on the same client threads (one
+//! per core, a tokio runtime each), but with no harness around it (no schedule,
+//! histograms, scoring or driver trait). Run by `benches/pgbench_vs_dbbench.sh` as the
+//! middle column, to tell what the harness costs from what the client library costs.
 //!
 //! usage: sqlx_get URL TABLE DOCS CLIENTS SECONDS     prints "<requests> <ops/s>"
 
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dbbench::runner::threads::ClientThreads;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sqlx::{Connection, PgConnection, Row};
@@ -71,18 +72,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The runtime dbbench's main builds: multi-threaded, one worker thread per core.
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    // The threads dbbench's runner puts its workers on: one per core, each with its own
+    // runtime, client i on thread i % threads. The main runtime only waits.
+    let (rt, threads) =
+        match (tokio::runtime::Builder::new_multi_thread().enable_all().build(), ClientThreads::per_core()) {
+            (Ok(rt), Ok(threads)) => (rt, threads),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("cannot start the runtime: {e}");
+                return ExitCode::from(1);
+            }
+        };
     let result: Result<(u64, f64), String> = rt.block_on(async {
         let ready = Arc::new(Barrier::new(args.clients + 1));
         let tasks: Vec<_> =
-            (0..args.clients).map(|i| tokio::spawn(client(args.clone(), 7 + i as u64, ready.clone()))).collect();
+            (0..args.clients).map(|i| threads.spawn(i, client(args.clone(), 7 + i as u64, ready.clone()))).collect();
         ready.wait().await;
         let t0 = Instant::now();
         let mut total = 0;

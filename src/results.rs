@@ -219,6 +219,10 @@ pub struct ScheduleInfo {
     /// Planned duration in seconds, or planned requests.
     pub duration_s: Option<f64>,
     pub requests: Option<u64>,
+    /// OS threads the workers ran on, each with its own async runtime (worker `w` on
+    /// thread `w % client_threads`). Absent in runs made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

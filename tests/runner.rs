@@ -12,6 +12,7 @@ use dbbench::driver::{Driver, ErrorKind, OpKind, SearchParams};
 use dbbench::metrics::LatencySummary;
 use dbbench::runner::ops::{Keyspace, PreparedOp};
 use dbbench::runner::phase::{run_phase, PhaseEnv, PhaseRun};
+use dbbench::runner::threads::ClientThreads;
 use dbbench::spec::{Arrival, DatasetPlan, KeyChoice, OpPlan, QueryOrder, Schedule, Stop, SyntheticSpec};
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +42,8 @@ fn env(script: Script) -> (PhaseEnv, Arc<Scripted>) {
     let ds = dataset();
     let keys = Arc::new(Keyspace::new(ds.len() as u64));
     let ops = vec![PreparedOp::new(op(OpKind::Get), None, ds.len() as u64, &[])];
-    let env = PhaseEnv { driver: driver.clone() as Arc<dyn Driver>, dataset: ds, keys, ops: Arc::new(ops) };
+    let env =
+        PhaseEnv { driver: driver.clone() as Arc<dyn Driver>, dataset: ds, keys, ops: Arc::new(ops), threads: None };
     (env, driver)
 }
 
@@ -109,6 +111,36 @@ async fn each_worker_is_named_to_the_driver() {
     assert_eq!(driver.workers_seen(), vec![0, 1, 2, 3], "drivers keep a connection per worker by this");
     // Outside a phase there is no worker.
     assert_eq!(dbbench::driver::current_worker(), None);
+}
+
+/// As in a run: workers on client threads (a runtime each), on the real clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn workers_on_client_threads_count_exactly_and_never_change_thread() {
+    let (mut env, driver) = env(Script { latency_us: 200, ..Default::default() });
+    env.threads = Some(Arc::new(ClientThreads::start(2).expect("client threads")));
+    let run = phase(&env, Schedule::Closed { concurrency: 4 }, Stop::Requests(2_000)).await;
+    assert_eq!(run.metrics[0].ok_count(), 2_000);
+    assert_eq!(driver.requests(), 2_000, "the driver saw exactly the requests counted");
+    assert!(run.interrupted.is_none());
+    let placements: Vec<(usize, Vec<String>)> =
+        driver.threads_seen().into_iter().map(|(w, t)| (w, t.into_iter().collect())).collect();
+    let on = |t: &str| vec![t.to_string()];
+    assert_eq!(
+        placements,
+        vec![
+            (0, on("dbbench-client-0")),
+            (1, on("dbbench-client-1")),
+            (2, on("dbbench-client-0")),
+            (3, on("dbbench-client-1")),
+        ],
+        "worker w runs on client thread w % 2, and only there"
+    );
+
+    // Open loop on the same threads: every request due is sent, none lost between threads.
+    let schedule = Schedule::Open { rate: 400.0, arrival: Arrival::Fixed, concurrency: 4 };
+    let run = phase(&env, schedule, Stop::Duration(Duration::from_millis(500))).await;
+    assert_eq!(run.metrics[0].ok_count(), 200, "500 ms at 400/s");
+    assert_eq!(run.unsent, 0);
 }
 
 #[tokio::test(start_paused = true)]

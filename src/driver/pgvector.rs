@@ -71,7 +71,9 @@ pub struct Settings {
     pub probes: Option<u32>,
     /// Filtered kNN: "relaxed_order", "strict_order" (HNSW only) or "off".
     pub iterative_scan: String,
-    /// Idle connections kept open (workers beyond it open more on demand).
+    /// Idle connections kept open for work outside the measured phases (the load runs
+    /// `[load] concurrency` of them). Each phase worker keeps a connection of its own on
+    /// top, as a client keeps its session, whatever this is.
     pub pool_size: usize,
     /// Text search configuration for the tsvector and the queries.
     pub text_config: String,
@@ -171,18 +173,28 @@ struct Conn {
     knobs: Option<Knobs>,
     /// The worker that used it last (`driver::current_worker`).
     worker: Option<usize>,
+    /// The async runtime it was opened on, whose I/O driver polls its socket.
+    runtime: Option<tokio::runtime::Id>,
 }
 
-/// Which idle connection (given as (last worker, knobs) pairs) goes to worker `me`
-/// wanting `want`: its own before one with the right knobs, both before any; among
-/// equals the one released last.
+/// The runtime the caller runs on: the main one, or a run's client thread.
+fn this_runtime() -> Option<tokio::runtime::Id> {
+    tokio::runtime::Handle::try_current().ok().map(|h| h.id())
+}
+
+/// Which idle connection (given as (opened on this runtime, last worker, knobs)) goes to
+/// worker `me` wanting `want`. Only one opened on the caller's runtime: a socket polled
+/// by another runtime's I/O driver would cost a wake-up across threads on every request.
+/// Among those, its own before one with the right knobs, both before any; among equals
+/// the one released last.
 fn pick(
-    idle: impl Iterator<Item = (Option<usize>, Option<Knobs>)>,
+    idle: impl Iterator<Item = (bool, Option<usize>, Option<Knobs>)>,
     me: Option<usize>,
     want: Option<Knobs>,
 ) -> Option<usize> {
     idle.enumerate()
-        .map(|(i, (worker, knobs))| {
+        .filter(|(_, (here, _, _))| *here)
+        .map(|(i, (_, worker, knobs))| {
             (2 * u8::from(me.is_some() && worker == me) + u8::from(want.is_some() && knobs == want), i)
         })
         .max()
@@ -210,18 +222,20 @@ impl Pool {
                 )))
             }
         };
-        let mut c = Conn { pg, knobs: None, worker: None };
+        let mut c = Conn { pg, knobs: None, worker: None, runtime: this_runtime() };
         simple(&mut c.pg, &self.init_sql).await.map_err(pg_err)?;
         Ok(c)
     }
 
-    /// A connection: preferably the one this worker used last, and one whose knobs are
-    /// already `want` (a session SET saved). Keeping each worker on its own connection
-    /// keeps each simulated client on one server backend, as real clients are.
+    /// A connection opened on the caller's runtime: preferably the one this worker used
+    /// last, and one whose knobs are already `want` (a session SET saved). Keeping each
+    /// worker on its own connection keeps each simulated client on one server backend, as
+    /// real clients are, and a run's worker always runs on the same client thread.
     async fn acquire(&self, want: Option<Knobs>) -> DriverResult<Conn> {
         let found = {
             let mut idle = self.idle.lock().expect("pool lock");
-            let at = pick(idle.iter().map(|c| (c.worker, c.knobs)), super::current_worker(), want);
+            let here = this_runtime();
+            let at = pick(idle.iter().map(|c| (c.runtime == here, c.worker, c.knobs)), super::current_worker(), want);
             at.map(|i| idle.swap_remove(i))
         };
         let mut c = match found {
@@ -240,7 +254,9 @@ impl Pool {
     fn release(&self, mut c: Conn) {
         c.worker = super::current_worker();
         let mut idle = self.idle.lock().expect("pool lock");
-        if idle.len() < self.max_idle {
+        // A worker's connection is always kept: dropping it would make that worker
+        // reconnect inside its next timed request. Others up to `max_idle`.
+        if c.worker.is_some() || idle.iter().filter(|c| c.worker.is_none()).count() < self.max_idle {
             idle.push(c);
         }
     }
@@ -433,8 +449,26 @@ struct State {
     text_sql: String,
     hybrid_sql: String,
     get_sql: String,
+    /// `get_sql` locking the row, for read-modify-write.
+    get_for_update_sql: String,
     insert_sql: String,
     load_sql: String,
+    /// `UPDATE ... SET <attribute> = $1 WHERE id = $2`, one per attribute in schema order.
+    update_sql: Vec<String>,
+    delete_sql: String,
+    scan_sql: String,
+}
+
+impl State {
+    /// The update statement for an attribute. `execute` has already rejected unknown
+    /// attributes (`check_field`), so the error here is a safety net, not a path.
+    fn update_sql(&self, field: &str) -> Result<&str, sqlx::Error> {
+        self.schema
+            .attribute_index(field)
+            .and_then(|i| self.update_sql.get(i))
+            .map(String::as_str)
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(format!("a_{field}")))
+    }
 }
 
 pub struct PgVector {
@@ -536,8 +570,17 @@ impl PgVector {
         let knn_sql = Self::knn_sql(&table, op, None);
         let text_sql = Self::text_sql(&table, &config, norm, None);
         let hybrid_sql = self.hybrid_sql(&table, op, &config, None);
+        let get_sql = format!("SELECT id, embedding, text{attr_cols} FROM {table} WHERE id = $1");
         State {
-            get_sql: format!("SELECT id, embedding, text{attr_cols} FROM {table} WHERE id = $1"),
+            get_for_update_sql: format!("{get_sql} FOR UPDATE"),
+            get_sql,
+            update_sql: schema
+                .attributes
+                .iter()
+                .map(|a| format!("UPDATE {table} SET {} = $1 WHERE id = $2", column(&a.name)))
+                .collect(),
+            delete_sql: format!("DELETE FROM {table} WHERE id = $1"),
+            scan_sql: format!("SELECT id FROM {table} WHERE id >= $1 ORDER BY id LIMIT $2"),
             insert_sql: format!("INSERT INTO {table} (id, embedding, text{attr_cols}) VALUES ($1, $2, $3{marks})"),
             load_sql: format!(
                 "INSERT INTO {table} (id, embedding, text{attr_cols}) SELECT * FROM unnest($1::bigint[], $2::vector[], $3::text[]{unnest})"
@@ -693,29 +736,25 @@ impl PgVector {
                 Ok(Outcome::Written(q.execute(pg).await?.rows_affected()))
             }
             Op::Update { id, field, value } => {
-                let sql = format!("UPDATE {} SET {} = $1 WHERE id = $2", st.table, column(field));
-                let q = Self::bind_attr(sqlx::query(&sql), value).bind(*id as i64);
+                let q = Self::bind_attr(sqlx::query(st.update_sql(field)?), value).bind(*id as i64);
                 Ok(Outcome::Written(q.execute(pg).await?.rows_affected()))
             }
             Op::Delete { id } => {
-                let sql = format!("DELETE FROM {} WHERE id = $1", st.table);
-                Ok(Outcome::Written(sqlx::query(&sql).bind(*id as i64).execute(pg).await?.rows_affected()))
+                Ok(Outcome::Written(sqlx::query(&st.delete_sql).bind(*id as i64).execute(pg).await?.rows_affected()))
             }
             Op::Scan { start, limit } => {
-                let sql = format!("SELECT id FROM {} WHERE id >= $1 ORDER BY id LIMIT $2", st.table);
                 let rows: Vec<i64> =
-                    sqlx::query_scalar(&sql).bind(*start as i64).bind(*limit as i64).fetch_all(pg).await?;
+                    sqlx::query_scalar(&st.scan_sql).bind(*start as i64).bind(*limit as i64).fetch_all(pg).await?;
                 Ok(ids(rows))
             }
             Op::ReadModifyWrite { id, field, value } => {
+                let update = st.update_sql(field)?;
                 let mut tx = pg.begin().await?;
-                let read = format!("{} FOR UPDATE", st.get_sql);
-                let found = sqlx::query(&read).bind(*id as i64).fetch_optional(&mut *tx).await?;
+                let found = sqlx::query(&st.get_for_update_sql).bind(*id as i64).fetch_optional(&mut *tx).await?;
                 let n = match found {
                     Some(row) => {
                         Self::decode_record(&row, &st.schema)?;
-                        let sql = format!("UPDATE {} SET {} = $1 WHERE id = $2", st.table, column(field));
-                        Self::bind_attr(sqlx::query(&sql), value)
+                        Self::bind_attr(sqlx::query(update), value)
                             .bind(*id as i64)
                             .execute(&mut *tx)
                             .await?
@@ -1064,18 +1103,29 @@ mod tests {
         let a = Some(Knobs { ef_search: 40, probes: 1 });
         let b = Some(Knobs { ef_search: 200, probes: 1 });
         assert_eq!(pick(std::iter::empty(), Some(0), a), None);
-        let idle = [(Some(0), a), (Some(1), b), (Some(2), a)];
+        let idle = [(true, Some(0), a), (true, Some(1), b), (true, Some(2), a)];
         // Its own, even when another's has the knobs already.
         assert_eq!(pick(idle.into_iter(), Some(1), a), Some(1));
         // Its own with the right knobs first.
-        assert_eq!(pick([(Some(1), a), (Some(1), b), (Some(0), b)].into_iter(), Some(1), b), Some(1));
+        assert_eq!(pick([(true, Some(1), a), (true, Some(1), b), (true, Some(0), b)].into_iter(), Some(1), b), Some(1));
         // None of its own: the right knobs, then the one released last.
         assert_eq!(pick(idle.into_iter(), Some(7), b), Some(1));
         assert_eq!(pick(idle.into_iter(), Some(7), None), Some(2));
         // Outside a phase (load, describe): the one released last.
         assert_eq!(pick(idle.into_iter(), None, None), Some(2));
         assert_eq!(pick(idle.into_iter(), None, a), Some(2));
-        assert_eq!(pick([(None, a), (None, b)].into_iter(), None, a), Some(0));
+        assert_eq!(pick([(true, None, a), (true, None, b)].into_iter(), None, a), Some(0));
+    }
+
+    #[test]
+    fn only_a_connection_opened_on_the_callers_runtime_is_handed_out() {
+        let a = Some(Knobs { ef_search: 40, probes: 1 });
+        // Its own connection, opened on another runtime, is passed over for any of this one's.
+        let idle = [(false, Some(1), a), (true, Some(0), None)];
+        assert_eq!(pick(idle.into_iter(), Some(1), a), Some(1));
+        // None opened here: a new connection.
+        assert_eq!(pick([(false, Some(1), a), (false, None, a)].into_iter(), Some(1), a), None);
+        assert_eq!(pick([(false, None, a)].into_iter(), None, a), None);
     }
 
     #[test]

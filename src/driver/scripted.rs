@@ -2,7 +2,9 @@
 //! errors, so the runner's numbers can be pinned exactly (with tokio's paused clock).
 //! Hidden from `dbbench engines`; never a stand-in for a real engine.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -68,13 +70,13 @@ pub const KIND: DriverKind = DriverKind {
 pub struct Scripted {
     script: Script,
     requests: AtomicU64,
-    /// Bit w set: a request came from worker w (`current_worker`, workers 0..64).
-    workers: AtomicU64,
+    /// Per worker (`current_worker`), the names of the threads its requests came from.
+    placements: Mutex<BTreeMap<usize, BTreeSet<String>>>,
 }
 
 impl Scripted {
     pub fn new(script: Script) -> Self {
-        Scripted { script, requests: AtomicU64::new(0), workers: AtomicU64::new(0) }
+        Scripted { script, requests: AtomicU64::new(0), placements: Mutex::new(BTreeMap::new()) }
     }
 
     /// Requests executed so far.
@@ -82,10 +84,14 @@ impl Scripted {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// The workers (below 64) that requests came from, in order.
+    /// The workers that requests came from, in order.
     pub fn workers_seen(&self) -> Vec<usize> {
-        let bits = self.workers.load(Ordering::Relaxed);
-        (0..64).filter(|w| bits & (1 << w) != 0).collect()
+        self.placements.lock().expect("placements lock").keys().copied().collect()
+    }
+
+    /// Per worker, the names of the threads its requests ran on (unnamed: "").
+    pub fn threads_seen(&self) -> BTreeMap<usize, BTreeSet<String>> {
+        self.placements.lock().expect("placements lock").clone()
     }
 }
 
@@ -125,8 +131,14 @@ impl Driver for Scripted {
     }
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(w) = current_worker().filter(|w| *w < 64) {
-            self.workers.fetch_or(1 << w, Ordering::Relaxed);
+        if let Some(w) = current_worker() {
+            let thread = std::thread::current();
+            let name = thread.name().unwrap_or_default();
+            let mut placements = self.placements.lock().expect("placements lock");
+            let seen = placements.entry(w).or_default();
+            if !seen.contains(name) {
+                seen.insert(name.to_string());
+            }
         }
         let s = &self.script;
         let delay = if s.stall_at.contains(&n) {

@@ -177,6 +177,9 @@ fn phase_section(out: &mut String, r: &RunResults, p: &PhaseView) {
     if let Some(n) = s.requests {
         let _ = write!(sched, ", {n} requests");
     }
+    if let Some(t) = s.client_threads {
+        let _ = write!(sched, ", on {t} client thread{}", if t == 1 { "" } else { "s" });
+    }
     let _ = writeln!(
         out,
         "<h2 id=\"phase-{}\">Phase {}</h2><p class=\"sub\">{}</p>",

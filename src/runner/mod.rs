@@ -24,9 +24,11 @@ use crate::spec::{EnginePlan, OpPlan, PhasePlan, Plan, Schedule, Stop};
 pub mod console;
 pub mod ops;
 pub mod phase;
+pub mod threads;
 
 use ops::{Keyspace, PreparedOp};
 use phase::{run_phase, PhaseEnv};
+use threads::ClientThreads;
 
 /// How long `ping` may take before an engine counts as unreachable.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -205,7 +207,11 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
     let results_path = results.write(&opts.out_dir)?;
     console::note(&format!("writing {}", results_path.display()));
 
-    let mut run = EngineRun { plan: &plan, ds, truth, opts: &opts, cancel: cancel.clone(), results: &mut results };
+    let threads = Arc::new(
+        ClientThreads::per_core().map_err(|e| Error::Runtime(format!("cannot start the client threads: {e}")))?,
+    );
+    let mut run =
+        EngineRun { plan: &plan, ds, truth, threads, opts: &opts, cancel: cancel.clone(), results: &mut results };
     for engine in &plan.engines {
         if cancel.is_cancelled() {
             break;
@@ -237,6 +243,8 @@ struct EngineRun<'a> {
     plan: &'a Plan,
     ds: Arc<Dataset>,
     truth: TruthTable,
+    /// Where every phase's workers run.
+    threads: Arc<ClientThreads>,
     opts: &'a RunOptions,
     cancel: CancellationToken,
     results: &'a mut RunResults,
@@ -456,7 +464,7 @@ impl EngineRun<'_> {
                 Err(why) => ops_out.push(Some(OpResult::unsupported(describe(op), why))),
             }
         }
-        let schedule_info = schedule_info(phase);
+        let schedule_info = schedule_info(phase, &self.threads);
         let mut result = PhaseResult {
             name: phase.name.clone(),
             complete: true,
@@ -478,8 +486,13 @@ impl EngineRun<'_> {
             console::note(&format!("  phase {}: skipped, {}", phase.name, result.note.as_deref().unwrap_or_default()));
             return vec![result];
         }
-        let env =
-            PhaseEnv { driver: driver.clone(), dataset: self.ds.clone(), keys: keys.clone(), ops: Arc::new(runnable) };
+        let env = PhaseEnv {
+            driver: driver.clone(),
+            dataset: self.ds.clone(),
+            keys: keys.clone(),
+            ops: Arc::new(runnable),
+            threads: Some(self.threads.clone()),
+        };
 
         if !phase.warmup.is_zero() {
             let counter = Arc::new(AtomicU64::new(0));
@@ -579,22 +592,23 @@ fn describe_op(op: &OpPlan, caps: &Capabilities) -> OpDescription {
     }
 }
 
-fn schedule_info(phase: &PhasePlan) -> ScheduleInfo {
+fn schedule_info(phase: &PhasePlan, threads: &ClientThreads) -> ScheduleInfo {
     let (duration_s, requests) = match phase.stop {
         Stop::Duration(d) => (Some(d.as_secs_f64()), None),
         Stop::Requests(n) => (None, Some(n)),
     };
-    match phase.schedule {
-        Schedule::Closed { concurrency } => {
-            ScheduleInfo { mode: "closed".into(), concurrency, rate: None, arrival: None, duration_s, requests }
-        }
-        Schedule::Open { rate, arrival, concurrency } => ScheduleInfo {
-            mode: "open".into(),
-            concurrency,
-            rate: Some(rate),
-            arrival: Some(format!("{arrival:?}").to_lowercase()),
-            duration_s,
-            requests,
-        },
+    let (mode, rate, arrival) = match phase.schedule {
+        Schedule::Closed { .. } => ("closed", None, None),
+        Schedule::Open { rate, arrival, .. } => ("open", Some(rate), Some(format!("{arrival:?}").to_lowercase())),
+    };
+    let concurrency = phase.schedule.concurrency();
+    ScheduleInfo {
+        mode: mode.into(),
+        concurrency,
+        rate,
+        arrival,
+        duration_s,
+        requests,
+        client_threads: Some(threads.used_by(concurrency)),
     }
 }

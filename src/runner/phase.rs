@@ -9,6 +9,9 @@
 //!
 //! Nothing on the timed path waits on anything but the request itself: requests are
 //! built before the clock starts, and scoring happens after it stops.
+//!
+//! In a run, worker `w` runs on client thread `w % threads` (`threads.rs`), each thread
+//! with its own runtime, as pgbench's clients run on its `-j` threads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ops::{Keyspace, Mix, PreparedOp, Request};
+use super::threads::ClientThreads;
 use crate::data::Dataset;
 use crate::driver::{Driver, ErrorKind, OpKind, Outcome};
 use crate::metrics::OpMetrics;
@@ -37,6 +41,10 @@ pub struct PhaseEnv {
     pub keys: Arc<Keyspace>,
     /// The ops that run (unsupported ones already left out), with their weights.
     pub ops: Arc<Vec<PreparedOp>>,
+    /// Where the workers run: on these client threads (a run's phases), or, when `None`,
+    /// as tasks of the caller's runtime (tests on tokio's paused clock, the criterion
+    /// benchmarks of one core).
+    pub threads: Option<Arc<ClientThreads>>,
 }
 
 /// What a phase measured.
@@ -163,7 +171,11 @@ pub async fn run_phase(
         .map(|w| {
             let shared = shared.clone();
             let seed = seed.wrapping_add(w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            tokio::spawn(crate::driver::as_worker(w, async move { worker(shared, seed).await }))
+            let task = crate::driver::as_worker(w, async move { worker(shared, seed).await });
+            match &env.threads {
+                Some(threads) => threads.spawn(w, task),
+                None => tokio::spawn(task),
+            }
         })
         .collect();
 
