@@ -62,19 +62,9 @@ impl ClientThreads {
         Self::start(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
     }
 
-    /// How many threads there are.
-    pub fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    /// Always false: there is at least one thread.
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
-    }
-
     /// How many threads a phase of `workers` workers uses.
     pub fn used_by(&self, workers: usize) -> usize {
-        workers.min(self.len())
+        workers.min(self.handles.len())
     }
 
     /// Run worker `worker`'s future on its thread (`worker % len`). The handle can be
