@@ -15,8 +15,12 @@ down_one() (
     say "not running (no pid file; nothing to stop)"
     exit 0
   fi
-  if ! pid_alive "$pid"; then
-    say "not running (stale pid $pid); removing pid file"
+  if ! pid_ours "$pid"; then
+    if pid_alive "$pid"; then
+      say "stale pid file: pid $pid is alive but is not the process we started; not signalling it, removing pid file"
+    else
+      say "not running (stale pid $pid); removing pid file"
+    fi
     pid_clear "$ENGINE"
     exit 0
   fi
@@ -24,13 +28,9 @@ down_one() (
   local rc
   set +e; ( set -e; engine_stop ); rc=$?; set -e
   [ "$rc" -eq 0 ] || warn "engine_stop returned $rc"
-  if ! wait_until "${ENGINE_STOP_TIMEOUT:-60}" pid_gone "$pid"; then
-    warn "pid $pid still alive; sending SIGTERM"
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_until 15 pid_gone "$pid"; then
-      warn "pid $pid still alive; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+  # engine_stop may ask the server to stop by its own means (pg_ctl); make sure.
+  if ! wait_until "$ENGINE_STOP_TIMEOUT" pid_gone "$pid"; then
+    stop_pid "$pid" 15 || warn "pid $pid is still alive"
   fi
   pid_clear "$ENGINE"
   say "stopped (data kept in $ENGINE_DIR)"

@@ -74,18 +74,48 @@ engine_dir() { printf '%s/%s\n' "$STATE" "${1:-$ENGINE}"; }
 pid_file() { printf '%s/pid\n' "$(engine_dir "${1:-$ENGINE}")"; }
 log_file() { printf '%s/log\n' "$(engine_dir "${1:-$ENGINE}")"; }
 
+# A pid file holds two lines: the pid, and that process's start time (field 22
+# of /proc/PID/stat, clock ticks since boot). The start time is what makes a
+# pid ours: after a reboot or a crash the same number may belong to anything.
+
 # pid_read [ENGINE]: print the pid recorded in the pid file (empty if none).
 pid_read() {
   local f; f="$(pid_file "${1:-$ENGINE}")"
   [ -s "$f" ] || return 0
-  tr -dc '0-9' <"$f"
+  head -n 1 "$f" | tr -dc '0-9'
 }
 
-# pid_write PID [ENGINE]
+# pid_recorded_start [ENGINE]: the start time recorded beside the pid (empty
+# for pid files written before start times were recorded).
+pid_recorded_start() {
+  local f; f="$(pid_file "${1:-$ENGINE}")"
+  [ -s "$f" ] || return 0
+  sed -n 2p "$f" | tr -dc '0-9'
+}
+
+# pid_stat_field PID N: field N of /proc/PID/stat, counted after the
+# parenthesised command name (which may itself hold spaces): 1 = state,
+# 3 = process group, 20 = start time.
+pid_stat_field() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  local n="$2"
+  # shellcheck disable=SC2086 # split the fields on purpose
+  set -- $stat
+  [ "$n" -le "$#" ] || return 1
+  printf '%s\n' "${!n}"
+}
+
+# pid_start_time PID: the process's start time, as recorded by pid_write.
+pid_start_time() { pid_stat_field "$1" 20; }
+
+# pid_write PID [ENGINE]: record PID and its start time.
 pid_write() {
   local f; f="$(pid_file "${2:-$ENGINE}")"
   mkdir -p "$(dirname "$f")"
-  printf '%s\n' "$1" >"$f"
+  printf '%s\n%s\n' "$1" "$(pid_start_time "$1" || true)" >"$f.tmp"
+  mv -f "$f.tmp" "$f"
 }
 
 pid_clear() { rm -f "$(pid_file "${1:-$ENGINE}")"; }
@@ -95,18 +125,74 @@ pid_alive() {
   local pid="$1"
   [ -n "$pid" ] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  if [ -r "/proc/$pid/stat" ]; then
-    # field 3 is the state; Z = zombie
-    local st; st="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
-    [ "$st" != "Z" ] || return 1
-  fi
-  return 0
+  [ "$(pid_stat_field "$pid" 1 2>/dev/null || true)" != Z ]
 }
 
 pid_gone() { ! pid_alive "$1"; }
 
-# our_pid_alive [ENGINE]: the pid file names a live process.
-our_pid_alive() { pid_alive "$(pid_read "${1:-$ENGINE}")"; }
+# pid_in_dir PID DIR: the process runs from DIR (its working directory is DIR
+# or below) or names DIR on its command line. Every launcher starts its server
+# from, or pointed at, its own $STATE/<engine>.
+pid_in_dir() {
+  local pid="$1" dir real cwd
+  dir="$2"
+  real="$(cd "$dir" 2>/dev/null && pwd -P)" || real="$dir"
+  cwd="$(readlink "/proc/$pid/cwd" 2>/dev/null || true)"
+  case "$cwd/" in "$real"/*|"$dir"/*) return 0 ;; esac
+  local args
+  args="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+  printf '%s\n' "$args" | grep -qF -e "$real/" -e "$dir/" ||
+    printf '%s\n' "$args" | grep -qxF -e "$real" -e "$dir"
+}
+
+# pid_ours PID [ENGINE]: PID is alive AND is the process we started: its start
+# time is the one recorded in the pid file (when the file has one), and it runs
+# from or names the engine's state dir. Nothing is ever signalled without this.
+pid_ours() {
+  local pid="$1" engine="${2:-$ENGINE}" want
+  pid_alive "$pid" || return 1
+  want="$(pid_recorded_start "$engine")"
+  if [ -n "$want" ] && [ "$(pid_start_time "$pid" || true)" != "$want" ]; then
+    return 1
+  fi
+  pid_in_dir "$pid" "$(engine_dir "$engine")"
+}
+
+# our_pid_alive [ENGINE]: the pid file names a live process that is ours.
+our_pid_alive() { pid_ours "$(pid_read "${1:-$ENGINE}")" "${1:-$ENGINE}"; }
+
+# stop_pid PID SECONDS [group]: SIGTERM, wait up to SECONDS for it to exit,
+# then SIGKILL. With "group", SIGKILL goes to the whole process group when PID
+# leads one (setsid made it so), so children die with it. Ownership is checked
+# before every signal, so a pid that exits and is reused meanwhile is left alone.
+# The one stop routine: every launcher's engine_stop, and down.sh's last
+# resort, come here.
+stop_pid() {
+  local pid="$1" timeout="$2" group="${3:-}"
+  pid_ours "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + timeout))
+  while pid_alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.25; done
+  pid_ours "$pid" || return 0
+  warn "pid $pid did not exit within ${timeout}s of SIGTERM; sending SIGKILL"
+  if [ "$group" = group ] && [ "$(pid_stat_field "$pid" 3 || true)" = "$pid" ]; then
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  else
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait_until 5 pid_gone "$pid"
+}
+
+# stop_engine_pid: stop_pid on the engine's recorded pid, with the engine's
+# ENGINE_STOP_TIMEOUT (default 60 s) and ENGINE_STOP_GROUP; the default
+# engine_stop.
+stop_engine_pid() {
+  local pid; pid="$(pid_read)"
+  [ -n "$pid" ] || return 0
+  local group=""
+  [ "${ENGINE_STOP_GROUP:-0}" != 1 ] || group=group
+  stop_pid "$pid" "${ENGINE_STOP_TIMEOUT:-60}" $group
+}
 
 # tail_log [ENGINE] [N]: print the last N (default 40) lines of the engine log.
 tail_log() {
@@ -152,13 +238,17 @@ load_engine() {
   # shellcheck disable=SC2034 # set by the engine file, read by callers
   ENGINE_URL=""
   ENGINE_START_TIMEOUT=""
+  ENGINE_STOP_TIMEOUT=""
+  ENGINE_STOP_GROUP=""
   # shellcheck source=/dev/null
   . "$f"
   local fn
-  for fn in engine_install engine_start engine_healthy engine_stop; do
+  for fn in engine_install engine_start engine_healthy; do
     declare -F "$fn" >/dev/null || die "$f does not define $fn"
   done
+  declare -F engine_stop >/dev/null || engine_stop() { stop_engine_pid; }
   : "${ENGINE_START_TIMEOUT:=120}"
+  : "${ENGINE_STOP_TIMEOUT:=60}"
 }
 
 # adopt_own_pid: when the pid file is missing or stale but the engine's
@@ -169,7 +259,7 @@ adopt_own_pid() {
   our_pid_alive "$ENGINE" && return 0
   local p
   p="$(engine_own_pid 2>/dev/null || true)"
-  if [ -n "$p" ] && pid_alive "$p"; then
+  if [ -n "$p" ] && pid_alive "$p" && pid_in_dir "$p" "$ENGINE_DIR"; then
     pid_write "$p" "$ENGINE"
     say "re-adopted our own running server (pid $p) into $(pid_file "$ENGINE")"
   fi

@@ -15,7 +15,7 @@ status_one() (
   adopt_own_pid 2>/dev/null
   local pid state rc=0
   pid="$(pid_read)"
-  if [ -n "$pid" ] && pid_alive "$pid"; then
+  if [ -n "$pid" ] && pid_ours "$pid"; then
     if engine_healthy >/dev/null 2>&1; then state=up; else state=unhealthy; rc=1; fi
   else
     pid=""

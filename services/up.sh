@@ -28,7 +28,7 @@ up_one() (
   adopt_own_pid
   local pid
   pid="$(pid_read)"
-  if [ -n "$pid" ] && pid_alive "$pid"; then
+  if [ -n "$pid" ] && pid_ours "$pid"; then
     if engine_healthy; then
       say "already up (pid $pid): $ENGINE_URL"
       exit 0
@@ -42,7 +42,7 @@ up_one() (
     die "pid $pid is running but did not become healthy within ${ENGINE_START_TIMEOUT}s"
   fi
   if [ -n "$pid" ]; then
-    say "removing stale pid file (pid $pid is gone)"
+    say "removing stale pid file (pid $pid is gone, or is no longer the process we started)"
     pid_clear "$ENGINE"
   fi
 
@@ -67,7 +67,7 @@ up_one() (
   local deadline=$((SECONDS + ENGINE_START_TIMEOUT))
   while ! engine_healthy; do
     pid="$(pid_read)"
-    if [ -n "$pid" ] && ! pid_alive "$pid"; then
+    if [ -n "$pid" ] && ! pid_ours "$pid"; then
       tail_log "$ENGINE"
       die "process $pid exited during startup"
     fi

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # ENGINE_* variables are read by lib.sh / up.sh
 # Chroma native server (pip package chromadb, pinned) for dbbench.
 # Sourced by services/up.sh after services/lib.sh; needs only ROOT and STATE.
 # Binds to 127.0.0.1:8000. Telemetry off. No auth.
@@ -8,6 +8,9 @@ CHROMA_HOST=127.0.0.1
 CHROMA_PORT="${CHROMA_PORT:-8000}"
 ENGINE_URL="http://${CHROMA_HOST}:${CHROMA_PORT}"
 ENGINE_START_TIMEOUT="${ENGINE_START_TIMEOUT:-60}"
+# Stop: the shared stop_pid (lib.sh); SIGKILL, if needed, to the whole process group.
+ENGINE_STOP_TIMEOUT=10
+ENGINE_STOP_GROUP=1
 
 _chroma_dir() { printf '%s/chroma' "${STATE:?STATE not set}"; }
 _chroma_bin() { printf '%s/venv/bin/chroma' "$(_chroma_dir)"; }
@@ -36,31 +39,15 @@ engine_install() {
 engine_start() {
     local d; d="$(_chroma_dir)"
     mkdir -p "$d/data"
-    if [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then
-        return 0   # already running
-    fi
+    if our_pid_alive; then return 0; fi   # already running
     ( cd "$d" || exit 1
       ANONYMIZED_TELEMETRY=False CHROMA_TELEMETRY_ENABLED=false \
         setsid nohup "$(_chroma_bin)" run --path "$d/data" \
             --host "$CHROMA_HOST" --port "$CHROMA_PORT" \
             >>"$d/log" 2>&1 </dev/null &
-      echo $! >"$d/pid" )
+      pid_write "$!" )
 }
 
 engine_healthy() {
     curl -fs -m 2 -o /dev/null "${ENGINE_URL}/api/v2/heartbeat"
-}
-
-engine_stop() {
-    local d pid; d="$(_chroma_dir)"
-    [ -f "$d/pid" ] || return 0
-    pid="$(cat "$d/pid")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
-        fi
-    fi
-    rm -f "$d/pid"
 }

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # ENGINE_* variables are read by lib.sh / up.sh
 # Elasticsearch 8.14.1 for dbbench, without Docker.
 #
 # Sourced by services/up.sh after services/lib.sh; uses only ROOT and STATE.
@@ -19,6 +19,10 @@ ES_RUN_AS="${ES_RUN_AS:-dbbench}"
 ENGINE_URL="http://127.0.0.1:${ES_HTTP_PORT}"
 # First start takes ~11 s on 2 cores; later ones are similar. Be generous.
 ENGINE_START_TIMEOUT="${ENGINE_START_TIMEOUT:-180}"
+# Stop: the shared stop_pid (lib.sh). SIGTERM to the launcher JVM stops the server
+# JVM cleanly in ~2 s; SIGKILL, after 60 s, goes to the whole process group.
+ENGINE_STOP_TIMEOUT=60
+ENGINE_STOP_GROUP=1
 
 _es_dir()  { printf '%s/elasticsearch' "${STATE:?STATE not set}"; }
 _es_home() { printf '%s/dist/elasticsearch-%s' "$(_es_dir)" "$ES_VERSION"; }
@@ -117,9 +121,7 @@ EOF
 engine_start() {
     local d home jh
     d="$(_es_dir)"; home="$(_es_home)"
-    if [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then
-        return 0   # already running
-    fi
+    if our_pid_alive; then return 0; fi   # already running
     [ -f "$home/lib/elasticsearch-${ES_VERSION}.jar" ] || { echo "elasticsearch: not installed" >&2; return 1; }
     jh="$(_es_java_home)" || { echo "elasticsearch: no java found" >&2; return 1; }
     _es_write_config || return 1
@@ -145,24 +147,10 @@ engine_start() {
       ES_JAVA_HOME="$jh" ES_PATH_CONF="$d/config" ES_TMPDIR="$d/tmp" \
       ES_JAVA_OPTS="-Xms${ES_HEAP} -Xmx${ES_HEAP} ${ES_EXTRA_JAVA_OPTS:-}" \
       setsid nohup "${runas[@]}" "$home/bin/elasticsearch" >>"$d/log" 2>&1 </dev/null &
-      echo $! >"$d/pid" )
+      pid_write "$!" )
 }
 
 engine_healthy() {
     curl -fs -m 3 "${ENGINE_URL}/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null \
         | grep -qE '"status":"(yellow|green)"'
-}
-
-engine_stop() {
-    local d pid; d="$(_es_dir)"
-    [ -f "$d/pid" ] || return 0
-    pid="$(cat "$d/pid")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 1 240); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
-        fi
-    fi
-    rm -f "$d/pid"
 }

@@ -245,8 +245,7 @@ SQL
 engine_own_pid() {
   local pid
   pid="$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null | tr -dc '0-9')"
-  [ -n "$pid" ] && pid_alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$PG_DATA" || return 1
+  [ -n "$pid" ] && pid_alive "$pid" && pid_in_dir "$pid" "$PG_DATA" || return 1
   printf '%s\n' "$pid"
 }
 
@@ -258,6 +257,8 @@ engine_healthy() {
   [ -n "$v" ]
 }
 
+# pg_ctl's own fast shutdown; down.sh falls back to the shared stop_pid if the
+# postmaster is still there after ENGINE_STOP_TIMEOUT.
 engine_stop() {
   [ -s "$PG_DATA/PG_VERSION" ] || return 0
   cd "$ENGINE_DIR" || return 1

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # ENGINE_* variables are read by lib.sh / up.sh
 # Qdrant server for dbbench, from a binary the user provides.
 # Sourced by services/up.sh after services/lib.sh.
 #
@@ -14,6 +14,8 @@ QDRANT_GRPC_PORT="${QDRANT_GRPC_PORT:-6334}"
 ENGINE_URL="http://${QDRANT_HOST}:${QDRANT_GRPC_PORT}"
 ENGINE_PORTS="${QDRANT_HOST}:${QDRANT_HTTP_PORT} ${QDRANT_HOST}:${QDRANT_GRPC_PORT}"
 ENGINE_START_TIMEOUT="${ENGINE_START_TIMEOUT:-60}"
+# Stop: the shared stop_pid (lib.sh), SIGKILL after 15 s.
+ENGINE_STOP_TIMEOUT=15
 
 _qdrant_dir() { printf '%s/qdrant' "${STATE:?STATE not set}"; }
 
@@ -35,9 +37,7 @@ engine_install() {
 
 engine_start() {
     local d; d="$(_qdrant_dir)"
-    if [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then
-        return 0   # already running
-    fi
+    if our_pid_alive; then return 0; fi   # already running
     mkdir -p "$d/storage" "$d/snapshots"
     # Run from the state dir: the server writes ./config and temporary files beside
     # itself when it has no config file, and must not write into the repo.
@@ -49,23 +49,9 @@ engine_start() {
       QDRANT__STORAGE__STORAGE_PATH="$d/storage" \
       QDRANT__STORAGE__SNAPSHOTS_PATH="$d/snapshots" \
         setsid nohup "$QDRANT_BIN" >>"$d/log" 2>&1 </dev/null &
-      echo $! >"$d/pid" )
+      pid_write "$!" )
 }
 
 engine_healthy() {
     http_ok "http://${QDRANT_HOST}:${QDRANT_HTTP_PORT}/readyz"
-}
-
-engine_stop() {
-    local d pid; d="$(_qdrant_dir)"
-    [ -f "$d/pid" ] || return 0
-    pid="$(cat "$d/pid")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -KILL "$pid" 2>/dev/null
-        fi
-    fi
-    rm -f "$d/pid"
 }
