@@ -55,6 +55,7 @@ fn compose_ports_match_the_native_launchers() {
     expect("pgvector", "services/engines/pgvector.sh", "5433");
     expect("chroma", "services/engines/chroma.sh", "8000");
     expect("elasticsearch", "services/engines/elasticsearch.sh", "9200");
+    expect("neo4j", "services/engines/neo4j.sh", "7687");
     assert!(c["qdrant"].1.contains(&6333) && c["qdrant"].1.contains(&6334));
 }
 
@@ -68,6 +69,9 @@ fn compose_versions_match_what_the_launchers_install() {
     assert!(c["elasticsearch"].0.ends_with(":8.14.1"), "{}", c["elasticsearch"].0);
     assert!(read("services/elasticsearch/pom.xml").contains("<elasticsearch.version>8.14.1</elasticsearch.version>"));
     assert!(c["qdrant"].0.starts_with("qdrant/qdrant:v1.16."), "{}", c["qdrant"].0);
+    assert_eq!(c["neo4j"].0, "neo4j:5.26-community");
+    assert!(read("services/engines/neo4j.sh").contains("NEO4J_VERSION=5.26."));
+    assert!(read("services/neo4j/pom.xml").contains("<neo4j.version>5.26."));
 }
 
 #[test]
