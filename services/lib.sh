@@ -252,6 +252,7 @@ load_engine() {
   for fn in engine_install engine_start engine_healthy; do
     declare -F "$fn" >/dev/null || die "$f does not define $fn"
   done
+  # shellcheck disable=SC2317 # called by down.sh
   declare -F engine_stop >/dev/null || engine_stop() { stop_engine_pid; }
   : "${ENGINE_START_TIMEOUT:=120}"
   : "${ENGINE_STOP_TIMEOUT:=60}"
