@@ -13,6 +13,7 @@ pub mod compare;
 pub mod data;
 pub mod driver;
 pub mod error;
+pub mod fsutil;
 pub mod metrics;
 pub mod quality;
 pub mod report;

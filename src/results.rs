@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::truth::write_atomic;
 use crate::driver::AttributeDef;
 use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
 use crate::metrics::{encode_histogram, ErrorTally, LatencySummary, OpMetrics};
 use crate::quality::QualitySummary;
 

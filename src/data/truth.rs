@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::Dataset;
 use crate::driver::{Filter, Schema};
 use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
 use crate::spec::hex;
 
 /// Exact top-`k` ids for every query of the dataset, nearest first.
@@ -104,18 +105,6 @@ fn read(path: &Path, queries: usize) -> Option<Vec<Vec<u64>>> {
         out.push(ids.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect());
     }
     Some(out)
-}
-
-/// Write a file so that readers see the old content or the new, never a torn one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 /// Check a filter against the schema's attributes without a dataset (used by drivers'

@@ -10,8 +10,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::data::truth::write_atomic;
 use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
 use crate::metrics::decode_histogram;
 use crate::results::{OpResult, RunResults};
 

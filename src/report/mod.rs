@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::data::truth::write_atomic;
 use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
 use crate::metrics::{decode_histogram, encode_histogram, new_histogram, LatencySummary, INTERVAL_SIGFIG};
 use crate::quality::QualitySummary;
 use crate::results::{EngineResult, EngineStatus, IntervalResult, MergedRun, OpResult, PhaseResult, RunResults};
