@@ -111,7 +111,7 @@ fn truth_key(op: &OpPlan) -> (usize, String) {
 }
 
 /// Exact truth for every distinct (k, filter) of the plan's knn and hybrid ops.
-fn ground_truth(ops: &[OpPlan], ds: &Dataset, cache: &TruthCache) -> Result<TruthTable> {
+fn ground_truth(ops: &[OpPlan], ds: &Dataset, cache: &TruthCache, progress: bool) -> Result<TruthTable> {
     let mut table = TruthTable::new();
     for op in ops {
         if !matches!(op.kind, OpKind::Knn | OpKind::Hybrid) {
@@ -122,8 +122,17 @@ fn ground_truth(ops: &[OpPlan], ds: &Dataset, cache: &TruthCache) -> Result<Trut
             continue;
         }
         let started = Instant::now();
-        let (truth, computed) = cache.get_or_compute(ds, op.k, op.filter.as_ref())?;
         let filter = op.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default();
+        // At a million records the exact scan takes a while: show distances computed per
+        // second and an ETA (nothing is drawn when the cache answers).
+        let bar = console::bar(progress, 0, &format!("ground truth top-{}{filter}", op.k));
+        let (truth, computed) = cache.get_or_compute_with_progress(ds, op.k, op.filter.as_ref(), &|n, total| {
+            if bar.length() != Some(total) {
+                bar.set_length(total);
+            }
+            bar.inc(n);
+        })?;
+        bar.finish_and_clear();
         console::note(&format!(
             "ground truth: top-{}{filter} for {} queries {} in {:.2}s",
             op.k,
@@ -164,7 +173,8 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
         let ds = ds.clone();
         let cache = TruthCache::new(&opts.cache_dir);
         let ops: Vec<OpPlan> = plan.phases.iter().flat_map(|p| p.ops.clone()).collect();
-        tokio::task::spawn_blocking(move || ground_truth(&ops, &ds, &cache))
+        let progress = opts.progress;
+        tokio::task::spawn_blocking(move || ground_truth(&ops, &ds, &cache, progress))
             .await
             .map_err(|e| Error::Runtime(format!("ground truth task failed: {e}")))??
     };
