@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import multiprocessing
+import os
 import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -163,39 +165,68 @@ class MiniLM:
         norm = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norm, 1e-12)).astype(np.float32)
 
-    def embed(
-        self,
-        texts: Sequence[str],
-        batch_tokens: int = 8192,
-        max_batch: int = 128,
-        progress: Callable[[int], None] | None = None,
-    ) -> np.ndarray:
-        """Embeddings of `texts`, row i for texts[i]. Texts are batched by length (sorted),
-        so a batch carries little padding; `progress(n)` is called with each batch's size."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
+    def batches(self, texts: Sequence[str], batch_tokens: int, max_batch: int):
+        """(rows, token ids, attention mask) per batch. Texts are sorted by length, so a
+        batch carries little padding, and padded only to its own longest text."""
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
         lengths = np.array([len(e.ids) for e in encodings])
         order = np.argsort(lengths, kind="stable")
         start = 0
         while start < len(order):
-            longest = lengths[order[start]]
             end = start + 1
             # Sorted ascending: the last member of a batch is its longest.
             while end < len(order) and end - start < max_batch and lengths[order[end]] * (end - start + 1) <= batch_tokens:
                 end += 1
             rows = order[start:end]
-            n = int(lengths[rows[-1]]) if len(rows) else int(longest)
+            n = int(lengths[rows[-1]])
             ids = np.zeros((len(rows), n), dtype=np.int64)
             mask = np.zeros((len(rows), n), dtype=np.int64)
             for j, r in enumerate(rows):
                 e = encodings[r].ids
                 ids[j, : len(e)] = e
                 mask[j, : len(e)] = 1
-            out[rows] = self._encode_batch(ids, mask)
-            if progress:
-                progress(len(rows))
+            yield rows, ids, mask
             start = end
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        batch_tokens: int = 4096,
+        max_batch: int = 128,
+        progress: Callable[[int], None] | None = None,
+        workers: int = 1,
+    ) -> np.ndarray:
+        """Embeddings of `texts`, row i for texts[i]; `progress(n)` is called with each
+        batch's size. With workers > 1, batches run in that many forked processes (the
+        weights are shared copy-on-write); the vectors are the same either way."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        jobs = list(self.batches(texts, batch_tokens, max_batch))
+        if workers <= 1:
+            done = ((rows, self._encode_batch(ids, mask)) for rows, ids, mask in jobs)
+            for rows, vectors in done:
+                out[rows] = vectors
+                if progress:
+                    progress(len(rows))
+            return out
+        global _WORKER_MODEL
+        _WORKER_MODEL = self
+        # The tokenizer's own threads are done by now; this keeps it from warning in the
+        # forked workers, which never tokenize.
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for rows, vectors in pool.imap_unordered(_encode_in_worker, jobs):
+                out[rows] = vectors
+                if progress:
+                    progress(len(rows))
         return out
 
+
+_WORKER_MODEL: MiniLM | None = None
+
+
+def _encode_in_worker(job):
+    rows, ids, mask = job
+    assert _WORKER_MODEL is not None, "set before the fork"
+    return rows, _WORKER_MODEL._encode_batch(ids, mask)

@@ -90,7 +90,7 @@ class FakeModel:
     def __init__(self, _zip):
         pass
 
-    def embed(self, texts, batch_tokens=0, progress=None):
+    def embed(self, texts, batch_tokens=0, progress=None, workers=1):
         if FakeModel.fail_after is not None and len(texts) > FakeModel.fail_after:
             raise KeyboardInterrupt("interrupted")
         rng = np.random.default_rng(len(texts))
@@ -270,6 +270,13 @@ def test_a_text_embeds_the_same_alone_or_beside_a_long_one():
     batched = m.embed([short, long], batch_tokens=1 << 20)
     assert float(alone[0] @ batched[0]) > 0.99999
     assert abs(float(np.linalg.norm(alone[0])) - 1.0) < 1e-5 and alone.dtype == np.float32
+
+
+def test_workers_give_the_same_vectors_as_one_process():
+    texts = [f"sense number {i} of a word with a gloss of some length" * (1 + i % 4) for i in range(40)]
+    one = model().embed(texts, batch_tokens=256)
+    two = model().embed(texts, batch_tokens=256, workers=2)
+    assert np.array_equal(one, two)
 
 
 def test_embedder_reproduces_the_scifact_vectors():
