@@ -15,9 +15,11 @@ to the published vectors.
 from __future__ import annotations
 
 import importlib.util
+import functools
 import json
 import multiprocessing
 import os
+import signal
 import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -215,7 +217,9 @@ class MiniLM:
         # The tokenizer's own threads are done by now; this keeps it from warning in the
         # forked workers, which never tokenize.
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # Ctrl-C is the parent's to handle: it stops the pool, and the workers stay quiet.
+        ignore_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN)
+        with multiprocessing.get_context("fork").Pool(workers, initializer=ignore_sigint) as pool:
             for rows, vectors in pool.imap_unordered(_encode_in_worker, jobs):
                 out[rows] = vectors
                 if progress:

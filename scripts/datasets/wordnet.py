@@ -450,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
+    except KeyboardInterrupt:
+        shutil.rmtree(tmp, ignore_errors=True)
+        print(f"\nwordnet: interrupted; {out} left as it was", file=sys.stderr)
+        return 130
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
