@@ -110,6 +110,14 @@ def fake_model(fake_zip: Path):
         minilm.MiniLM, minilm.model_zip_path = real_model, real_zip
 
 
+def builder_fixture() -> tuple[Path, Path, Path]:
+    """(WordNet folder, stand-in model.zip, output folder to build) in a fresh temp dir."""
+    tmp = Path(tempfile.mkdtemp())
+    fake_zip = tmp / "model.zip"
+    fake_zip.write_bytes(b"not a model")
+    return write_fixture(tmp / "wn"), fake_zip, tmp / "data" / "wordnet"
+
+
 def run_builder(out: Path, wn: Path, fake_zip: Path, *extra: str) -> str:
     buf = io.StringIO()
     with fake_model(fake_zip), redirect_stdout(buf), redirect_stderr(io.StringIO()):
@@ -169,11 +177,7 @@ def test_slice_keeps_every_part_of_speech():
 
 
 def test_builder_writes_the_beir_layout_and_reuses_it():
-    tmp = Path(tempfile.mkdtemp())
-    wn = write_fixture(tmp / "wn")
-    fake_zip = tmp / "model.zip"
-    fake_zip.write_bytes(b"not a model")
-    out = tmp / "data" / "wordnet"
+    wn, fake_zip, out = builder_fixture()
     run_builder(out, wn, fake_zip)
 
     corpus = [json.loads(l) for l in (out / "corpus.jsonl").read_text().splitlines()]
@@ -223,11 +227,7 @@ def test_builder_writes_the_beir_layout_and_reuses_it():
 
 
 def test_an_interrupted_build_leaves_nothing_behind():
-    tmp = Path(tempfile.mkdtemp())
-    wn = write_fixture(tmp / "wn")
-    fake_zip = tmp / "model.zip"
-    fake_zip.write_bytes(b"not a model")
-    out = tmp / "data" / "wordnet"
+    wn, fake_zip, out = builder_fixture()
     FakeModel.fail_after = 3
     try:
         with fake_model(fake_zip), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()) as err:
