@@ -13,7 +13,9 @@ use crate::data::truth::write_atomic;
 use crate::error::{Error, Result};
 use crate::metrics::{decode_histogram, encode_histogram, new_histogram, LatencySummary, INTERVAL_SIGFIG};
 use crate::quality::QualitySummary;
-use crate::results::{EngineResult, EngineStatus, IntervalResult, MergedRun, OpResult, PhaseResult, RunResults};
+use crate::results::{
+    EngineResult, EngineStatus, IntervalResult, MergedRun, OpResult, OpStatus, PhaseResult, RunResults,
+};
 
 pub mod charts;
 pub mod hlog;
@@ -83,27 +85,8 @@ pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
     views
 }
 
-/// Milliseconds with a precision that suits their size.
-pub fn fmt_ms(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x < 1.0 => format!("{x:.3}"),
-        Some(x) if x < 100.0 => format!("{x:.2}"),
-        Some(x) => format!("{x:.0}"),
-        None => "-".into(),
-    }
-}
-
-pub fn fmt_ratio(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
-}
-
-pub fn fmt_rate(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
-}
+// Number formatting lives in `crate::format`, shared with the console and compare.
+pub use crate::format::{ms as fmt_ms, rate as fmt_rate, ratio as fmt_ratio};
 
 /// The columns of a per-op table, and which direction is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +132,7 @@ impl Column {
 
     /// The raw value, None when not measured.
     pub fn value(self, o: &OpResult) -> Option<f64> {
-        if o.status != "ok" {
+        if o.status != OpStatus::Ok {
             return None;
         }
         match self {
@@ -374,8 +357,8 @@ fn merge_op(
     m_elapsed: f64,
     merged_elapsed: f64,
 ) -> std::result::Result<(), String> {
-    if m.status != "ok" || o.status != "ok" {
-        if m.status != "ok" && o.status == "ok" {
+    if m.status != OpStatus::Ok || o.status != OpStatus::Ok {
+        if m.status != OpStatus::Ok && o.status == OpStatus::Ok {
             *m = o;
         }
         return Ok(());
