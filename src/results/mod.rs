@@ -1,0 +1,516 @@
+//! The results schema (`results.json`, `schema_version` 1): these serde structs are the
+//! schema, every field documented here and in `docs/results-schema.md`. The runner writes
+//! the file atomically after every phase, so a run cut short keeps what it measured, with
+//! `run.complete = false` and the reason.
+//!
+//! Reports and `dbbench compare` read results.json alone; nothing here may depend on a
+//! live engine. `merge` makes one results of several runs of a workload.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::truth::write_atomic;
+use crate::driver::{AttributeDef, OpKind};
+use crate::error::{Error, Result};
+use crate::metrics::{encode_histogram, ErrorTally, LatencySummary, OpMetrics};
+use crate::quality::QualitySummary;
+
+mod merge;
+
+pub use merge::merge;
+
+pub const SCHEMA_VERSION: u32 = 1;
+pub const RESULTS_FILE: &str = "results.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Always 1 for this layout; a reader refuses versions it does not know.
+    pub schema_version: u32,
+    pub dbbench: ToolInfo,
+    pub run: RunInfo,
+    pub engines: Vec<EngineResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub version: String,
+    /// Git commit dbbench was built from ("unknown" outside a checkout).
+    pub commit: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `<UTC timestamp>-<workload>`, also the default run folder name.
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// False while running, and for good when the run was interrupted or an engine failed.
+    pub complete: bool,
+    pub incomplete_reason: Option<String>,
+    pub workload: WorkloadRef,
+    pub seed: u64,
+    pub dataset: DatasetInfo,
+    pub machine: Machine,
+    /// The workload's validated `[requirements]`, so that reports can judge engines from
+    /// results alone. Absent in files written before requirements existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<crate::spec::Requirements>,
+    /// Set by `dbbench report` when several runs were merged into this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedRun>,
+}
+
+/// One run that a merged result was made from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedRun {
+    pub id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub machine: Machine,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkloadRef {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: String,
+    /// SHA-256 of the workload file; `compare` refuses runs of different workloads.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub source: String,
+    /// Set when synthetic data stood in for a missing dataset.
+    pub fallback_reason: Option<String>,
+    pub docs: usize,
+    pub queries: usize,
+    pub dim: usize,
+    pub metric: String,
+    /// Whether relevance judgments were available (nDCG, recall@100, MRR).
+    pub judged: bool,
+    pub fingerprint: String,
+    pub attributes: Vec<AttributeDef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub os: String,
+    pub kernel: Option<String>,
+    pub arch: String,
+    pub cpus: usize,
+    pub cpu_model: Option<String>,
+    pub memory_bytes: Option<u64>,
+}
+
+impl Machine {
+    pub fn current() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Machine {
+            os: std::env::consts::OS.to_string(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
+            arch: std::env::consts::ARCH.to_string(),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpu_model: cpuinfo
+                .lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string()),
+            memory_bytes: meminfo
+                .lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map(|kb| kb * 1024),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineStatus {
+    /// Every phase ran.
+    Ok,
+    /// Not run: unreachable at the start, or not wanted; `reason` says which.
+    Skipped,
+    /// Started but could not finish; phases measured before the failure are kept.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineResult {
+    /// The engine's name in the workload.
+    pub name: String,
+    pub driver: String,
+    pub status: EngineStatus,
+    pub reason: Option<String>,
+    /// For skipped engines: the command that brings the engine up.
+    pub start_hint: Option<String>,
+    /// URL with credentials redacted.
+    pub url: Option<String>,
+    pub version: Option<String>,
+    /// Settings as applied, secrets redacted.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Per op kind: native, client (fused/filtered by dbbench) or partial, with a note.
+    pub capabilities: serde_json::Value,
+    pub load: Option<LoadResult>,
+    pub index: Option<IndexResult>,
+    pub phases: Vec<PhaseResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadResult {
+    pub records: u64,
+    pub batches: u64,
+    pub seconds: f64,
+    pub records_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexResult {
+    /// Time of `finish_load`: index build and wait until searchable.
+    pub seconds: f64,
+    pub stats: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseResult {
+    pub name: String,
+    /// False when the phase was cut short (Ctrl-C, engine lost).
+    pub complete: bool,
+    pub note: Option<String>,
+    pub schedule: ScheduleInfo,
+    pub warmup_s: f64,
+    /// From the first request to the last completion.
+    pub elapsed_s: f64,
+    /// Open loop only.
+    pub rate: Option<RateResult>,
+    pub ops: Vec<OpResult>,
+    /// Which measured run of the phase this is, 1-based. With `dbbench run --repeat N` the
+    /// same phase name appears N times in a row, repetitions 1..=N: each is a separate
+    /// measured run (same requests, same seed) after the phase's one warmup. Files written
+    /// before this field existed read as repetition 1.
+    #[serde(default = "first_repetition")]
+    pub repetition: u32,
+}
+
+fn first_repetition() -> u32 {
+    1
+}
+
+impl PhaseResult {
+    /// The phase's name, with `#N` for repetitions after the first.
+    pub fn display_name(&self) -> String {
+        match self.repetition {
+            0 | 1 => self.name.clone(),
+            n => format!("{}#{n}", self.name),
+        }
+    }
+}
+
+/// How a phase sent its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleMode {
+    /// `concurrency` workers, each sending its next request when the last one completes.
+    Closed,
+    /// Requests sent at `rate`, each timed from its intended start.
+    Open,
+}
+
+impl ScheduleMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScheduleMode::Closed => "closed",
+            ScheduleMode::Open => "open",
+        }
+    }
+}
+
+impl std::fmt::Display for ScheduleMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduleInfo {
+    /// "closed" (concurrency) or "open" (rate).
+    pub mode: ScheduleMode,
+    pub concurrency: usize,
+    pub rate: Option<f64>,
+    pub arrival: Option<String>,
+    /// Planned duration in seconds, or planned requests.
+    pub duration_s: Option<f64>,
+    pub requests: Option<u64>,
+    /// OS threads the workers ran on, each with its own async runtime (worker `w` on
+    /// thread `w % client_threads`). Absent in runs made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RateResult {
+    pub target_ops_s: f64,
+    pub achieved_ops_s: f64,
+    /// False when the engine could not keep up (achieved < 95% of target, or requests
+    /// due in the phase were never sent).
+    pub sustained: bool,
+    /// Requests that fell due but were never sent before the phase's hard stop.
+    pub unsent: u64,
+}
+
+/// Whether an op ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpStatus {
+    /// Measured (its requests may still have failed: see `errors`).
+    Ok,
+    /// Not run: the driver cannot do it; `note` says why.
+    Unsupported,
+}
+
+impl OpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Ok => "ok",
+            OpStatus::Unsupported => "unsupported",
+        }
+    }
+}
+
+impl std::fmt::Display for OpStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpResult {
+    /// Op kind: knn, text, hybrid, get, insert, update, delete, scan, read_modify_write.
+    pub op: OpKind,
+    pub label: String,
+    /// "ok", or "unsupported" (not run; see note).
+    pub status: OpStatus,
+    pub note: Option<String>,
+    pub k: Option<usize>,
+    pub filter: Option<String>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Successful requests.
+    pub count: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Successful requests per second of the phase.
+    pub throughput_ops_s: f64,
+    /// From intended start (open loop) or send (closed loop) to completion, ok requests.
+    pub latency_ms: LatencySummary,
+    /// From send to completion, ok requests.
+    pub service_time_ms: LatencySummary,
+    /// Open loop: how late requests were sent after they fell due.
+    pub schedule_lag_ms: Option<LatencySummary>,
+    #[serde(flatten)]
+    pub quality: QualitySummary,
+    pub error_kinds: BTreeMap<String, ErrorTallyResult>,
+    pub histograms: Histograms,
+    pub intervals: Vec<IntervalResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorTallyResult {
+    pub count: u64,
+    pub samples: Vec<String>,
+}
+
+impl From<&ErrorTally> for ErrorTallyResult {
+    fn from(t: &ErrorTally) -> Self {
+        ErrorTallyResult { count: t.count, samples: t.samples.clone() }
+    }
+}
+
+/// Base64 of HdrHistogram V2-deflate encodings, values in nanoseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Histograms {
+    pub latency: String,
+    pub service_time: String,
+    pub error_latency: Option<String>,
+    pub schedule_lag: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntervalResult {
+    /// Seconds from the phase start (the interval [t_s, t_s + 1)).
+    pub t_s: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub p99_ms: Option<f64>,
+    /// This second's latency histogram (ok requests), base64 V2-deflate, nanoseconds.
+    pub histogram: String,
+}
+
+/// What an op result needs besides its metrics.
+pub struct OpDescription {
+    pub kind: OpKind,
+    pub label: String,
+    pub note: Option<String>,
+    pub k: Option<usize>,
+    pub filter: Option<String>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl OpResult {
+    pub fn measured(d: OpDescription, m: &OpMetrics, elapsed_s: f64, open_loop: bool) -> Self {
+        let count = m.ok_count();
+        OpResult {
+            op: d.kind,
+            label: d.label,
+            status: OpStatus::Ok,
+            note: d.note,
+            k: d.k,
+            filter: d.filter,
+            params: d.params,
+            count,
+            errors: m.error_count(),
+            throughput_ops_s: if elapsed_s > 0.0 { count as f64 / elapsed_s } else { 0.0 },
+            latency_ms: LatencySummary::of(&m.ok_latency),
+            service_time_ms: LatencySummary::of(&m.ok_service),
+            schedule_lag_ms: open_loop.then(|| LatencySummary::of(&m.schedule_lag)),
+            quality: m.quality.summary(d.k.unwrap_or(0)),
+            error_kinds: m.errors.iter().map(|(k, t)| (k.as_str().to_string(), t.into())).collect(),
+            histograms: Histograms {
+                latency: encode_histogram(&m.ok_latency),
+                service_time: encode_histogram(&m.ok_service),
+                error_latency: (m.error_count() > 0).then(|| encode_histogram(&m.error_latency)),
+                schedule_lag: open_loop.then(|| encode_histogram(&m.schedule_lag)),
+            },
+            intervals: m
+                .intervals
+                .iter()
+                .enumerate()
+                .map(|(t, i)| IntervalResult {
+                    t_s: t as u64,
+                    ok: i.ok,
+                    errors: i.errors,
+                    p99_ms: (i.ok > 0).then(|| i.latency.value_at_quantile(0.99) as f64 / 1e6),
+                    histogram: encode_histogram(&i.latency),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn unsupported(d: OpDescription, why: String) -> Self {
+        let empty = encode_histogram(&crate::metrics::new_histogram(crate::metrics::SIGFIG));
+        OpResult {
+            op: d.kind,
+            label: d.label,
+            status: OpStatus::Unsupported,
+            note: Some(why),
+            k: d.k,
+            filter: d.filter,
+            params: d.params,
+            count: 0,
+            errors: 0,
+            throughput_ops_s: 0.0,
+            latency_ms: LatencySummary::default(),
+            service_time_ms: LatencySummary::default(),
+            schedule_lag_ms: None,
+            quality: QualitySummary::default(),
+            error_kinds: BTreeMap::new(),
+            histograms: Histograms {
+                latency: empty.clone(),
+                service_time: empty,
+                error_latency: None,
+                schedule_lag: None,
+            },
+            intervals: Vec::new(),
+        }
+    }
+}
+
+impl RunResults {
+    /// Write `results.json` into `dir` atomically (temp file + rename).
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join(RESULTS_FILE);
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| Error::Runtime(format!("cannot serialize results: {e}")))?;
+        write_atomic(&path, &json)?;
+        Ok(path)
+    }
+
+    /// Read a results.json (or a run folder holding one), refusing unknown schema versions.
+    pub fn read(path: &Path) -> Result<Self> {
+        let file = if path.is_dir() { path.join(RESULTS_FILE) } else { path.to_path_buf() };
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| Error::Input(format!("cannot read {}: {e}", file.display())))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Input(format!("{}: not valid JSON: {e}", file.display())))?;
+        match value.get("schema_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == SCHEMA_VERSION as u64 => {}
+            Some(v) => {
+                return Err(Error::Input(format!(
+                    "{}: schema_version {v} is not supported by this dbbench (it reads {SCHEMA_VERSION})",
+                    file.display()
+                )))
+            }
+            None => {
+                return Err(Error::Input(format!("{}: no schema_version: not a dbbench results file", file.display())))
+            }
+        }
+        serde_json::from_value(value).map_err(|e| Error::Input(format!("{}: {e}", file.display())))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
+mod tests {
+    use super::*;
+
+    /// A committed results file read into the typed schema and written back: the same
+    /// JSON, keys in the same order. `exact` files were written by `RunResults::write`
+    /// and must come back byte for byte.
+    fn round_trips(text: &str, exact: bool) {
+        let typed: RunResults = serde_json::from_str(text).unwrap();
+        let written = serde_json::to_string_pretty(&typed).unwrap();
+        let mut original: serde_json::Value = serde_json::from_str(text).unwrap();
+        // The one field a reader fills in: files written before `repetition` existed read
+        // as repetition 1, and are written with it (the last field of a phase).
+        for engine in original["engines"].as_array_mut().unwrap() {
+            for phase in engine["phases"].as_array_mut().unwrap() {
+                let phase = phase.as_object_mut().unwrap();
+                if !phase.contains_key("repetition") {
+                    phase.insert("repetition".into(), 1.into());
+                }
+            }
+        }
+        assert_eq!(written, serde_json::to_string_pretty(&original).unwrap(), "same fields, values and order");
+        if exact {
+            assert_eq!(written, text, "byte for byte");
+        }
+    }
+
+    #[test]
+    fn the_report_fixture_writes_back_unchanged() {
+        round_trips(include_str!("../../tests/fixtures/report-results.json"), false);
+    }
+
+    #[test]
+    fn the_ci_baseline_writes_back_byte_for_byte() {
+        round_trips(include_str!("../../results/baselines/ci-sqlite/results.json"), true);
+    }
+
+    #[test]
+    fn op_kind_status_and_schedule_mode_keep_their_spelling() {
+        let text = include_str!("../../tests/fixtures/report-results.json");
+        let r: RunResults = serde_json::from_str(text).unwrap();
+        let ops: Vec<&OpResult> = r.engines.iter().flat_map(|e| &e.phases).flat_map(|p| &p.ops).collect();
+        assert!(ops.iter().any(|o| o.op == OpKind::Hybrid && o.status == OpStatus::Ok));
+        assert!(r.engines.iter().flat_map(|e| &e.phases).all(|p| p.schedule.mode == ScheduleMode::Closed));
+        assert_eq!(serde_json::to_value(OpStatus::Unsupported).unwrap(), "unsupported");
+        assert_eq!(serde_json::to_value(ScheduleMode::Open).unwrap(), "open");
+        assert_eq!(serde_json::to_value(OpKind::ReadModifyWrite).unwrap(), "read_modify_write");
+    }
+}
