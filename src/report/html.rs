@@ -323,7 +323,7 @@ fn sweep_chart(out: &mut String, r: &RunResults, p: &PhaseView) {
     {
         match groups.iter_mut().find(|g| g.0 == o.first.op && g.1 == o.first.filter) {
             Some(g) => g.2.push(o),
-            None => groups.push((o.first.op.clone(), o.first.filter.clone(), vec![o])),
+            None => groups.push((o.first.op, o.first.filter.clone(), vec![o])),
         }
     }
     for (kind, filter, ops) in groups.into_iter().filter(|g| g.2.len() >= 2) {
