@@ -214,7 +214,7 @@ fn report(inputs: Vec<PathBuf>, out: Option<PathBuf>) -> Result<i32> {
         }
         None => return Err(Error::Input("merging several results needs --out DIR for the merged report".into())),
     };
-    let merged = crate::report::merge(runs)?;
+    let merged = crate::results::merge(runs)?;
     if inputs.len() > 1 {
         std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
         merged.write(&out_dir)?;

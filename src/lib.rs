@@ -14,6 +14,8 @@ pub mod data;
 pub mod driver;
 pub mod error;
 pub mod fsutil;
+pub mod format;
+pub mod metric;
 pub mod metrics;
 pub mod quality;
 pub mod report;

@@ -250,3 +250,37 @@ fn a_folder_of_runs_is_one_side_with_every_run_as_a_sample() {
     let md = compare(&pool, &f.baseline, &["--format", "markdown"]);
     assert!(String::from_utf8_lossy(&md.stdout).contains("| engine | phase | op | metric |"));
 }
+
+#[test]
+fn one_invocation_writes_text_markdown_and_json() {
+    let f = fixture();
+    let slow = run(f, "slow-multi", Some("latency_us = 13000"), &f.workload());
+    let out = f.dir.path().join("multi");
+    std::fs::create_dir_all(&out).unwrap();
+    let (md, json) = (out.join("compare.md"), out.join("compare.json"));
+    let o = compare(&f.baseline, &slow, &["--markdown", md.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "the gate still fails: {}", String::from_utf8_lossy(&o.stderr));
+
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("verdict") && text.contains("REGRESSED"), "text on stdout:\n{text}");
+    assert!(!text.contains("| engine |") && !text.trim_start().starts_with('{'), "only text on stdout:\n{text}");
+
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    assert!(markdown.starts_with("### dbbench compare"), "{markdown}");
+    assert!(markdown.contains("| engine | phase | op | metric |") && markdown.contains("**regressed**"), "{markdown}");
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["result"], "fail");
+    assert_eq!(metric(&report, "p50_ms")["verdict"], "regressed");
+    // The three renderings are of one comparison: the same verdicts and counts.
+    let alone = json_of(&compare(&f.baseline, &slow, &["--format", "json"]));
+    assert_eq!(report["ops"], alone["ops"]);
+    assert_eq!(report["regressions"], alone["regressions"]);
+    assert!(markdown.contains(&format!("{} regression(s)", report["regressions"])), "{markdown}");
+    let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "no temporary files left behind: {leftovers:?}");
+
+    // --format still chooses stdout, with the files beside it.
+    let o = compare(&f.baseline, &slow, &["--format", "json", "--markdown", md.to_str().unwrap()]);
+    assert_eq!(json_of(&o)["result"], "fail");
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::metrics::decode_histogram;
-use crate::results::{OpResult, RunResults};
+use crate::results::{OpResult, OpStatus, RunResults};
 
 /// The file name for one engine/phase/op, with characters that do not belong in a file
 /// name replaced.
@@ -29,7 +29,7 @@ pub fn write_all(r: &RunResults, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for e in &r.engines {
         for p in &e.phases {
-            for o in p.ops.iter().filter(|o| o.status == "ok" && !o.intervals.is_empty()) {
+            for o in p.ops.iter().filter(|o| o.status == OpStatus::Ok && !o.intervals.is_empty()) {
                 if written.is_empty() {
                     std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
                 }

@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 
 use super::recommend::{Outcome, Verdict};
 use super::{charts, esc, fmt_ms, phase_views, Column, OpView, PhaseView};
+use crate::driver::OpKind;
 use crate::metrics::decode_histogram;
-use crate::results::{EngineStatus, IntervalResult, RunResults};
+use crate::results::{EngineStatus, IntervalResult, OpStatus, RunResults};
 
 const CSS: &str = r#"
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:1200px;padding:16px 24px;color:#1b1f24;background:#fff;line-height:1.45}
@@ -219,7 +220,7 @@ fn phase_section(out: &mut String, r: &RunResults, p: &PhaseView) {
 }
 
 fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
-    let mut desc = esc(&o.first.op);
+    let mut desc = esc(o.first.op.as_str());
     if let Some(k) = o.first.k {
         let _ = write!(desc, ", k={k}");
     }
@@ -240,12 +241,12 @@ fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
         Column::ALL.iter().map(|c| c.best(&o.engines.iter().map(|(_, op)| c.value(op)).collect::<Vec<_>>())).collect();
     for (i, (e, op)) in o.engines.iter().enumerate() {
         let _ = write!(out, "<tr><td class=\"l\">{}</td>", esc(&e.name));
-        if op.status != "ok" {
+        if op.status != OpStatus::Ok {
             let _ = writeln!(
                 out,
                 "<td class=\"l nm\" colspan=\"{}\">{}: {}</td></tr>",
                 Column::ALL.len() + 1,
-                esc(&op.status),
+                esc(op.status.as_str()),
                 esc(op.note.as_deref().unwrap_or(""))
             );
             continue;
@@ -272,7 +273,7 @@ fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
 
     let mut hists = Vec::new();
     let mut failures = Vec::new();
-    for (e, op) in o.engines.iter().filter(|(_, op)| op.status == "ok") {
+    for (e, op) in o.engines.iter().filter(|(_, op)| op.status == OpStatus::Ok) {
         match decode_histogram(&op.histograms.latency) {
             Ok(h) => hists.push((e.name.clone(), engine_index(r, &e.name), h)),
             Err(why) => failures.push(format!("{}: {why}", e.name)),
@@ -290,7 +291,7 @@ fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
     let series: Vec<(String, usize, &[crate::results::IntervalResult])> = o
         .engines
         .iter()
-        .filter(|(_, op)| op.status == "ok")
+        .filter(|(_, op)| op.status == OpStatus::Ok)
         .map(|(e, op)| {
             let elapsed = e.phases.iter().find(|x| x.name == p.name).map(|x| x.elapsed_s).unwrap_or(0.0);
             (e.name.clone(), engine_index(r, &e.name), whole_seconds(&op.intervals, elapsed))
@@ -316,20 +317,20 @@ fn whole_seconds(intervals: &[IntervalResult], elapsed_s: f64) -> &[IntervalResu
 /// Ops of one kind and filter whose params differ form a sweep of a search parameter
 /// (e.g. ef_search): plot recall against throughput for each engine.
 fn sweep_chart(out: &mut String, r: &RunResults, p: &PhaseView) {
-    let mut groups: Vec<(String, Option<String>, Vec<&OpView>)> = Vec::new();
+    let mut groups: Vec<(OpKind, Option<String>, Vec<&OpView>)> = Vec::new();
     for o in
         p.ops.iter().filter(|o| !o.first.params.is_empty() && matches!(o.first.op.as_str(), "knn" | "text" | "hybrid"))
     {
         match groups.iter_mut().find(|g| g.0 == o.first.op && g.1 == o.first.filter) {
             Some(g) => g.2.push(o),
-            None => groups.push((o.first.op.clone(), o.first.filter.clone(), vec![o])),
+            None => groups.push((o.first.op, o.first.filter.clone(), vec![o])),
         }
     }
     for (kind, filter, ops) in groups.into_iter().filter(|g| g.2.len() >= 2) {
         let mut series: Vec<charts::SweepSeries> = Vec::new();
         for o in &ops {
             for (e, op) in &o.engines {
-                let Some(recall) = op.quality.recall_at_k.filter(|_| op.status == "ok") else {
+                let Some(recall) = op.quality.recall_at_k.filter(|_| op.status == OpStatus::Ok) else {
                     continue;
                 };
                 let label: Vec<String> = op.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
