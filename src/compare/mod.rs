@@ -25,8 +25,8 @@
 
 use std::path::PathBuf;
 
-use crate::fsutil::write_atomic;
 use crate::error::Result;
+use crate::fsutil::write_atomic;
 use crate::metric::{Metric, MetricParser};
 
 mod load;
