@@ -32,7 +32,7 @@ pub fn write_reports(results: &RunResults, out_dir: &Path) -> Result<Vec<PathBuf
     let mut written = Vec::new();
 
     let html_path = out_dir.join(HTML_FILE);
-    write_atomic(&html_path, html::render(results, &verdict).as_bytes())?;
+    write_atomic(&html_path, html::render(results, &verdict)?.as_bytes())?;
     written.push(html_path);
 
     let md_path = out_dir.join(MARKDOWN_FILE);
