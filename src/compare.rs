@@ -28,9 +28,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::driver::OpKind;
 use crate::error::{Error, Result};
 use crate::metrics::decode_histogram;
-use crate::results::{OpResult, RunResults, RESULTS_FILE};
+use crate::results::{OpResult, OpStatus, RunResults, RESULTS_FILE};
 
 /// Metrics compared when `--metric` is not given.
 pub const DEFAULT_METRICS: &[&str] = &["p50_ms", "p99_ms", "throughput_ops_s", "recall_at_k", "ndcg_at_10"];
@@ -46,13 +47,7 @@ pub const CONFIDENCE: f64 = 0.95;
 /// The bootstrap's seed: the same inputs always give the same verdict.
 pub const SEED: u64 = 0xDBBE_4C0C_0A4E;
 
-/// Whether a larger value is better or worse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    LowerIsBetter,
-    HigherIsBetter,
-}
+pub use crate::metric::Direction;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -237,7 +232,7 @@ pub struct OpComparison {
     /// The op's label in the workload.
     pub op: String,
     /// Its kind (knn, text, get, ...).
-    pub kind: String,
+    pub kind: OpKind,
     pub baseline_runs: usize,
     pub candidate_runs: usize,
     pub metrics: Vec<MetricComparison>,
@@ -344,10 +339,8 @@ struct Measurement<'a> {
     corpus_changed: bool,
 }
 
-const WRITE_OPS: &[&str] = &["insert", "update", "delete", "read_modify_write"];
-
 struct Group<'a> {
-    kind: String,
+    kind: OpKind,
     measured: Vec<Measurement<'a>>,
     /// Why the op did not run (unsupported), when it did not.
     unsupported: Option<String>,
@@ -385,7 +378,7 @@ fn group<'a>(side: &str, runs: &'a [(PathBuf, RunResults)], notes: &mut Vec<Stri
             let mut wrote = false;
             for phase in &engine.phases {
                 let corpus_changed = wrote;
-                wrote |= phase.ops.iter().any(|o| o.count > 0 && WRITE_OPS.contains(&o.op.as_str()));
+                wrote |= phase.ops.iter().any(|o| o.count > 0 && o.op.is_write());
                 if !phase.complete {
                     notes.push(format!(
                         "{side} {}: {} / {} (repetition {}) is incomplete and left out: {}",
@@ -400,14 +393,14 @@ fn group<'a>(side: &str, runs: &'a [(PathBuf, RunResults)], notes: &mut Vec<Stri
                 for op in &phase.ops {
                     let key = (engine.name.clone(), phase.name.clone(), op.label.clone());
                     let g = groups.entry(key).or_insert_with(|| Group {
-                        kind: op.op.clone(),
+                        kind: op.op,
                         measured: Vec::new(),
                         unsupported: None,
                     });
-                    if op.status == "ok" {
+                    if op.status == OpStatus::Ok {
                         g.measured.push(Measurement { op, elapsed_s: phase.elapsed_s, corpus_changed });
                     } else {
-                        g.unsupported = Some(op.note.clone().unwrap_or_else(|| op.status.clone()));
+                        g.unsupported = Some(op.note.clone().unwrap_or_else(|| op.status.to_string()));
                     }
                 }
             }
@@ -543,7 +536,7 @@ pub fn compare(
             engine: key.0.clone(),
             phase: key.1.clone(),
             op: key.2.clone(),
-            kind: b.kind.clone(),
+            kind: b.kind,
             baseline_runs: b.measured.len(),
             candidate_runs: c.measured.len(),
             metrics,

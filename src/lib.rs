@@ -13,6 +13,8 @@ pub mod compare;
 pub mod data;
 pub mod driver;
 pub mod error;
+pub mod format;
+pub mod metric;
 pub mod metrics;
 pub mod quality;
 pub mod report;

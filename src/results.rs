@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::truth::write_atomic;
-use crate::driver::AttributeDef;
+use crate::driver::{AttributeDef, OpKind};
 use crate::error::{Error, Result};
 use crate::metrics::{encode_histogram, ErrorTally, LatencySummary, OpMetrics};
 use crate::quality::QualitySummary;
@@ -209,10 +209,35 @@ impl PhaseResult {
     }
 }
 
+/// How a phase sent its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleMode {
+    /// `concurrency` workers, each sending its next request when the last one completes.
+    Closed,
+    /// Requests sent at `rate`, each timed from its intended start.
+    Open,
+}
+
+impl ScheduleMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScheduleMode::Closed => "closed",
+            ScheduleMode::Open => "open",
+        }
+    }
+}
+
+impl std::fmt::Display for ScheduleMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScheduleInfo {
     /// "closed" (concurrency) or "open" (rate).
-    pub mode: String,
+    pub mode: ScheduleMode,
     pub concurrency: usize,
     pub rate: Option<f64>,
     pub arrival: Option<String>,
@@ -236,13 +261,38 @@ pub struct RateResult {
     pub unsent: u64,
 }
 
+/// Whether an op ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpStatus {
+    /// Measured (its requests may still have failed: see `errors`).
+    Ok,
+    /// Not run: the driver cannot do it; `note` says why.
+    Unsupported,
+}
+
+impl OpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Ok => "ok",
+            OpStatus::Unsupported => "unsupported",
+        }
+    }
+}
+
+impl std::fmt::Display for OpStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpResult {
     /// Op kind: knn, text, hybrid, get, insert, update, delete, scan, read_modify_write.
-    pub op: String,
+    pub op: OpKind,
     pub label: String,
     /// "ok", or "unsupported" (not run; see note).
-    pub status: String,
+    pub status: OpStatus,
     pub note: Option<String>,
     pub k: Option<usize>,
     pub filter: Option<String>,
@@ -300,7 +350,7 @@ pub struct IntervalResult {
 
 /// What an op result needs besides its metrics.
 pub struct OpDescription {
-    pub kind: String,
+    pub kind: OpKind,
     pub label: String,
     pub note: Option<String>,
     pub k: Option<usize>,
@@ -314,7 +364,7 @@ impl OpResult {
         OpResult {
             op: d.kind,
             label: d.label,
-            status: "ok".into(),
+            status: OpStatus::Ok,
             note: d.note,
             k: d.k,
             filter: d.filter,
@@ -353,7 +403,7 @@ impl OpResult {
         OpResult {
             op: d.kind,
             label: d.label,
-            status: "unsupported".into(),
+            status: OpStatus::Unsupported,
             note: Some(why),
             k: d.k,
             filter: d.filter,
@@ -407,5 +457,46 @@ impl RunResults {
             }
         }
         serde_json::from_value(value).map_err(|e| Error::Input(format!("{}: {e}", file.display())))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
+mod tests {
+    use super::*;
+
+    /// A committed results file read into the typed schema and written back: the same
+    /// JSON, keys in the same order. `exact` files were written by `RunResults::write`
+    /// and must come back byte for byte.
+    fn round_trips(text: &str, exact: bool) {
+        let typed: RunResults = serde_json::from_str(text).unwrap();
+        let written = serde_json::to_string_pretty(&typed).unwrap();
+        let original: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(written, serde_json::to_string_pretty(&original).unwrap(), "same fields, values and order");
+        if exact {
+            assert_eq!(written, text, "byte for byte");
+        }
+    }
+
+    #[test]
+    fn the_report_fixture_writes_back_unchanged() {
+        round_trips(include_str!("../tests/fixtures/report-results.json"), false);
+    }
+
+    #[test]
+    fn the_ci_baseline_writes_back_byte_for_byte() {
+        round_trips(include_str!("../results/baselines/ci-sqlite/results.json"), true);
+    }
+
+    #[test]
+    fn op_kind_status_and_schedule_mode_keep_their_spelling() {
+        let text = include_str!("../tests/fixtures/report-results.json");
+        let r: RunResults = serde_json::from_str(text).unwrap();
+        let ops: Vec<&OpResult> = r.engines.iter().flat_map(|e| &e.phases).flat_map(|p| &p.ops).collect();
+        assert!(ops.iter().any(|o| o.op == OpKind::Hybrid && o.status == OpStatus::Ok));
+        assert!(r.engines.iter().flat_map(|e| &e.phases).all(|p| p.schedule.mode == ScheduleMode::Closed));
+        assert_eq!(serde_json::to_value(OpStatus::Unsupported).unwrap(), "unsupported");
+        assert_eq!(serde_json::to_value(ScheduleMode::Open).unwrap(), "open");
+        assert_eq!(serde_json::to_value(OpKind::ReadModifyWrite).unwrap(), "read_modify_write");
     }
 }

@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
+use crate::metric::Percentile;
 use crate::quality::QualitySums;
 
 /// Values are nanoseconds; 3 significant digits (0.1% resolution).
@@ -162,7 +163,8 @@ impl OpMetrics {
 }
 
 /// Percentiles of a latency histogram, in milliseconds. A tail percentile is `None` when
-/// there are too few samples for it to mean anything (p99 needs 100, p99.9 needs 1,000).
+/// there are too few samples for it to mean anything (`Percentile::min_count`: p99 needs
+/// 100, p99.9 needs 1,000).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencySummary {
     pub p50: Option<f64>,
@@ -181,13 +183,13 @@ impl LatencySummary {
             return LatencySummary::default();
         }
         let ms = |ns: u64| ns as f64 / 1e6;
-        let q = |p: f64, min_count: u64| (n >= min_count).then(|| ms(h.value_at_quantile(p)));
+        let q = |p: Percentile| (n >= p.min_count()).then(|| ms(h.value_at_quantile(p.quantile())));
         LatencySummary {
-            p50: q(0.50, 1),
-            p90: q(0.90, 10),
-            p95: q(0.95, 20),
-            p99: q(0.99, 100),
-            p999: q(0.999, 1000),
+            p50: q(Percentile::P50),
+            p90: q(Percentile::P90),
+            p95: q(Percentile::P95),
+            p99: q(Percentile::P99),
+            p999: q(Percentile::P999),
             max: Some(ms(h.max())),
             mean: Some(h.mean() / 1e6),
         }

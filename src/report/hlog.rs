@@ -11,6 +11,17 @@
 //! This module only turns results.json into files: it must never change a histogram
 //! (each interval goes out with exactly the counts results.json holds).
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+use hdrhistogram::serialization::V2DeflateSerializer;
+
+use crate::data::truth::write_atomic;
+use crate::error::{Error, Result};
+use crate::metrics::decode_histogram;
+use crate::results::{OpResult, OpStatus, RunResults};
+
 /// The file name for one engine/phase/op, with characters that do not belong in a file
 /// name replaced.
 pub fn file_name(engine: &str, phase: &str, op: &str) -> String {
@@ -25,7 +36,7 @@ pub fn write_all(r: &RunResults, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for e in &r.engines {
         for p in &e.phases {
-            for o in p.ops.iter().filter(|o| o.status == "ok" && !o.intervals.is_empty()) {
+            for o in p.ops.iter().filter(|o| o.status == OpStatus::Ok && !o.intervals.is_empty()) {
                 if written.is_empty() {
                     std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
                 }
@@ -107,7 +118,7 @@ mod tests {
         let mut ops = 0;
         for e in &r.engines {
             for p in &e.phases {
-                for o in p.ops.iter().filter(|o| o.status == "ok" && !o.intervals.is_empty()) {
+                for o in p.ops.iter().filter(|o| o.status == OpStatus::Ok && !o.intervals.is_empty()) {
                     let text = render(&r, &e.name, &p.name, o).unwrap();
                     let mut read = Vec::new();
                     for entry in IntervalLogIterator::new(text.as_bytes()) {

@@ -34,10 +34,13 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use super::recommend::{Outcome, Verdict};
-use super::{charts, fmt_ms, phase_views, Column, OpView, PhaseView};
+use super::{charts, phase_views, OpView, PhaseView};
+use crate::driver::OpKind;
 use crate::error::{Error, Result};
+use crate::format;
+use crate::metric::TABLE_COLUMNS;
 use crate::metrics::decode_histogram;
-use crate::results::{EngineResult, EngineStatus, IntervalResult, Machine, RunResults};
+use crate::results::{EngineResult, EngineStatus, IntervalResult, Machine, OpStatus, RunResults, ScheduleMode};
 
 const TEMPLATE_NAME: &str = "report.html";
 const TEMPLATE: &str = include_str!("templates/report.html");
@@ -178,7 +181,7 @@ impl<'a> VerdictView<'a> {
                 op: &w.op,
                 engine: w.engine.as_deref().unwrap_or("-"),
                 by: w.by,
-                ms: fmt_ms(w.value_ms),
+                ms: format::ms(w.value_ms),
                 note: &w.note,
             })
             .collect();
@@ -287,14 +290,14 @@ impl PhaseSection {
 }
 
 fn schedule_text(s: &crate::results::ScheduleInfo) -> String {
-    let mut text = match s.mode.as_str() {
-        "open" => format!(
+    let mut text = match s.mode {
+        ScheduleMode::Open => format!(
             "open loop, {} req/s {}, up to {} in flight",
             s.rate.unwrap_or(0.0),
             s.arrival.as_deref().unwrap_or(""),
             s.concurrency
         ),
-        _ => format!("closed loop, concurrency {}", s.concurrency),
+        ScheduleMode::Closed => format!("closed loop, concurrency {}", s.concurrency),
     };
     if let Some(d) = s.duration_s {
         text.push_str(&format!(", {d} s"));
@@ -330,7 +333,7 @@ impl OpSection {
     fn of(r: &RunResults, p: &PhaseView, o: &OpView) -> OpSection {
         let mut hists = Vec::new();
         let mut unreadable = Vec::new();
-        for (e, op) in o.engines.iter().filter(|(_, op)| op.status == "ok") {
+        for (e, op) in o.engines.iter().filter(|(_, op)| op.status == OpStatus::Ok) {
             match decode_histogram(&op.histograms.latency) {
                 Ok(h) => hists.push((e.name.clone(), engine_index(r, &e.name), h)),
                 Err(why) => unreadable.push(format!("{}: {why}", e.name)),
@@ -340,7 +343,7 @@ impl OpSection {
         let series: Vec<(String, usize, &[IntervalResult])> = o
             .engines
             .iter()
-            .filter(|(_, op)| op.status == "ok")
+            .filter(|(_, op)| op.status == OpStatus::Ok)
             .map(|(e, op)| {
                 let elapsed = e.phases.iter().find(|x| x.name == p.name).map(|x| x.elapsed_s).unwrap_or(0.0);
                 (e.name.clone(), engine_index(r, &e.name), whole_seconds(&op.intervals, elapsed))
@@ -358,7 +361,7 @@ impl OpSection {
         ];
         OpSection {
             label: o.label.clone(),
-            kind: o.first.op.clone(),
+            kind: o.first.op.as_str().to_string(),
             k: o.first.k,
             filter: o.first.filter.clone(),
             params: (!o.first.params.is_empty()).then(|| params_text(&o.first.params)),
@@ -370,7 +373,8 @@ impl OpSection {
 }
 
 /// One op's engines side by side. Every metric column comes from one list
-/// ([`Column::ALL`]): its heading, its formatted values and which value is best.
+/// ([`TABLE_COLUMNS`], the one metric declaration): its heading, its formatted values
+/// and which value is best.
 #[derive(Serialize)]
 struct OpTable {
     columns: Vec<String>,
@@ -397,7 +401,7 @@ struct Cell {
 
 impl OpTable {
     fn of(o: &OpView) -> OpTable {
-        let columns = Column::ALL;
+        let columns = TABLE_COLUMNS;
         let best: Vec<Vec<bool>> =
             columns.iter().map(|c| c.best(&o.engines.iter().map(|(_, op)| c.value(op)).collect::<Vec<_>>())).collect();
         let rows = o
@@ -405,16 +409,19 @@ impl OpTable {
             .iter()
             .enumerate()
             .map(|(i, (e, op))| {
-                if op.status != "ok" {
+                if op.status != OpStatus::Ok {
                     return OpRow {
                         engine: e.name.clone(),
-                        not_run: Some(op.status.clone()),
+                        not_run: Some(op.status.as_str().to_string()),
                         cells: Vec::new(),
                         notes: op.note.iter().cloned().collect(),
                     };
                 }
-                let cells =
-                    columns.iter().enumerate().map(|(ci, c)| Cell { text: c.format(op), best: best[ci][i] }).collect();
+                let cells = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(ci, c)| Cell { text: c.cell(c.value(op)), best: best[ci][i] })
+                    .collect();
                 let mut notes: Vec<String> = op.note.iter().cloned().collect();
                 for (kind, t) in &op.error_kinds {
                     let sample = t.samples.first().map(|s| format!(" (e.g. {s})")).unwrap_or_default();
@@ -426,7 +433,7 @@ impl OpTable {
                 OpRow { engine: e.name.clone(), not_run: None, cells, notes }
             })
             .collect();
-        OpTable { columns: columns.iter().map(|c| c.title(o.first.k)).collect(), span: columns.len() + 1, rows }
+        OpTable { columns: columns.iter().map(|c| c.column(o.first.k)).collect(), span: columns.len() + 1, rows }
     }
 }
 
@@ -443,13 +450,15 @@ fn whole_seconds(intervals: &[IntervalResult], elapsed_s: f64) -> &[IntervalResu
 /// Ops of one kind and filter whose params differ form a sweep of a search parameter
 /// (e.g. ef_search): plot recall against throughput for each engine.
 fn sweep_charts(r: &RunResults, p: &PhaseView) -> Vec<Chart> {
-    let mut groups: Vec<(String, Option<String>, Vec<&OpView>)> = Vec::new();
-    for o in
-        p.ops.iter().filter(|o| !o.first.params.is_empty() && matches!(o.first.op.as_str(), "knn" | "text" | "hybrid"))
+    let mut groups: Vec<(OpKind, Option<String>, Vec<&OpView>)> = Vec::new();
+    for o in p
+        .ops
+        .iter()
+        .filter(|o| !o.first.params.is_empty() && matches!(o.first.op, OpKind::Knn | OpKind::Text | OpKind::Hybrid))
     {
         match groups.iter_mut().find(|g| g.0 == o.first.op && g.1 == o.first.filter) {
             Some(g) => g.2.push(o),
-            None => groups.push((o.first.op.clone(), o.first.filter.clone(), vec![o])),
+            None => groups.push((o.first.op, o.first.filter.clone(), vec![o])),
         }
     }
     let mut drawn = Vec::new();
@@ -457,7 +466,7 @@ fn sweep_charts(r: &RunResults, p: &PhaseView) -> Vec<Chart> {
         let mut series: Vec<charts::SweepSeries> = Vec::new();
         for o in &ops {
             for (e, op) in &o.engines {
-                let Some(recall) = op.quality.recall_at_k.filter(|_| op.status == "ok") else {
+                let Some(recall) = op.quality.recall_at_k.filter(|_| op.status == OpStatus::Ok) else {
                     continue;
                 };
                 let point = (op.throughput_ops_s, recall, params_text(&op.params));
@@ -683,6 +692,16 @@ mod tests {
         assert!(html.matches(HOSTILE_ESCAPED).count() >= 9, "{}", html.matches(HOSTILE_ESCAPED).count());
     }
 
+    /// Moved from report::tests::html_escaping, when `esc` gave way to the engine's
+    /// escaping: the same five characters are neutralised (`'` and `/` as hex references).
+    #[test]
+    fn values_are_escaped_as_html() {
+        let mut env = Environment::new();
+        env.add_template("t.html", "{{ x }}").unwrap();
+        let out = env.get_template("t.html").unwrap().render(minijinja::context! { x => "<a href=\"x\">&'" }).unwrap();
+        assert_eq!(out, "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;");
+    }
+
     #[test]
     fn the_template_marks_nothing_safe_itself() {
         assert!(!TEMPLATE.contains("|safe") && !TEMPLATE.contains("| safe"));
@@ -749,10 +768,10 @@ mod tests {
         let view = phase_views(&r);
         let op = &view[0].ops[0];
         let table = OpTable::of(op);
-        assert_eq!(table.columns.len(), Column::ALL.len());
-        assert_eq!(table.span, Column::ALL.len() + 1);
+        assert_eq!(table.columns.len(), TABLE_COLUMNS.len());
+        assert_eq!(table.span, TABLE_COLUMNS.len() + 1);
         for row in table.rows.iter().filter(|row| row.not_run.is_none()) {
-            assert_eq!(row.cells.len(), Column::ALL.len(), "{}", row.engine);
+            assert_eq!(row.cells.len(), TABLE_COLUMNS.len(), "{}", row.engine);
         }
     }
 

@@ -4,8 +4,10 @@
 use std::fmt::Write as _;
 
 use super::recommend::{Outcome, Verdict};
-use super::{fmt_ms, md_cell, phase_views, Column};
-use crate::results::{EngineStatus, RunResults};
+use super::{md_cell, phase_views};
+use crate::format;
+use crate::metric::TABLE_COLUMNS;
+use crate::results::{EngineStatus, OpStatus, RunResults};
 
 pub fn render(r: &RunResults, v: &Verdict) -> String {
     let mut out = String::new();
@@ -74,7 +76,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
                 md_cell(&w.op),
                 w.engine.as_deref().map(md_cell).unwrap_or_else(|| "-".into()),
                 w.by,
-                fmt_ms(w.value_ms),
+                format::ms(w.value_ms),
                 md_cell(&w.note)
             );
         }
@@ -113,33 +115,33 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
             title.push(')');
             let _ = writeln!(out, "{}\n", md_cell(&title));
             let _ = write!(out, "| engine |");
-            for c in Column::ALL {
-                let _ = write!(out, " {} |", c.title(o.first.k));
+            for c in TABLE_COLUMNS {
+                let _ = write!(out, " {} |", c.column(o.first.k));
             }
             let _ = write!(out, "\n|---|");
-            for _ in Column::ALL {
+            for _ in TABLE_COLUMNS {
                 let _ = write!(out, "---:|");
             }
             out.push('\n');
-            let best: Vec<Vec<bool>> = Column::ALL
+            let best: Vec<Vec<bool>> = TABLE_COLUMNS
                 .iter()
                 .map(|c| c.best(&o.engines.iter().map(|(_, op)| c.value(op)).collect::<Vec<_>>()))
                 .collect();
             let mut notes = Vec::new();
             for (i, (e, op)) in o.engines.iter().enumerate() {
                 let _ = write!(out, "| {} |", md_cell(&e.name));
-                if op.status != "ok" {
+                if op.status != OpStatus::Ok {
                     let _ = writeln!(
                         out,
                         " {} |{}",
                         md_cell(&format!("{}: {}", op.status, op.note.as_deref().unwrap_or(""))),
-                        " |".repeat(Column::ALL.len() - 1)
+                        " |".repeat(TABLE_COLUMNS.len() - 1)
                     );
                     continue;
                 }
-                for (ci, c) in Column::ALL.iter().enumerate() {
+                for (ci, c) in TABLE_COLUMNS.iter().enumerate() {
                     let star = if best[ci][i] { " ★" } else { "" };
-                    let _ = write!(out, " {}{star} |", c.format(op));
+                    let _ = write!(out, " {}{star} |", c.cell(c.value(op)));
                 }
                 out.push('\n');
                 if let Some(n) = &op.note {

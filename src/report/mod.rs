@@ -13,7 +13,9 @@ use crate::data::truth::write_atomic;
 use crate::error::{Error, Result};
 use crate::metrics::{decode_histogram, encode_histogram, new_histogram, LatencySummary, INTERVAL_SIGFIG};
 use crate::quality::QualitySummary;
-use crate::results::{EngineResult, EngineStatus, IntervalResult, MergedRun, OpResult, PhaseResult, RunResults};
+use crate::results::{
+    EngineResult, EngineStatus, IntervalResult, MergedRun, OpResult, OpStatus, PhaseResult, RunResults,
+};
 
 pub mod charts;
 pub mod hlog;
@@ -83,113 +85,8 @@ pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
     views
 }
 
-/// Milliseconds with a precision that suits their size.
-pub fn fmt_ms(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x < 1.0 => format!("{x:.3}"),
-        Some(x) if x < 100.0 => format!("{x:.2}"),
-        Some(x) => format!("{x:.0}"),
-        None => "-".into(),
-    }
-}
-
-pub fn fmt_ratio(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
-}
-
-pub fn fmt_rate(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-/// The columns of a per-op table, and which direction is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Column {
-    Throughput,
-    P50,
-    P95,
-    P99,
-    P999,
-    Errors,
-    Recall,
-    Ndcg,
-}
-
-impl Column {
-    pub const ALL: [Column; 8] = [
-        Column::Throughput,
-        Column::P50,
-        Column::P95,
-        Column::P99,
-        Column::P999,
-        Column::Errors,
-        Column::Recall,
-        Column::Ndcg,
-    ];
-
-    pub fn title(self, k: Option<usize>) -> String {
-        match self {
-            Column::Throughput => "ops/s".into(),
-            Column::P50 => "p50 ms".into(),
-            Column::P95 => "p95 ms".into(),
-            Column::P99 => "p99 ms".into(),
-            Column::P999 => "p99.9 ms".into(),
-            Column::Errors => "errors".into(),
-            Column::Recall => format!("recall@{}", k.map(|k| k.to_string()).unwrap_or_else(|| "k".into())),
-            Column::Ndcg => "nDCG@10".into(),
-        }
-    }
-
-    fn higher_is_better(self) -> bool {
-        matches!(self, Column::Throughput | Column::Recall | Column::Ndcg)
-    }
-
-    /// The raw value, None when not measured.
-    pub fn value(self, o: &OpResult) -> Option<f64> {
-        if o.status != "ok" {
-            return None;
-        }
-        match self {
-            Column::Throughput => Some(o.throughput_ops_s),
-            Column::P50 => o.latency_ms.p50,
-            Column::P95 => o.latency_ms.p95,
-            Column::P99 => o.latency_ms.p99,
-            Column::P999 => o.latency_ms.p999,
-            Column::Errors => Some(o.errors as f64),
-            Column::Recall => o.quality.recall_at_k,
-            Column::Ndcg => o.quality.ndcg_at_10,
-        }
-    }
-
-    pub fn format(self, o: &OpResult) -> String {
-        match (self, self.value(o)) {
-            (_, None) => "-".into(),
-            (Column::Throughput, Some(v)) => fmt_rate(v),
-            (Column::Errors, Some(v)) => format!("{v:.0}"),
-            (Column::Recall | Column::Ndcg, v) => fmt_ratio(v),
-            (_, v) => fmt_ms(v),
-        }
-    }
-
-    /// Which of `values` is best: nothing is marked unless at least two are measured
-    /// and they differ (a lone value, or all equal, is not "best" of anything). Ties
-    /// for best mark every tied engine.
-    pub fn best(self, values: &[Option<f64>]) -> Vec<bool> {
-        let measured: Vec<f64> = values.iter().flatten().copied().collect();
-        if measured.len() < 2 || measured.iter().all(|v| *v == measured[0]) {
-            return vec![false; values.len()];
-        }
-        let best = if self.higher_is_better() {
-            measured.iter().copied().fold(f64::MIN, f64::max)
-        } else {
-            measured.iter().copied().fold(f64::MAX, f64::min)
-        };
-        values.iter().map(|v| *v == Some(best)).collect()
-    }
-}
+// Number formatting lives in `crate::format`, shared with the console and compare.
+pub use crate::format::{ms as fmt_ms, rate as fmt_rate, ratio as fmt_ratio};
 
 /// Merge several runs of the same workload into one.
 ///
@@ -374,8 +271,8 @@ fn merge_op(
     m_elapsed: f64,
     merged_elapsed: f64,
 ) -> std::result::Result<(), String> {
-    if m.status != "ok" || o.status != "ok" {
-        if m.status != "ok" && o.status == "ok" {
+    if m.status != OpStatus::Ok || o.status != OpStatus::Ok {
+        if m.status != OpStatus::Ok && o.status == OpStatus::Ok {
             *m = o;
         }
         return Ok(());
@@ -453,22 +350,6 @@ fn add_intervals(a: &[IntervalResult], b: &[IntervalResult]) -> std::result::Res
         .collect())
 }
 
-/// Escape text for HTML.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Escape text for a Markdown table cell.
 pub fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -479,18 +360,21 @@ pub fn md_cell(s: &str) -> String {
 mod tests {
     use super::*;
 
+    use crate::metric::Metric;
+
+    // The report tables mark "best" with the metric declaration's own rule.
     #[test]
     fn best_needs_two_values_and_knows_direction() {
-        assert_eq!(Column::P99.best(&[Some(3.0), Some(2.0), None]), vec![false, true, false]);
-        assert_eq!(Column::Throughput.best(&[Some(3.0), Some(2.0)]), vec![true, false]);
-        assert_eq!(Column::P99.best(&[Some(3.0), None]), vec![false, false]);
-        assert_eq!(Column::Recall.best(&[Some(1.0), Some(1.0)]), vec![false, false], "all equal: no best");
-        assert_eq!(Column::Recall.best(&[Some(1.0), Some(0.5), Some(1.0)]), vec![true, false, true]);
+        assert_eq!(Metric::P99Ms.best(&[Some(3.0), Some(2.0), None]), vec![false, true, false]);
+        assert_eq!(Metric::ThroughputOpsS.best(&[Some(3.0), Some(2.0)]), vec![true, false]);
+        assert_eq!(Metric::P99Ms.best(&[Some(3.0), None]), vec![false, false]);
+        assert_eq!(Metric::RecallAtK.best(&[Some(1.0), Some(1.0)]), vec![false, false], "all equal: no best");
+        assert_eq!(Metric::RecallAtK.best(&[Some(1.0), Some(0.5), Some(1.0)]), vec![true, false, true]);
     }
 
     #[test]
-    fn html_escaping() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    fn markdown_cells_are_escaped() {
+        // HTML escaping is the template engine's now: html::tests::values_are_escaped_as_html.
         assert_eq!(md_cell("a|b\nc"), "a\\|b c");
     }
 }

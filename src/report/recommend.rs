@@ -9,9 +9,8 @@
 
 use serde_json::Value;
 
-use super::{fmt_ms, fmt_ratio};
-use crate::results::{EngineResult, EngineStatus, OpResult, RunResults};
-use crate::spec::{Capability, Requirements, Slo, SloMetric};
+use crate::results::{EngineResult, EngineStatus, OpResult, OpStatus, RunResults};
+use crate::spec::{Capability, Requirements, Slo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -255,63 +254,14 @@ fn capability_check(e: &EngineResult, cap: Capability) -> Check {
     }
 }
 
-fn metric_name(m: SloMetric, k: Option<usize>) -> String {
-    match m {
-        SloMetric::P50Ms => "p50".into(),
-        SloMetric::P95Ms => "p95".into(),
-        SloMetric::P99Ms => "p99".into(),
-        SloMetric::P999Ms => "p99.9".into(),
-        SloMetric::ThroughputOpsS => "throughput".into(),
-        SloMetric::RecallAtK => format!("recall@{}", k.map(|k| k.to_string()).unwrap_or_else(|| "k".into())),
-        SloMetric::NdcgAt10 => "nDCG@10".into(),
-        SloMetric::RecallAt100 => "recall@100".into(),
-        SloMetric::ErrorRate => "error rate".into(),
-        SloMetric::LoadSeconds => "load time".into(),
-        SloMetric::IndexSeconds => "index build time".into(),
-    }
-}
-
-fn fmt_value(m: SloMetric, v: f64) -> String {
-    match m {
-        SloMetric::P50Ms | SloMetric::P95Ms | SloMetric::P99Ms | SloMetric::P999Ms => {
-            format!("{} ms", trim(fmt_ms(Some(v))))
-        }
-        SloMetric::ThroughputOpsS => format!("{} ops/s", trim(format!("{v:.1}"))),
-        SloMetric::RecallAtK | SloMetric::NdcgAt10 | SloMetric::RecallAt100 => fmt_ratio(Some(v)),
-        SloMetric::ErrorRate => format!("{}%", trim(format!("{:.3}", v * 100.0))),
-        SloMetric::LoadSeconds | SloMetric::IndexSeconds => {
-            format!("{} s", trim(format!("{v:.2}")))
-        }
-    }
-}
-
-/// "25.00" -> "25", "0.50" -> "0.5": bounds read as the user wrote them.
-fn trim(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
 /// Where an SLO's number comes from, or why it is absent.
 fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, String), String> {
     if e.status == EngineStatus::Skipped {
         // The reason and the start hint are shown once, with the engine.
         return Err("engine skipped".into());
     }
-    match s.metric {
-        SloMetric::LoadSeconds => {
-            return e.load.as_ref().map(|l| (l.seconds, String::new())).ok_or_else(|| "no load was recorded".into())
-        }
-        SloMetric::IndexSeconds => {
-            return e
-                .index
-                .as_ref()
-                .map(|i| (i.seconds, String::new()))
-                .ok_or_else(|| "no index build was recorded".into())
-        }
-        _ => {}
+    if s.metric.engine_wide() {
+        return s.metric.read_engine(e).map(|v| (v, String::new()));
     }
     let phase = s.phase.as_deref().unwrap_or("");
     let label = s.op.as_deref().unwrap_or("");
@@ -327,47 +277,7 @@ fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, String), String> {
         return Err(format!("op {label} was not run in phase {phase}"));
     };
     let suffix = if p.complete { String::new() } else { " (phase incomplete)".to_string() };
-    metric_of(o, s.metric).map(|v| (v, suffix))
-}
-
-fn metric_of(o: &OpResult, m: SloMetric) -> Result<f64, String> {
-    if o.status != "ok" {
-        return Err(format!("{}: {}", o.status, o.note.as_deref().unwrap_or("not run")));
-    }
-    let pct = |v: Option<f64>, needs: u64, name: &str| {
-        v.ok_or_else(|| {
-            if o.count == 0 {
-                "no successful requests".to_string()
-            } else {
-                format!("{name} needs at least {needs} successful requests, the op had {}", o.count)
-            }
-        })
-    };
-    match m {
-        SloMetric::P50Ms => pct(o.latency_ms.p50, 1, "p50"),
-        SloMetric::P95Ms => pct(o.latency_ms.p95, 20, "p95"),
-        SloMetric::P99Ms => pct(o.latency_ms.p99, 100, "p99"),
-        SloMetric::P999Ms => pct(o.latency_ms.p999, 1000, "p99.9"),
-        SloMetric::ThroughputOpsS => Ok(o.throughput_ops_s),
-        SloMetric::RecallAtK => {
-            o.quality.recall_at_k.ok_or_else(|| "no exact ground truth was scored for this op".into())
-        }
-        SloMetric::NdcgAt10 => {
-            o.quality.ndcg_at_10.ok_or_else(|| "nDCG@10 needs relevance judgments and k >= 10".into())
-        }
-        SloMetric::RecallAt100 => {
-            o.quality.recall_at_100.ok_or_else(|| "recall@100 needs relevance judgments and k >= 100".into())
-        }
-        SloMetric::ErrorRate => {
-            let total = o.count + o.errors;
-            if total == 0 {
-                Err("no requests were sent".into())
-            } else {
-                Ok(o.errors as f64 / total as f64)
-            }
-        }
-        SloMetric::LoadSeconds | SloMetric::IndexSeconds => Err("engine-wide metric".into()),
-    }
+    s.metric.read(o).map(|v| (v, suffix))
 }
 
 /// The k of an SLO's op, from whichever engine ran it (a skipped engine has no ops).
@@ -382,7 +292,7 @@ fn k_of(r: &RunResults, s: &Slo) -> Option<usize> {
 }
 
 fn slo_check(e: &EngineResult, s: &Slo, k: Option<usize>) -> Check {
-    let name = metric_name(s.metric, k);
+    let name = s.metric.prose(k);
     let (op, bound) = match (s.max, s.min) {
         (Some(max), _) => ("<=", max),
         (None, Some(min)) => (">=", min),
@@ -392,7 +302,7 @@ fn slo_check(e: &EngineResult, s: &Slo, k: Option<usize>) -> Check {
         (Some(p), Some(o)) => format!("{p} / {o}: "),
         _ => String::new(),
     };
-    let requirement = format!("{place}{name} {op} {}", fmt_value(s.metric, bound));
+    let requirement = format!("{place}{name} {op} {}", s.metric.prose_value(bound));
     match measured(e, s) {
         Err(why) => Check { requirement, outcome: Outcome::NotMeasured, detail: why, margin: None },
         Ok((v, suffix)) => {
@@ -401,8 +311,8 @@ fn slo_check(e: &EngineResult, s: &Slo, k: Option<usize>) -> Check {
             } else {
                 (v >= bound, (bound > 0.0).then(|| (v - bound) / bound))
             };
-            let shown = fmt_value(s.metric, v);
-            let limit = fmt_value(s.metric, bound);
+            let shown = s.metric.prose_value(v);
+            let limit = s.metric.prose_value(bound);
             let cmp = match (s.max.is_some(), pass) {
                 (true, true) => "<=",
                 (true, false) => ">",
@@ -431,7 +341,7 @@ fn winners(r: &RunResults) -> Vec<Winner> {
     for p in super::phase_views(r) {
         for o in &p.ops {
             let ran: Vec<(&EngineResult, &OpResult)> =
-                o.engines.iter().copied().filter(|(_, op)| op.status == "ok" && op.count > 0).collect();
+                o.engines.iter().copied().filter(|(_, op)| op.status == OpStatus::Ok && op.count > 0).collect();
             let by_p99: Vec<(&EngineResult, &OpResult, f64)> =
                 ran.iter().filter_map(|(e, op)| op.latency_ms.p99.map(|v| (*e, *op, v))).collect();
             let (by, candidates) = if by_p99.is_empty() {

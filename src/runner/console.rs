@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::results::{EngineStatus, PhaseResult, RunResults};
+use crate::format;
+use crate::metric::Metric;
+use crate::results::{EngineStatus, OpResult, OpStatus, PhaseResult, RunResults};
 use crate::spec::Stop;
 
 pub fn note(msg: &str) {
@@ -98,19 +100,6 @@ pub fn phase_bar(progress: bool, prefix: &str, stop: Stop, completed: Arc<Atomic
     PhaseBar { bar, ticker: Some(ticker) }
 }
 
-fn ms(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x < 1.0 => format!("{x:.3}"),
-        Some(x) if x < 100.0 => format!("{x:.2}"),
-        Some(x) => format!("{x:.0}"),
-        None => "-".into(),
-    }
-}
-
-fn ratio(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
-}
-
 /// One line per op once a phase ends (printed whether or not bars are drawn).
 pub fn phase_line(p: &PhaseResult) {
     let mut line = format!("  phase {} ({:.1}s)", p.display_name(), p.elapsed_s);
@@ -128,7 +117,7 @@ pub fn phase_line(p: &PhaseResult) {
     }
     eprintln!("{line}");
     for o in &p.ops {
-        if o.status != "ok" {
+        if o.status != OpStatus::Ok {
             eprintln!("    {:<18} {}", o.label, o.note.as_deref().unwrap_or("unsupported"));
             continue;
         }
@@ -138,8 +127,8 @@ pub fn phase_line(p: &PhaseResult) {
             o.count,
             o.errors,
             o.throughput_ops_s,
-            ms(o.latency_ms.p50),
-            ms(o.latency_ms.p99)
+            format::ms(o.latency_ms.p50),
+            format::ms(o.latency_ms.p99)
         );
         if let Some(r) = o.quality.recall_at_k {
             let _ = write!(l, "  recall@{} {r:.3}", o.k.unwrap_or(0));
@@ -151,25 +140,34 @@ pub fn phase_line(p: &PhaseResult) {
     }
 }
 
+/// The metric columns of the summary printed when a run ends, with their widths. The
+/// console keeps one decimal of throughput at any rate (a run's own number, read next to
+/// its phase line), where report tables round above 100/s.
+const SUMMARY_COLUMNS: [(Metric, usize); 7] = [
+    (Metric::ThroughputOpsS, 10),
+    (Metric::P50Ms, 9),
+    (Metric::P99Ms, 9),
+    (Metric::P999Ms, 9),
+    (Metric::ServiceP99Ms, 9),
+    (Metric::RecallAtK, 8),
+    (Metric::NdcgAt10, 8),
+];
+
+fn summary_cell(m: Metric, o: &OpResult) -> String {
+    match (m, m.value(o)) {
+        (Metric::ThroughputOpsS, Some(v)) => format::ops_per_s(v),
+        (m, v) => m.cell(v),
+    }
+}
+
 /// The table printed when a run ends: one row per engine x phase x op.
 pub fn summary_table(r: &RunResults) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<14} {:<14} {:<18} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "engine",
-        "phase",
-        "op",
-        "ok",
-        "errors",
-        "ops/s",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "svc p99",
-        "recall",
-        "nDCG@10"
-    );
+    let _ = write!(out, "{:<14} {:<14} {:<18} {:>9} {:>7}", "engine", "phase", "op", "ok", "errors");
+    for (m, width) in SUMMARY_COLUMNS {
+        let _ = write!(out, " {:>width$}", m.column(None));
+    }
+    out.push('\n');
     for e in &r.engines {
         if e.status == EngineStatus::Skipped {
             let _ = writeln!(out, "{:<14} skipped: {}", e.name, e.reason.as_deref().unwrap_or(""));
@@ -177,7 +175,7 @@ pub fn summary_table(r: &RunResults) -> String {
         }
         for p in &e.phases {
             for o in &p.ops {
-                if o.status != "ok" {
+                if o.status != OpStatus::Ok {
                     let _ = writeln!(
                         out,
                         "{:<14} {:<14} {:<18} {}",
@@ -188,22 +186,19 @@ pub fn summary_table(r: &RunResults) -> String {
                     );
                     continue;
                 }
-                let _ = writeln!(
+                let _ = write!(
                     out,
-                    "{:<14} {:<14} {:<18} {:>9} {:>7} {:>10.1} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+                    "{:<14} {:<14} {:<18} {:>9} {:>7}",
                     e.name,
                     p.display_name(),
                     o.label,
                     o.count,
-                    o.errors,
-                    o.throughput_ops_s,
-                    ms(o.latency_ms.p50),
-                    ms(o.latency_ms.p99),
-                    ms(o.latency_ms.p999),
-                    ms(o.service_time_ms.p99),
-                    ratio(o.quality.recall_at_k),
-                    ratio(o.quality.ndcg_at_10)
+                    o.errors
                 );
+                for (m, width) in SUMMARY_COLUMNS {
+                    let _ = write!(out, " {:>width$}", summary_cell(m, o));
+                }
+                out.push('\n');
             }
         }
         if e.status == EngineStatus::Failed {

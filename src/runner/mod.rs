@@ -583,7 +583,7 @@ impl EngineRun<'_> {
 
 fn describe_op(op: &OpPlan, caps: &Capabilities) -> OpDescription {
     OpDescription {
-        kind: op.kind.to_string(),
+        kind: op.kind,
         label: op.label.clone(),
         note: caps.support(op.kind).note().map(str::to_string),
         k: op.kind.is_search().then_some(op.k),
@@ -598,12 +598,14 @@ fn schedule_info(phase: &PhasePlan, threads: &ClientThreads) -> ScheduleInfo {
         Stop::Requests(n) => (None, Some(n)),
     };
     let (mode, rate, arrival) = match phase.schedule {
-        Schedule::Closed { .. } => ("closed", None, None),
-        Schedule::Open { rate, arrival, .. } => ("open", Some(rate), Some(format!("{arrival:?}").to_lowercase())),
+        Schedule::Closed { .. } => (ScheduleMode::Closed, None, None),
+        Schedule::Open { rate, arrival, .. } => {
+            (ScheduleMode::Open, Some(rate), Some(format!("{arrival:?}").to_lowercase()))
+        }
     };
     let concurrency = phase.schedule.concurrency();
     ScheduleInfo {
-        mode: mode.into(),
+        mode,
         concurrency,
         rate,
         arrival,

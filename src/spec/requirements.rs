@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::PhasePlan;
+use crate::format::Unit;
+use crate::metric::Metric;
 
 /// `[requirements]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -91,68 +93,30 @@ impl Capability {
     }
 }
 
-/// A measured number a service level can bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SloMetric {
-    P50Ms,
-    P95Ms,
-    P99Ms,
-    P999Ms,
-    ThroughputOpsS,
-    RecallAtK,
-    NdcgAt10,
-    RecallAt100,
-    ErrorRate,
-    /// Time to load the dataset (engine-wide: no phase or op).
-    LoadSeconds,
-    /// Time to build indexes and wait until searchable (engine-wide).
-    IndexSeconds,
-}
+/// How results.json spells an SLO's metric. The old `SloMetric` enum was written by
+/// serde's snake_case, which runs digits into the word before them: two names came out
+/// as "ndcg_at10" and "recall_at100". Files keep that spelling, so that results written
+/// before and after read and write the same; both spellings are read.
+mod results_spelling {
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl SloMetric {
-    pub const ALL: [SloMetric; 11] = [
-        SloMetric::P50Ms,
-        SloMetric::P95Ms,
-        SloMetric::P99Ms,
-        SloMetric::P999Ms,
-        SloMetric::ThroughputOpsS,
-        SloMetric::RecallAtK,
-        SloMetric::NdcgAt10,
-        SloMetric::RecallAt100,
-        SloMetric::ErrorRate,
-        SloMetric::LoadSeconds,
-        SloMetric::IndexSeconds,
-    ];
+    use crate::metric::Metric;
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SloMetric::P50Ms => "p50_ms",
-            SloMetric::P95Ms => "p95_ms",
-            SloMetric::P99Ms => "p99_ms",
-            SloMetric::P999Ms => "p999_ms",
-            SloMetric::ThroughputOpsS => "throughput_ops_s",
-            SloMetric::RecallAtK => "recall_at_k",
-            SloMetric::NdcgAt10 => "ndcg_at_10",
-            SloMetric::RecallAt100 => "recall_at_100",
-            SloMetric::ErrorRate => "error_rate",
-            SloMetric::LoadSeconds => "load_seconds",
-            SloMetric::IndexSeconds => "index_seconds",
-        }
+    const LEGACY: [(Metric, &str); 2] = [(Metric::NdcgAt10, "ndcg_at10"), (Metric::RecallAt100, "recall_at100")];
+
+    pub fn serialize<S: Serializer>(m: &Metric, s: S) -> Result<S::Ok, S::Error> {
+        let legacy = LEGACY.iter().find(|(l, _)| l == m).map(|(_, name)| *name);
+        s.serialize_str(legacy.unwrap_or(m.name()))
     }
 
-    /// Engine-wide metrics take no phase or op.
-    pub fn engine_wide(self) -> bool {
-        matches!(self, SloMetric::LoadSeconds | SloMetric::IndexSeconds)
-    }
-
-    /// Retrieval-quality metrics, meaningful for search ops only.
-    pub fn is_quality(self) -> bool {
-        matches!(self, SloMetric::RecallAtK | SloMetric::NdcgAt10 | SloMetric::RecallAt100)
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        SloMetric::ALL.iter().copied().find(|m| m.as_str() == s)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Metric, D::Error> {
+        let name = String::deserialize(d)?;
+        LEGACY
+            .iter()
+            .find(|(_, l)| *l == name)
+            .map(|(m, _)| *m)
+            .or_else(|| Metric::from_name(&name))
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown metric {name:?}")))
     }
 }
 
@@ -163,7 +127,8 @@ pub struct Slo {
     pub phase: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
-    pub metric: SloMetric,
+    #[serde(with = "results_spelling")]
+    pub metric: Metric,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,29 +168,27 @@ pub(super) fn validate_requirements<E>(
         let span = s.span();
         let slo = s.get_ref();
         let e = |m: String| err(span.clone(), format!("requirements.slo: {m}"));
-        let metric = SloMetric::parse(&slo.metric).ok_or_else(|| {
-            let known: Vec<&str> = SloMetric::ALL.iter().map(|m| m.as_str()).collect();
+        let metric = Metric::from_name(&slo.metric).ok_or_else(|| {
+            let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
             e(format!("unknown metric {:?}; known: {}", slo.metric, known.join(", ")))
         })?;
         let bound = match (slo.max, slo.min) {
             (Some(v), None) | (None, Some(v)) => v,
-            _ => return Err(e(format!("{}: give exactly one of max = N or min = N", metric.as_str()))),
+            _ => return Err(e(format!("{}: give exactly one of max = N or min = N", metric.name()))),
         };
         if !bound.is_finite() || bound < 0.0 {
-            return Err(e(format!("{}: the bound must be a finite number >= 0, not {bound}", metric.as_str())));
+            return Err(e(format!("{}: the bound must be a finite number >= 0, not {bound}", metric.name())));
         }
-        if matches!(metric, SloMetric::RecallAtK | SloMetric::NdcgAt10 | SloMetric::RecallAt100 | SloMetric::ErrorRate)
-            && bound > 1.0
-        {
-            return Err(e(format!("{} is a fraction between 0 and 1, not {bound}", metric.as_str())));
+        if matches!(metric.unit(), Unit::Ratio | Unit::Fraction) && bound > 1.0 {
+            return Err(e(format!("{} is a fraction between 0 and 1, not {bound}", metric.name())));
         }
         if metric.engine_wide() {
             if slo.phase.is_some() || slo.op.is_some() {
-                return Err(e(format!("{} is measured once per engine: leave out phase and op", metric.as_str())));
+                return Err(e(format!("{} is measured once per engine: leave out phase and op", metric.name())));
             }
         } else {
             let (Some(phase), Some(op)) = (&slo.phase, &slo.op) else {
-                return Err(e(format!("{} needs phase = \"<phase name>\" and op = \"<op label>\"", metric.as_str())));
+                return Err(e(format!("{} needs phase = \"<phase name>\" and op = \"<op label>\"", metric.name())));
             };
             let Some(p) = phases.iter().find(|p| &p.name == phase) else {
                 let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
@@ -238,7 +201,7 @@ pub(super) fn validate_requirements<E>(
             if metric.is_quality() && !o.kind.is_search() {
                 return Err(e(format!(
                     "{} is scored for search ops (knn, text, hybrid), and {op:?} is a {} op",
-                    metric.as_str(),
+                    metric.name(),
                     o.kind
                 )));
             }
@@ -312,13 +275,27 @@ min = 0.95
         let r = plan.requirements.unwrap();
         assert_eq!(r.capabilities, vec![Capability::FilteredKnn, Capability::RankedText], "duplicates dropped");
         assert_eq!(r.slo.len(), 3);
-        assert_eq!(r.slo[0].metric, SloMetric::P99Ms);
+        assert_eq!(r.slo[0].metric, Metric::P99Ms);
         assert_eq!(r.slo[0].max, Some(25.0));
         assert_eq!(r.slo[1].phase, None);
         assert_eq!(r.slo[2].min, Some(0.95));
         let json = serde_json::to_string(&r).unwrap();
         let back: Requirements = serde_json::from_str(&json).unwrap();
         assert_eq!(back, r, "round-trips through results.json");
+    }
+
+    #[test]
+    fn slo_metrics_keep_the_spelling_results_files_have() {
+        let slo = |metric: Metric| Slo { phase: None, op: None, metric, max: Some(1.0), min: None };
+        let json = serde_json::to_string(&slo(Metric::NdcgAt10)).unwrap();
+        assert_eq!(json, r#"{"metric":"ndcg_at10","max":1.0}"#, "as the old enum wrote it");
+        assert_eq!(serde_json::to_string(&slo(Metric::RecallAt100)).unwrap(), r#"{"metric":"recall_at100","max":1.0}"#);
+        assert_eq!(serde_json::to_string(&slo(Metric::P999Ms)).unwrap(), r#"{"metric":"p999_ms","max":1.0}"#);
+        for name in ["ndcg_at10", "ndcg_at_10"] {
+            let back: Slo = serde_json::from_str(&format!(r#"{{"metric":"{name}","max":1.0}}"#)).unwrap();
+            assert_eq!(back.metric, Metric::NdcgAt10, "{name}");
+        }
+        assert!(serde_json::from_str::<Slo>(r#"{"metric":"p42_ms"}"#).is_err());
     }
 
     #[test]
