@@ -360,18 +360,6 @@ pub fn md_cell(s: &str) -> String {
 mod tests {
     use super::*;
 
-    use crate::metric::Metric;
-
-    // The report tables mark "best" with the metric declaration's own rule.
-    #[test]
-    fn best_needs_two_values_and_knows_direction() {
-        assert_eq!(Metric::P99Ms.best(&[Some(3.0), Some(2.0), None]), vec![false, true, false]);
-        assert_eq!(Metric::ThroughputOpsS.best(&[Some(3.0), Some(2.0)]), vec![true, false]);
-        assert_eq!(Metric::P99Ms.best(&[Some(3.0), None]), vec![false, false]);
-        assert_eq!(Metric::RecallAtK.best(&[Some(1.0), Some(1.0)]), vec![false, false], "all equal: no best");
-        assert_eq!(Metric::RecallAtK.best(&[Some(1.0), Some(0.5), Some(1.0)]), vec![true, false, true]);
-    }
-
     #[test]
     fn markdown_cells_are_escaped() {
         // HTML escaping is the template engine's now: html::tests::values_are_escaped_as_html.
