@@ -65,7 +65,7 @@ fn render_page(page: &Page) -> Result<String> {
     // The template cannot mark anything safe: trusted markup comes only from TrustedSvg.
     env.remove_filter("safe");
     env.add_template(TEMPLATE_NAME, TEMPLATE).map_err(fail)?;
-    env.get_template(TEMPLATE_NAME).map_err(fail)?.render(Value::from_serialize(page)).map_err(fail)
+    env.get_template(TEMPLATE_NAME).map_err(fail)?.render(Value::from(minijinja::value::Serde(page))).map_err(fail)
 }
 
 /// SVG that dbbench drew itself, the only markup the template inserts unescaped.
