@@ -2,147 +2,249 @@
 //! fetched from the network), so it can be attached to a ticket or opened years later.
 //! The verdict comes first, then the per-phase tables and charts, then the conditions
 //! the numbers were measured under.
+//!
+//! The page is `templates/report.html` filled from the serde context structs below, in
+//! criterion.rs's way: this file decides *what* the page says (plain text and numbers),
+//! the template decides how it looks. Nothing here writes markup, and nothing here
+//! escapes: the template engine escapes every value it inserts.
+//!
+//! Why minijinja (over askama and maud):
+//! - it takes serde context structs as they are, so the context is the same kind of
+//!   value as results.json and can be dumped or tested as data;
+//! - no proc macro and, with default features off, no dependency beyond serde: on a
+//!   2-core machine it adds seconds to a cold build, and editing the template rebuilds
+//!   one `include_str!` instead of re-running a derive over every template;
+//! - askama checks templates at compile time, which is the one thing lost, but its
+//!   current release needs a newer Rust than this crate's `rust-version`, and maud is
+//!   Rust macros rather than template files. The loss is bounded: undefined values are
+//!   errors (`UndefinedBehavior::Strict`), the template is parsed on every render, and
+//!   the tests below render every branch of it;
+//! - auto-escaping follows the template's name (`.html`), so a value cannot go out
+//!   unescaped by a forgotten call.
+//!
+//! Charts are plotters SVG from `charts.rs` (which escapes its own text). They are the
+//! only markup the template inserts as is, and only through [`TrustedSvg`], which
+//! nothing but a drawn chart constructs; the template itself never uses `|safe`. A
+//! chart that cannot be drawn becomes a note on the page, never a failed report.
+//!
+//! This module must never contact an engine, read anything but the results, or let
+//! text from results (names, errors, settings) reach the page unescaped.
 
-use std::fmt::Write as _;
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
 
 use super::recommend::{Outcome, Verdict};
-use super::{charts, esc, fmt_ms, phase_views, Column, OpView, PhaseView};
+use super::{charts, phase_views, OpView, PhaseView};
 use crate::driver::OpKind;
+use crate::error::{Error, Result};
+use crate::format;
+use crate::metric::TABLE_COLUMNS;
 use crate::metrics::decode_histogram;
-use crate::results::{EngineStatus, IntervalResult, OpStatus, RunResults};
+use crate::results::{EngineResult, EngineStatus, IntervalResult, Machine, OpStatus, RunResults, ScheduleMode};
 
-const CSS: &str = r#"
-body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:1200px;padding:16px 24px;color:#1b1f24;background:#fff;line-height:1.45}
-h1{font-size:1.6em;margin:.2em 0}h2{border-bottom:2px solid #d0d7de;padding-bottom:.2em;margin-top:1.8em}h3{margin-top:1.4em}
-.sub{color:#57606a}.banner{padding:10px 14px;border-radius:6px;margin:12px 0}
-.incomplete{background:#fff8c5;border:1px solid #d4a72c}
-.verdict{background:#dafbe1;border:1px solid #4ac26b;font-size:1.1em}
-.verdict.none{background:#ffebe9;border-color:#ff8182}
-.verdict.info{background:#ddf4ff;border-color:#54aeff}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:.92em}
-th,td{border:1px solid #d0d7de;padding:4px 9px;text-align:right;vertical-align:top}
-th{background:#f6f8fa}td.l,th.l{text-align:left}
-td.best{background:#dafbe1;font-weight:600}
-td.pass{background:#dafbe1}td.fail{background:#ffebe9}td.nm{background:#f6f8fa;color:#57606a}
-tr.skipped td,tr.failed td{background:#fff8c5}
-.note{color:#57606a;font-style:italic}
-.chart{margin:6px 0 18px}.chart svg{max-width:100%;height:auto;border:1px solid #eaeef2}
-code{background:#f6f8fa;padding:1px 4px;border-radius:4px}
-ul.reasons li{margin:.2em 0}
-"#;
+const TEMPLATE_NAME: &str = "report.html";
+const TEMPLATE: &str = include_str!("templates/report.html");
 
-pub fn render(r: &RunResults, v: &Verdict) -> String {
-    let mut out = String::new();
-    let run = &r.run;
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>dbbench report: {}</title><style>{CSS}</style></head><body>\n",
-        esc(&run.workload.name)
-    );
-    let _ = writeln!(out, "<h1>dbbench report: {}</h1>", esc(&run.workload.name));
-    let _ = writeln!(
-        out,
-        "<p class=\"sub\">run <code>{}</code>, started {}{}</p>",
-        esc(&run.id),
-        esc(&run.started_at),
-        run.workload.description.as_deref().map(|d| format!(" &mdash; {}", esc(d))).unwrap_or_default()
-    );
-    if !run.complete {
-        let _ = writeln!(
-            out,
-            "<div class=\"banner incomplete\"><strong>Incomplete run:</strong> {}. The numbers below are what was measured before it stopped.</div>",
-            esc(run.incomplete_reason.as_deref().unwrap_or("reason not recorded"))
-        );
-    }
-
-    verdict_section(&mut out, v);
-    engines_section(&mut out, r);
-    for p in phase_views(r) {
-        phase_section(&mut out, r, &p);
-    }
-    load_section(&mut out, r);
-    conditions_section(&mut out, r);
-    out.push_str("</body></html>\n");
-    out
+/// The whole page, from the results and their verdict.
+pub fn render(r: &RunResults, v: &Verdict) -> Result<String> {
+    render_page(&Page::of(r, v))
 }
 
-fn verdict_section(out: &mut String, v: &Verdict) {
-    if v.requirements.is_none() {
-        let _ = writeln!(out, "<h2 id=\"recommendation\">Not a recommendation</h2>");
-        let _ = writeln!(out, "<div class=\"banner verdict info\">{}</div>", esc(&v.headline));
-        let _ = writeln!(
-            out,
-            "<table><tr><th class=\"l\">phase</th><th class=\"l\">op</th><th class=\"l\">fastest</th><th class=\"l\">by</th><th>ms</th><th class=\"l\">notes</th></tr>"
-        );
-        for w in &v.winners {
-            let _ = writeln!(
-                out,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
-                esc(&w.phase),
-                esc(&w.op),
-                esc(w.engine.as_deref().unwrap_or("-")),
-                w.by,
-                fmt_ms(w.value_ms),
-                esc(&w.note)
-            );
-        }
-        out.push_str("</table>\n");
-        return;
-    }
-    let _ = writeln!(out, "<h2 id=\"recommendation\">Recommendation</h2>");
-    let class = if v.fit.is_empty() { "verdict none" } else { "verdict" };
-    let _ = writeln!(out, "<div class=\"banner {class}\"><strong>{}</strong></div>", esc(&v.headline));
-    out.push_str("<ul class=\"reasons\">\n");
-    for reason in &v.reasons {
-        let _ = writeln!(out, "<li>{}</li>", esc(reason));
-    }
-    out.push_str("</ul>\n<table><tr><th class=\"l\">requirement</th>");
-    for e in &v.engines {
-        let _ = write!(out, "<th class=\"l\">{}</th>", esc(&e.engine));
-    }
-    out.push_str("</tr>\n");
-    let rows = v.engines.first().map(|e| e.checks.len()).unwrap_or(0);
-    for i in 0..rows {
-        let name = v.engines.first().map(|e| e.checks[i].requirement.as_str()).unwrap_or("");
-        let _ = write!(out, "<tr><td class=\"l\">{}</td>", esc(name));
-        for e in &v.engines {
-            let c = &e.checks[i];
-            let class = match c.outcome {
-                Outcome::Pass => "pass",
-                Outcome::Fail => "fail",
-                Outcome::NotMeasured => "nm",
-            };
-            let _ =
-                write!(out, "<td class=\"l {class}\"><strong>{}</strong>: {}</td>", c.outcome.word(), esc(&c.detail));
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</table>\n");
+fn render_page(page: &Page) -> Result<String> {
+    let fail = |e: minijinja::Error| Error::Runtime(format!("{TEMPLATE_NAME}: {e:#}"));
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Block tags on lines of their own leave no blank lines behind.
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+        .map_err(fail)?;
+    env.set_syntax(syntax);
+    // The template cannot mark anything safe: trusted markup comes only from TrustedSvg.
+    env.remove_filter("safe");
+    env.add_template(TEMPLATE_NAME, TEMPLATE).map_err(fail)?;
+    env.get_template(TEMPLATE_NAME).map_err(fail)?.render(Value::from(minijinja::value::Serde(page))).map_err(fail)
 }
 
-fn engines_section(out: &mut String, r: &RunResults) {
-    let _ = writeln!(out, "<h2>Engines</h2>");
-    out.push_str("<table><tr><th class=\"l\">engine</th><th class=\"l\">driver</th><th class=\"l\">status</th><th class=\"l\">version</th><th class=\"l\">reason / how to start it</th></tr>\n");
-    for e in &r.engines {
+/// SVG that dbbench drew itself, the only markup the template inserts unescaped.
+///
+/// It serializes as minijinja's safe string; serialized anywhere else it is a plain
+/// string.
+#[derive(Debug, Clone)]
+pub struct TrustedSvg(String);
+
+impl Serialize for TrustedSvg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        Value::from_safe_string(self.0.clone()).serialize(s)
+    }
+}
+
+/// A chart, or why it is not there.
+#[derive(Serialize)]
+struct Chart {
+    /// What the chart shows, for the note when it could not be drawn.
+    what: String,
+    svg: Option<TrustedSvg>,
+    not_drawn: Option<String>,
+}
+
+impl Chart {
+    fn of(what: impl Into<String>, drawn: std::result::Result<String, String>) -> Chart {
+        let what = what.into();
+        match drawn {
+            Ok(svg) => Chart { what, svg: Some(TrustedSvg(svg)), not_drawn: None },
+            Err(why) => Chart { what, svg: None, not_drawn: Some(why) },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    workload: &'a str,
+    description: Option<&'a str>,
+    run_id: &'a str,
+    started_at: &'a str,
+    /// Why the run is incomplete; None when it is complete.
+    incomplete: Option<&'a str>,
+    verdict: VerdictView<'a>,
+    engines: Vec<EngineRow<'a>>,
+    phases: Vec<PhaseSection>,
+    load: LoadSection,
+    conditions: Conditions<'a>,
+}
+
+const NO_REASON: &str = "reason not recorded";
+
+impl<'a> Page<'a> {
+    fn of(r: &'a RunResults, v: &'a Verdict) -> Page<'a> {
+        let run = &r.run;
+        Page {
+            workload: &run.workload.name,
+            description: run.workload.description.as_deref(),
+            run_id: &run.id,
+            started_at: &run.started_at,
+            incomplete: (!run.complete).then(|| run.incomplete_reason.as_deref().unwrap_or(NO_REASON)),
+            verdict: VerdictView::of(v),
+            engines: r.engines.iter().map(EngineRow::of).collect(),
+            phases: phase_views(r).iter().map(|p| PhaseSection::of(r, p)).collect(),
+            load: LoadSection::of(r),
+            conditions: Conditions::of(r),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VerdictView<'a> {
+    /// False when the workload states no requirements: then the page lists the fastest
+    /// engine per op and says it is not a recommendation.
+    recommendation: bool,
+    headline: &'a str,
+    any_fit: bool,
+    reasons: &'a [String],
+    winners: Vec<WinnerRow<'a>>,
+    engines: Vec<&'a str>,
+    requirements: Vec<RequirementRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct WinnerRow<'a> {
+    phase: &'a str,
+    op: &'a str,
+    engine: &'a str,
+    by: &'a str,
+    ms: String,
+    note: &'a str,
+}
+
+#[derive(Serialize)]
+struct RequirementRow<'a> {
+    requirement: &'a str,
+    checks: Vec<CheckCell<'a>>,
+}
+
+#[derive(Serialize)]
+struct CheckCell<'a> {
+    class: &'static str,
+    word: &'static str,
+    detail: &'a str,
+}
+
+impl<'a> VerdictView<'a> {
+    fn of(v: &'a Verdict) -> VerdictView<'a> {
+        let winners = v
+            .winners
+            .iter()
+            .map(|w| WinnerRow {
+                phase: &w.phase,
+                op: &w.op,
+                engine: w.engine.as_deref().unwrap_or("-"),
+                by: w.by,
+                ms: format::ms(w.value_ms),
+                note: &w.note,
+            })
+            .collect();
+        let rows = v.engines.first().map(|e| e.checks.len()).unwrap_or(0);
+        let requirements = (0..rows)
+            .map(|i| RequirementRow {
+                requirement: v.engines.first().map(|e| e.checks[i].requirement.as_str()).unwrap_or(""),
+                checks: v
+                    .engines
+                    .iter()
+                    .map(|e| {
+                        let c = &e.checks[i];
+                        let class = match c.outcome {
+                            Outcome::Pass => "pass",
+                            Outcome::Fail => "fail",
+                            Outcome::NotMeasured => "nm",
+                        };
+                        CheckCell { class, word: c.outcome.word(), detail: &c.detail }
+                    })
+                    .collect(),
+            })
+            .collect();
+        VerdictView {
+            recommendation: v.requirements.is_some(),
+            headline: &v.headline,
+            any_fit: !v.fit.is_empty(),
+            reasons: &v.reasons,
+            winners,
+            engines: v.engines.iter().map(|e| e.engine.as_str()).collect(),
+            requirements,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EngineRow<'a> {
+    /// Row class: "", "skipped" or "failed".
+    class: &'static str,
+    name: &'a str,
+    driver: &'a str,
+    status: &'static str,
+    version: &'a str,
+    reason: &'a str,
+    start_hint: Option<&'a str>,
+}
+
+impl<'a> EngineRow<'a> {
+    fn of(e: &'a EngineResult) -> EngineRow<'a> {
         let (class, status) = match e.status {
             EngineStatus::Ok => ("", "ok"),
             EngineStatus::Skipped => ("skipped", "skipped"),
             EngineStatus::Failed => ("failed", "FAILED"),
         };
-        let mut why = esc(e.reason.as_deref().unwrap_or(""));
-        if let Some(h) = &e.start_hint {
-            let _ = write!(why, "<br>start it with: <code>{}</code>", esc(h));
+        EngineRow {
+            class,
+            name: &e.name,
+            driver: &e.driver,
+            status,
+            version: e.version.as_deref().unwrap_or("-"),
+            reason: e.reason.as_deref().unwrap_or(""),
+            start_hint: e.start_hint.as_deref(),
         }
-        let _ = writeln!(
-            out,
-            "<tr class=\"{class}\"><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{status}</td><td class=\"l\">{}</td><td class=\"l\">{why}</td></tr>",
-            esc(&e.name),
-            esc(&e.driver),
-            esc(e.version.as_deref().unwrap_or("-"))
-        );
     }
-    out.push_str("</table>\n");
 }
 
 /// Index of an engine in the run, for its colour.
@@ -150,158 +252,189 @@ fn engine_index(r: &RunResults, name: &str) -> usize {
     r.engines.iter().position(|e| e.name == name).unwrap_or(0)
 }
 
-fn chart(out: &mut String, what: &str, svg: Result<String, String>) {
-    match svg {
-        Ok(svg) => {
-            let _ = writeln!(out, "<div class=\"chart\">{svg}</div>");
+#[derive(Serialize)]
+struct PhaseSection {
+    name: String,
+    schedule: String,
+    /// Per-engine phase notes: incomplete phases, rates not sustained.
+    notes: Vec<String>,
+    ops: Vec<OpSection>,
+    sweeps: Vec<Chart>,
+}
+
+impl PhaseSection {
+    fn of(r: &RunResults, p: &PhaseView) -> PhaseSection {
+        let mut notes = Vec::new();
+        for e in &r.engines {
+            let Some(ep) = e.phases.iter().find(|x| x.name == p.name) else {
+                continue;
+            };
+            if !ep.complete {
+                notes.push(format!("{}: phase incomplete: {}", e.name, ep.note.as_deref().unwrap_or("")));
+            }
+            if let Some(rate) = ep.rate.as_ref().filter(|rate| !rate.sustained) {
+                notes.push(format!(
+                    "{}: target {:.0} req/s NOT sustained (achieved {:.0} req/s, {} never sent)",
+                    e.name, rate.target_ops_s, rate.achieved_ops_s, rate.unsent
+                ));
+            }
         }
-        Err(why) => {
-            let _ = writeln!(out, "<p class=\"note\">{}: chart not drawn ({})</p>", esc(what), esc(&why));
+        PhaseSection {
+            name: p.name.clone(),
+            schedule: schedule_text(&p.first.schedule),
+            notes,
+            ops: p.ops.iter().map(|o| OpSection::of(r, p, o)).collect(),
+            sweeps: sweep_charts(r, p),
         }
     }
 }
 
-fn phase_section(out: &mut String, r: &RunResults, p: &PhaseView) {
-    let s = &p.first.schedule;
-    let mut sched = match s.mode.as_str() {
-        "open" => format!(
+fn schedule_text(s: &crate::results::ScheduleInfo) -> String {
+    let mut text = match s.mode {
+        ScheduleMode::Open => format!(
             "open loop, {} req/s {}, up to {} in flight",
             s.rate.unwrap_or(0.0),
             s.arrival.as_deref().unwrap_or(""),
             s.concurrency
         ),
-        _ => format!("closed loop, concurrency {}", s.concurrency),
+        ScheduleMode::Closed => format!("closed loop, concurrency {}", s.concurrency),
     };
     if let Some(d) = s.duration_s {
-        let _ = write!(sched, ", {d} s");
+        text.push_str(&format!(", {d} s"));
     }
     if let Some(n) = s.requests {
-        let _ = write!(sched, ", {n} requests");
+        text.push_str(&format!(", {n} requests"));
     }
     if let Some(t) = s.client_threads {
-        let _ = write!(sched, ", on {t} client thread{}", if t == 1 { "" } else { "s" });
+        text.push_str(&format!(", on {t} client thread{}", if t == 1 { "" } else { "s" }));
     }
-    let _ = writeln!(
-        out,
-        "<h2 id=\"phase-{}\">Phase {}</h2><p class=\"sub\">{}</p>",
-        esc(&p.name),
-        esc(&p.name),
-        esc(&sched)
-    );
-    // Per-engine phase notes: incomplete phases, rates not sustained.
-    for e in &r.engines {
-        if let Some(ep) = e.phases.iter().find(|x| x.name == p.name) {
-            if !ep.complete {
-                let _ = writeln!(
-                    out,
-                    "<p class=\"note\">{}: phase incomplete: {}</p>",
-                    esc(&e.name),
-                    esc(ep.note.as_deref().unwrap_or(""))
-                );
-            }
-            if let Some(rate) = &ep.rate {
-                if !rate.sustained {
-                    let _ = writeln!(
-                        out,
-                        "<p class=\"note\">{}: target {:.0} req/s NOT sustained (achieved {:.0} req/s, {} never sent)</p>",
-                        esc(&e.name),
-                        rate.target_ops_s,
-                        rate.achieved_ops_s,
-                        rate.unsent
-                    );
-                }
-            }
-        }
-    }
-    for o in &p.ops {
-        op_section(out, r, p, o);
-    }
-    sweep_chart(out, r, p);
+    text
 }
 
-fn op_section(out: &mut String, r: &RunResults, p: &PhaseView, o: &OpView) {
-    let mut desc = esc(o.first.op.as_str());
-    if let Some(k) = o.first.k {
-        let _ = write!(desc, ", k={k}");
-    }
-    if let Some(f) = &o.first.filter {
-        let _ = write!(desc, ", where <code>{}</code>", esc(f));
-    }
-    if !o.first.params.is_empty() {
-        let params: Vec<String> = o.first.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = write!(desc, ", params <code>{}</code>", esc(&params.join(" ")));
-    }
-    let _ = writeln!(out, "<h3>{} <span class=\"sub\">({desc})</span></h3>", esc(&o.label));
-    out.push_str("<table><tr><th class=\"l\">engine</th>");
-    for c in Column::ALL {
-        let _ = write!(out, "<th>{}</th>", esc(&c.title(o.first.k)));
-    }
-    out.push_str("<th class=\"l\">notes</th></tr>\n");
-    let best: Vec<Vec<bool>> =
-        Column::ALL.iter().map(|c| c.best(&o.engines.iter().map(|(_, op)| c.value(op)).collect::<Vec<_>>())).collect();
-    for (i, (e, op)) in o.engines.iter().enumerate() {
-        let _ = write!(out, "<tr><td class=\"l\">{}</td>", esc(&e.name));
-        if op.status != OpStatus::Ok {
-            let _ = writeln!(
-                out,
-                "<td class=\"l nm\" colspan=\"{}\">{}: {}</td></tr>",
-                Column::ALL.len() + 1,
-                esc(op.status.as_str()),
-                esc(op.note.as_deref().unwrap_or(""))
-            );
-            continue;
-        }
-        for (ci, c) in Column::ALL.iter().enumerate() {
-            let class = if best[ci][i] { " class=\"best\" title=\"best of this column\"" } else { "" };
-            let star = if best[ci][i] { " ★" } else { "" };
-            let _ = write!(out, "<td{class}>{}{star}</td>", c.format(op));
-        }
-        let mut notes: Vec<String> = Vec::new();
-        if let Some(n) = &op.note {
-            notes.push(esc(n));
-        }
-        for (kind, t) in &op.error_kinds {
-            let sample = t.samples.first().map(|s| format!(" (e.g. {})", esc(s))).unwrap_or_default();
-            notes.push(format!("{} {}{sample}", t.count, esc(kind)));
-        }
-        if op.latency_ms.p99.is_none() && op.count > 0 {
-            notes.push(format!("{} requests: too few for p99", op.count));
-        }
-        let _ = writeln!(out, "<td class=\"l\">{}</td></tr>", notes.join("; "));
-    }
-    out.push_str("</table>\n");
+/// `k=v` pairs of an op's search params, space-separated.
+fn params_text(params: &serde_json::Map<String, serde_json::Value>) -> String {
+    params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
 
-    let mut hists = Vec::new();
-    let mut failures = Vec::new();
-    for (e, op) in o.engines.iter().filter(|(_, op)| op.status == OpStatus::Ok) {
-        match decode_histogram(&op.histograms.latency) {
-            Ok(h) => hists.push((e.name.clone(), engine_index(r, &e.name), h)),
-            Err(why) => failures.push(format!("{}: {why}", e.name)),
+#[derive(Serialize)]
+struct OpSection {
+    label: String,
+    kind: String,
+    k: Option<usize>,
+    filter: Option<String>,
+    params: Option<String>,
+    table: OpTable,
+    /// Engines whose latency histogram could not be read (so are missing from charts).
+    unreadable: Vec<String>,
+    charts: Vec<Chart>,
+}
+
+impl OpSection {
+    fn of(r: &RunResults, p: &PhaseView, o: &OpView) -> OpSection {
+        let mut hists = Vec::new();
+        let mut unreadable = Vec::new();
+        for (e, op) in o.engines.iter().filter(|(_, op)| op.status == OpStatus::Ok) {
+            match decode_histogram(&op.histograms.latency) {
+                Ok(h) => hists.push((e.name.clone(), engine_index(r, &e.name), h)),
+                Err(why) => unreadable.push(format!("{}: {why}", e.name)),
+            }
+        }
+        let what = format!("{} / {}", p.name, o.label);
+        let series: Vec<(String, usize, &[IntervalResult])> = o
+            .engines
+            .iter()
+            .filter(|(_, op)| op.status == OpStatus::Ok)
+            .map(|(e, op)| {
+                let elapsed = e.phases.iter().find(|x| x.name == p.name).map(|x| x.elapsed_s).unwrap_or(0.0);
+                (e.name.clone(), engine_index(r, &e.name), whole_seconds(&op.intervals, elapsed))
+            })
+            .collect();
+        let charts = vec![
+            Chart::of(
+                format!("{what} latency by percentile"),
+                charts::spectrum(&format!("{what}: latency by percentile"), &hists),
+            ),
+            Chart::of(
+                format!("{what} over time"),
+                charts::timeline(&format!("{what}: throughput and p99 per whole second"), &series),
+            ),
+        ];
+        OpSection {
+            label: o.label.clone(),
+            kind: o.first.op.as_str().to_string(),
+            k: o.first.k,
+            filter: o.first.filter.clone(),
+            params: (!o.first.params.is_empty()).then(|| params_text(&o.first.params)),
+            table: OpTable::of(o),
+            unreadable,
+            charts,
         }
     }
-    for f in failures {
-        let _ = writeln!(out, "<p class=\"note\">latency histogram unreadable, {}</p>", esc(&f));
+}
+
+/// One op's engines side by side. Every metric column comes from one list
+/// ([`TABLE_COLUMNS`], the one metric declaration): its heading, its formatted values
+/// and which value is best.
+#[derive(Serialize)]
+struct OpTable {
+    columns: Vec<String>,
+    /// Columns of a row that did not run: the metrics and the notes.
+    span: usize,
+    rows: Vec<OpRow>,
+}
+
+#[derive(Serialize)]
+struct OpRow {
+    engine: String,
+    /// Set when the op did not run on this engine (its status), then `cells` is empty
+    /// and `notes` holds the reason.
+    not_run: Option<String>,
+    cells: Vec<Cell>,
+    notes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Cell {
+    text: String,
+    best: bool,
+}
+
+impl OpTable {
+    fn of(o: &OpView) -> OpTable {
+        let columns = TABLE_COLUMNS;
+        let best: Vec<Vec<bool>> =
+            columns.iter().map(|c| c.best(&o.engines.iter().map(|(_, op)| c.value(op)).collect::<Vec<_>>())).collect();
+        let rows = o
+            .engines
+            .iter()
+            .enumerate()
+            .map(|(i, (e, op))| {
+                if op.status != OpStatus::Ok {
+                    return OpRow {
+                        engine: e.name.clone(),
+                        not_run: Some(op.status.as_str().to_string()),
+                        cells: Vec::new(),
+                        notes: op.note.iter().cloned().collect(),
+                    };
+                }
+                let cells = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(ci, c)| Cell { text: c.cell(c.value(op)), best: best[ci][i] })
+                    .collect();
+                let mut notes: Vec<String> = op.note.iter().cloned().collect();
+                for (kind, t) in &op.error_kinds {
+                    let sample = t.samples.first().map(|s| format!(" (e.g. {s})")).unwrap_or_default();
+                    notes.push(format!("{} {kind}{sample}", t.count));
+                }
+                if op.latency_ms.p99.is_none() && op.count > 0 {
+                    notes.push(format!("{} requests: too few for p99", op.count));
+                }
+                OpRow { engine: e.name.clone(), not_run: None, cells, notes }
+            })
+            .collect();
+        OpTable { columns: columns.iter().map(|c| c.column(o.first.k)).collect(), span: columns.len() + 1, rows }
     }
-    let what = format!("{} / {}", p.name, o.label);
-    chart(
-        out,
-        &format!("{what} latency by percentile"),
-        charts::spectrum(&format!("{what}: latency by percentile"), &hists),
-    );
-    let series: Vec<(String, usize, &[crate::results::IntervalResult])> = o
-        .engines
-        .iter()
-        .filter(|(_, op)| op.status == OpStatus::Ok)
-        .map(|(e, op)| {
-            let elapsed = e.phases.iter().find(|x| x.name == p.name).map(|x| x.elapsed_s).unwrap_or(0.0);
-            (e.name.clone(), engine_index(r, &e.name), whole_seconds(&op.intervals, elapsed))
-        })
-        .collect();
-    chart(
-        out,
-        &format!("{what} over time"),
-        charts::timeline(&format!("{what}: throughput and p99 per whole second"), &series),
-    );
 }
 
 /// The intervals without a trailing second that the phase ended inside: its few
@@ -316,16 +449,19 @@ fn whole_seconds(intervals: &[IntervalResult], elapsed_s: f64) -> &[IntervalResu
 
 /// Ops of one kind and filter whose params differ form a sweep of a search parameter
 /// (e.g. ef_search): plot recall against throughput for each engine.
-fn sweep_chart(out: &mut String, r: &RunResults, p: &PhaseView) {
+fn sweep_charts(r: &RunResults, p: &PhaseView) -> Vec<Chart> {
     let mut groups: Vec<(OpKind, Option<String>, Vec<&OpView>)> = Vec::new();
-    for o in
-        p.ops.iter().filter(|o| !o.first.params.is_empty() && matches!(o.first.op.as_str(), "knn" | "text" | "hybrid"))
+    for o in p
+        .ops
+        .iter()
+        .filter(|o| !o.first.params.is_empty() && matches!(o.first.op, OpKind::Knn | OpKind::Text | OpKind::Hybrid))
     {
         match groups.iter_mut().find(|g| g.0 == o.first.op && g.1 == o.first.filter) {
             Some(g) => g.2.push(o),
             None => groups.push((o.first.op, o.first.filter.clone(), vec![o])),
         }
     }
+    let mut drawn = Vec::new();
     for (kind, filter, ops) in groups.into_iter().filter(|g| g.2.len() >= 2) {
         let mut series: Vec<charts::SweepSeries> = Vec::new();
         for o in &ops {
@@ -333,8 +469,7 @@ fn sweep_chart(out: &mut String, r: &RunResults, p: &PhaseView) {
                 let Some(recall) = op.quality.recall_at_k.filter(|_| op.status == OpStatus::Ok) else {
                     continue;
                 };
-                let label: Vec<String> = op.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let point = (op.throughput_ops_s, recall, label.join(" "));
+                let point = (op.throughput_ops_s, recall, params_text(&op.params));
                 match series.iter_mut().find(|s| s.0 == e.name) {
                     Some(s) => s.2.push(point),
                     None => series.push((e.name.clone(), engine_index(r, &e.name), vec![point])),
@@ -346,158 +481,320 @@ fn sweep_chart(out: &mut String, r: &RunResults, p: &PhaseView) {
             p.name,
             filter.as_deref().map(|f| format!(" where {f}")).unwrap_or_default()
         );
-        chart(out, &title, charts::recall_vs_throughput(&title, &series));
+        let chart = charts::recall_vs_throughput(&title, &series);
+        drawn.push(Chart::of(title, chart));
     }
+    drawn
 }
 
-fn load_section(out: &mut String, r: &RunResults) {
-    let _ = writeln!(out, "<h2>Load and index build</h2>");
-    out.push_str("<table><tr><th class=\"l\">engine</th><th>records</th><th>load s</th><th>records/s</th><th>index build s</th><th class=\"l\">index</th></tr>\n");
-    let mut bars = Vec::new();
-    for e in &r.engines {
-        if e.load.is_none() && e.index.is_none() {
-            continue;
+#[derive(Serialize)]
+struct LoadSection {
+    rows: Vec<LoadRow>,
+    chart: Chart,
+}
+
+#[derive(Serialize)]
+struct LoadRow {
+    engine: String,
+    records: String,
+    load_s: String,
+    records_per_s: String,
+    index_s: String,
+    index: String,
+}
+
+impl LoadSection {
+    fn of(r: &RunResults) -> LoadSection {
+        let mut rows = Vec::new();
+        let mut bars = Vec::new();
+        for e in r.engines.iter().filter(|e| e.load.is_some() || e.index.is_some()) {
+            let dash = || "-".to_string();
+            rows.push(LoadRow {
+                engine: e.name.clone(),
+                records: e.load.as_ref().map(|l| l.records.to_string()).unwrap_or_else(dash),
+                load_s: e.load.as_ref().map(|l| format!("{:.2}", l.seconds)).unwrap_or_else(dash),
+                records_per_s: e.load.as_ref().map(|l| format!("{:.0}", l.records_per_s)).unwrap_or_else(dash),
+                index_s: e.index.as_ref().map(|i| format!("{:.2}", i.seconds)).unwrap_or_else(dash),
+                index: e.index.as_ref().map(|i| i.stats.to_string()).unwrap_or_default(),
+            });
+            bars.push((e.name.clone(), e.load.as_ref().map(|l| l.seconds), e.index.as_ref().map(|i| i.seconds)));
         }
-        let stats = e.index.as_ref().map(|i| i.stats.to_string()).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><code>{}</code></td></tr>",
-            esc(&e.name),
-            e.load.as_ref().map(|l| l.records.to_string()).unwrap_or_else(|| "-".into()),
-            e.load.as_ref().map(|l| format!("{:.2}", l.seconds)).unwrap_or_else(|| "-".into()),
-            e.load.as_ref().map(|l| format!("{:.0}", l.records_per_s)).unwrap_or_else(|| "-".into()),
-            e.index.as_ref().map(|i| format!("{:.2}", i.seconds)).unwrap_or_else(|| "-".into()),
-            esc(&stats)
-        );
-        bars.push((e.name.clone(), e.load.as_ref().map(|l| l.seconds), e.index.as_ref().map(|i| i.seconds)));
+        let chart =
+            Chart::of("load and index build times", charts::load_bars("Load and index build time per engine", &bars));
+        LoadSection { rows, chart }
     }
-    out.push_str("</table>\n");
-    chart(out, "load and index build times", charts::load_bars("Load and index build time per engine", &bars));
 }
 
-fn conditions_section(out: &mut String, r: &RunResults) {
-    let run = &r.run;
-    let m = &run.machine;
-    let d = &run.dataset;
-    let _ = writeln!(out, "<h2>Conditions</h2><table>");
-    let mut row = |k: &str, v: String| {
-        let _ = writeln!(out, "<tr><th class=\"l\">{}</th><td class=\"l\">{v}</td></tr>", esc(k));
-    };
-    row(
-        "run",
-        format!(
-            "{} &mdash; {}",
-            esc(&run.id),
-            if run.complete {
-                "complete".to_string()
-            } else {
-                format!("INCOMPLETE: {}", esc(run.incomplete_reason.as_deref().unwrap_or("reason not recorded")))
+#[derive(Serialize)]
+struct Conditions<'a> {
+    run_id: &'a str,
+    incomplete: Option<&'a str>,
+    started_at: &'a str,
+    finished_at: &'a str,
+    workload: &'a str,
+    workload_file: &'a str,
+    workload_sha256: &'a str,
+    seed: u64,
+    dataset: &'a crate::results::DatasetInfo,
+    machine: String,
+    dbbench_version: &'a str,
+    dbbench_commit: &'a str,
+    merged_from: Vec<MergedFrom<'a>>,
+    engines: Vec<EngineSettings<'a>>,
+    /// The workload's requirements as TOML, when it states any.
+    requirements: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MergedFrom<'a> {
+    id: &'a str,
+    started_at: &'a str,
+    finished_at: &'a str,
+    machine: String,
+}
+
+#[derive(Serialize)]
+struct EngineSettings<'a> {
+    name: &'a str,
+    version: &'a str,
+    url: &'a str,
+    settings: Vec<(&'a str, String)>,
+    capabilities: Vec<Capability>,
+}
+
+/// One part of an engine's capabilities in words; `missing` ones are struck through.
+#[derive(Serialize)]
+struct Capability {
+    text: String,
+    missing: bool,
+}
+
+impl<'a> Conditions<'a> {
+    fn of(r: &'a RunResults) -> Conditions<'a> {
+        let run = &r.run;
+        let requirements = run.requirements.as_ref().map(|req| {
+            #[derive(Serialize)]
+            struct Wrapped<'a> {
+                requirements: &'a crate::spec::Requirements,
             }
-        ),
-    );
-    row("started / finished", format!("{} / {}", esc(&run.started_at), esc(run.finished_at.as_deref().unwrap_or("-"))));
-    row(
-        "workload",
-        format!(
-            "{} (<code>{}</code>, sha256 <code>{}</code>)",
-            esc(&run.workload.name),
-            esc(&run.workload.file),
-            esc(&run.workload.sha256)
-        ),
-    );
-    row("seed", run.seed.to_string());
-    let mut ds = format!(
-        "{} &mdash; {}: {} docs, {} queries, dim {}, {} metric{}; fingerprint <code>{}</code>",
-        esc(&d.name),
-        esc(&d.source),
-        d.docs,
-        d.queries,
-        d.dim,
-        esc(&d.metric),
-        if d.judged { ", with relevance judgments" } else { "" },
-        esc(&d.fingerprint)
-    );
-    if let Some(f) = &d.fallback_reason {
-        let _ = write!(ds, "<br><strong>synthetic fallback:</strong> {}", esc(f));
-    }
-    row("dataset", ds);
-    let machine = |m: &crate::results::Machine| {
-        format!(
-            "{} {} ({}), {} CPUs{}, {}",
-            esc(&m.os),
-            esc(m.kernel.as_deref().unwrap_or("")),
-            esc(&m.arch),
-            m.cpus,
-            m.cpu_model.as_deref().map(|c| format!(" ({})", esc(c))).unwrap_or_default(),
-            m.memory_bytes
-                .map(|b| format!("{:.1} GiB memory", b as f64 / (1u64 << 30) as f64))
-                .unwrap_or_else(|| "memory unknown".into())
-        )
-    };
-    row("machine", machine(m));
-    row("dbbench", format!("{} (commit <code>{}</code>)", esc(&r.dbbench.version), esc(&r.dbbench.commit)));
-    if !run.merged_from.is_empty() {
-        let runs: Vec<String> = run
-            .merged_from
-            .iter()
-            .map(|x| {
-                format!(
-                    "<code>{}</code> ({} to {}) on {}",
-                    esc(&x.id),
-                    esc(&x.started_at),
-                    esc(x.finished_at.as_deref().unwrap_or("-")),
-                    machine(&x.machine)
-                )
-            })
-            .collect();
-        row("merged from", runs.join("<br>"));
-    }
-    let _ = writeln!(out, "</table>");
-    let _ = writeln!(out, "<h3>Engine versions and settings</h3><table><tr><th class=\"l\">engine</th><th class=\"l\">version</th><th class=\"l\">url</th><th class=\"l\">settings</th><th class=\"l\">capabilities</th></tr>");
-    for e in &r.engines {
-        let settings: Vec<String> =
-            e.settings.iter().map(|(k, v)| format!("{}&nbsp;=&nbsp;{}", esc(k), esc(&v.to_string()))).collect();
-        let _ = writeln!(
-            out,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
-            esc(&e.name),
-            esc(e.version.as_deref().unwrap_or("-")),
-            esc(e.url.as_deref().unwrap_or("-")),
-            settings.join("<br>"),
-            capabilities_text(&e.capabilities)
-        );
-    }
-    let _ = writeln!(out, "</table>");
-    if let Some(req) = &run.requirements {
-        #[derive(serde::Serialize)]
-        struct Wrapped<'a> {
-            requirements: &'a crate::spec::Requirements,
+            toml::to_string_pretty(&Wrapped { requirements: req }).unwrap_or_else(|e| format!("(cannot show: {e})"))
+        });
+        Conditions {
+            run_id: &run.id,
+            incomplete: (!run.complete).then(|| run.incomplete_reason.as_deref().unwrap_or(NO_REASON)),
+            started_at: &run.started_at,
+            finished_at: run.finished_at.as_deref().unwrap_or("-"),
+            workload: &run.workload.name,
+            workload_file: &run.workload.file,
+            workload_sha256: &run.workload.sha256,
+            seed: run.seed,
+            dataset: &run.dataset,
+            machine: machine_text(&run.machine),
+            dbbench_version: &r.dbbench.version,
+            dbbench_commit: &r.dbbench.commit,
+            merged_from: run
+                .merged_from
+                .iter()
+                .map(|x| MergedFrom {
+                    id: &x.id,
+                    started_at: &x.started_at,
+                    finished_at: x.finished_at.as_deref().unwrap_or("-"),
+                    machine: machine_text(&x.machine),
+                })
+                .collect(),
+            engines: r
+                .engines
+                .iter()
+                .map(|e| EngineSettings {
+                    name: &e.name,
+                    version: e.version.as_deref().unwrap_or("-"),
+                    url: e.url.as_deref().unwrap_or("-"),
+                    settings: e.settings.iter().map(|(k, v)| (k.as_str(), v.to_string())).collect(),
+                    capabilities: capabilities(&e.capabilities),
+                })
+                .collect(),
+            requirements,
         }
-        let text =
-            toml::to_string_pretty(&Wrapped { requirements: req }).unwrap_or_else(|e| format!("(cannot show: {e})"));
-        let _ = writeln!(out, "<h3>Requirements as stated by the workload</h3><pre>{}</pre>", esc(&text));
     }
 }
 
-/// Capabilities in words: native ops plainly, the others with their note.
-fn capabilities_text(caps: &serde_json::Value) -> String {
+fn machine_text(m: &Machine) -> String {
+    format!(
+        "{} {} ({}), {} CPUs{}, {}",
+        m.os,
+        m.kernel.as_deref().unwrap_or(""),
+        m.arch,
+        m.cpus,
+        m.cpu_model.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
+        m.memory_bytes
+            .map(|b| format!("{:.1} GiB memory", b as f64 / (1u64 << 30) as f64))
+            .unwrap_or_else(|| "memory unknown".into())
+    )
+}
+
+/// Capabilities in words: native ops plainly, missing ones struck, the others with
+/// their note.
+fn capabilities(caps: &serde_json::Value) -> Vec<Capability> {
     let mut parts = Vec::new();
+    let said = |text: String| Capability { text, missing: false };
     if let Some(ops) = caps.get("ops").and_then(|o| o.as_object()) {
         for (kind, s) in ops {
             let support = s.get("support").and_then(|x| x.as_str()).unwrap_or("no");
-            match (support, s.get("note").and_then(|x| x.as_str())) {
-                ("native", _) => parts.push(esc(kind)),
-                ("no", _) => parts.push(format!("<s>{}</s>", esc(kind))),
-                (sup, Some(n)) => parts.push(format!("{} ({}: {})", esc(kind), esc(sup), esc(n))),
-                (sup, None) => parts.push(format!("{} ({})", esc(kind), esc(sup))),
-            }
+            parts.push(match (support, s.get("note").and_then(|x| x.as_str())) {
+                ("native", _) => said(kind.clone()),
+                ("no", _) => Capability { text: kind.clone(), missing: true },
+                (sup, Some(n)) => said(format!("{kind} ({sup}: {n})")),
+                (sup, None) => said(format!("{kind} ({sup})")),
+            });
         }
     }
     if let Some(f) = caps.get("filters").and_then(|f| f.get("support")).and_then(|x| x.as_str()) {
-        parts.push(format!("filters: {}", esc(f)));
+        parts.push(said(format!("filters: {f}")));
     }
     if let Some(t) = caps.get("transactions").and_then(|x| x.as_bool()) {
-        parts.push(format!("transactions: {}", if t { "yes" } else { "no" }));
+        parts.push(said(format!("transactions: {}", if t { "yes" } else { "no" })));
     }
-    parts.join(", ")
+    parts
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
+mod tests {
+    use super::*;
+    use crate::report::recommend;
+
+    fn fixture() -> RunResults {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-results.json");
+        RunResults::read(&path).unwrap()
+    }
+
+    fn page(r: &RunResults) -> String {
+        render(r, &recommend::evaluate(r)).unwrap()
+    }
+
+    const HOSTILE: &str = "<script>alert('x')</script> & \"quoted\"";
+    const HOSTILE_ESCAPED: &str = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt; &amp; &quot;quoted&quot;";
+
+    #[test]
+    fn text_from_results_is_escaped_everywhere() {
+        let mut r = fixture();
+        r.run.workload.name = HOSTILE.into();
+        r.run.workload.description = Some(HOSTILE.into());
+        r.run.dataset.fallback_reason = Some(HOSTILE.into());
+        r.engines[0].version = Some(HOSTILE.into());
+        r.engines[0].settings.insert(HOSTILE.into(), serde_json::Value::String(HOSTILE.into()));
+        r.engines[0].phases[0].ops[0].note = Some(HOSTILE.into());
+        r.engines[1].reason = Some(HOSTILE.into());
+        let html = page(&r);
+        assert!(!html.contains("<script"), "no value reaches the page as markup");
+        assert!(!html.contains("\"quoted\""));
+        // title, h1, description, fallback, version (twice), setting key and value, op note, reason
+        assert!(html.matches(HOSTILE_ESCAPED).count() >= 9, "{}", html.matches(HOSTILE_ESCAPED).count());
+    }
+
+    /// Moved from report::tests::html_escaping, when `esc` gave way to the engine's
+    /// escaping: the same five characters are neutralised (`'` and `/` as hex references).
+    #[test]
+    fn values_are_escaped_as_html() {
+        let mut env = Environment::new();
+        env.add_template("t.html", "{{ x }}").unwrap();
+        let out = env.get_template("t.html").unwrap().render(minijinja::context! { x => "<a href=\"x\">&'" }).unwrap();
+        assert_eq!(out, "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;");
+    }
+
+    #[test]
+    fn the_template_marks_nothing_safe_itself() {
+        assert!(!TEMPLATE.contains("|safe") && !TEMPLATE.contains("| safe"));
+        let mut env = Environment::new();
+        env.remove_filter("safe");
+        env.add_template("t.html", "{{ x|safe }}").unwrap();
+        assert!(env.get_template("t.html").unwrap().render(minijinja::context! { x => "<b>" }).is_err());
+    }
+
+    #[test]
+    fn charts_are_inline_svg_and_a_failed_chart_is_a_note() {
+        let r = fixture();
+        let html = page(&r);
+        assert!(html.contains("<div class=\"chart\"><svg"), "charts go in as markup");
+        assert!(!html.contains("&lt;svg"));
+        assert!(!html.contains("chart not drawn"));
+
+        let mut r = fixture();
+        for e in &mut r.engines {
+            for o in e.phases.iter_mut().flat_map(|p| p.ops.iter_mut()).filter(|o| o.label == "get") {
+                o.histograms.latency = "not a histogram".into();
+            }
+        }
+        let html = page(&r);
+        assert!(html.contains("latency histogram unreadable, sqlite: histogram"), "the engine is named");
+        assert!(
+            html.contains("oltp / get latency by percentile: chart not drawn (no successful requests to plot)"),
+            "the report is still written, with a note where the chart was"
+        );
+        assert!(html.contains("oltp / get: throughput and p99 per whole second"), "the other charts are drawn");
+    }
+
+    #[test]
+    fn every_section_is_on_the_page() {
+        let r = fixture();
+        let html = page(&r);
+        for want in [
+            "<h2 id=\"recommendation\">Recommendation</h2>",
+            "Recommended: sqlite, the only engine that meets all 8 requirements.",
+            "<td class=\"l pass\"><strong>pass</strong>: p99 32.6 ms &lt;= 35 ms, 7% headroom</td>",
+            "<h2>Engines</h2>",
+            "<br>start it with: <code>bash services&#x2f;up.sh pgvector</code>",
+            "<h2 id=\"phase-search\">Phase search</h2>",
+            "<th>p99.9 ms</th>",
+            "title=\"best of this column\"",
+            "recall against throughput over the parameter sweep",
+            "<h2>Load and index build</h2>",
+            "<h2>Conditions</h2>",
+            "fingerprint <code>",
+            "<h3>Engine versions and settings</h3>",
+            "&nbsp;=&nbsp;",
+            "<h3>Requirements as stated by the workload</h3><pre>",
+        ] {
+            assert!(html.contains(want), "{want:?} missing");
+        }
+        assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</body></html>\n"));
+        assert!(!html.contains("Incomplete run") && !html.contains("merged from"));
+    }
+
+    #[test]
+    fn op_tables_have_one_heading_and_cell_per_column() {
+        let r = fixture();
+        let view = phase_views(&r);
+        let op = &view[0].ops[0];
+        let table = OpTable::of(op);
+        assert_eq!(table.columns.len(), TABLE_COLUMNS.len());
+        assert_eq!(table.span, TABLE_COLUMNS.len() + 1);
+        for row in table.rows.iter().filter(|row| row.not_run.is_none()) {
+            assert_eq!(row.cells.len(), TABLE_COLUMNS.len(), "{}", row.engine);
+        }
+    }
+
+    #[test]
+    fn incomplete_merged_and_unrequired_runs_say_so() {
+        let mut r = fixture();
+        r.run.complete = false;
+        r.run.incomplete_reason = Some("interrupted (Ctrl-C)".into());
+        r.run.requirements = None;
+        r.run.merged_from = vec![crate::results::MergedRun {
+            id: "run-a".into(),
+            started_at: "2026-11-24T02:37:43+00:00".into(),
+            finished_at: None,
+            machine: r.run.machine.clone(),
+        }];
+        let html = page(&r);
+        assert!(html.contains("<strong>Incomplete run:</strong> interrupted (Ctrl-C)."));
+        assert!(html.contains("INCOMPLETE: interrupted (Ctrl-C)"));
+        assert!(html.contains("<h2 id=\"recommendation\">Not a recommendation</h2>"));
+        assert!(!html.contains("Recommended:"));
+        assert!(html.contains("<th class=\"l\">fastest</th>"));
+        assert!(html.contains(
+            "<th class=\"l\">merged from</th><td class=\"l\"><code>run-a</code> (2026-11-24T02:37:43+00:00 to -) on "
+        ));
+        assert!(!html.contains("Requirements as stated by the workload"));
+    }
 }
