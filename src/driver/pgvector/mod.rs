@@ -11,7 +11,7 @@
 mod pool;
 mod sql;
 
-pub use sql::{filter_sql, or_query, Arg};
+pub use sql::or_query;
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
 use sqlx::query::Query;
 use sqlx::{ConnectOptions, Connection, Postgres, Row};
 
+use super::sql_filter::Dialect;
 use super::*;
 use pool::{pg_err, simple, Knobs, Pool};
 use sql::{bind_args, column, ident, literal, State};
@@ -36,9 +37,26 @@ pub const KIND: DriverKind = DriverKind {
     default_url: Some(DEFAULT_URL),
     start_hint: "services/up.sh pgvector (or: docker compose -f docker-compose.bench.yml up -d pgvector)",
     capabilities,
+    params: &[EF_SEARCH, PROBES],
     validate: |cfg| Settings::parse(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(PgVector::new(cfg)?)),
     hidden: false,
+};
+
+/// Set per request as a session knob, over `settings.ef_search`.
+const EF_SEARCH: ParamDef = ParamDef {
+    name: "ef_search",
+    kind: ParamKind::Integer { min: 1, max: 1000 },
+    ops: params::VECTOR_SEARCH,
+    summary: "HNSW candidate list while searching (hnsw.ef_search); default settings.ef_search",
+};
+
+/// Set per request as a session knob, over `settings.probes`.
+const PROBES: ParamDef = ParamDef {
+    name: "probes",
+    kind: ParamKind::Integer { min: 1, max: 32768 },
+    ops: params::VECTOR_SEARCH,
+    summary: "IVFFlat lists probed (ivfflat.probes); default settings.probes",
 };
 
 /// Text is ranked by `ts_rank_cd`, PostgreSQL's own ranking (cover density, not BM25):
@@ -222,22 +240,11 @@ impl PgVector {
     /// The knobs for a search, from the op's params over the settings.
     fn knobs(&self, params: &SearchParams) -> DriverResult<Knobs> {
         let mut k = self.default_knobs();
-        let int = |key: &str, lo: u64, hi: u64| -> DriverResult<Option<u32>> {
-            match params.get(key) {
-                None => Ok(None),
-                Some(v) => match v.as_u64().filter(|x| (lo..=hi).contains(x)) {
-                    Some(x) => Ok(Some(x as u32)),
-                    None => Err(DriverError::rejected(format!(
-                        "pgvector: params.{key} must be an integer from {lo} to {hi}, got {v}"
-                    ))),
-                },
-            }
-        };
-        if let Some(x) = int("ef_search", 1, 1000)? {
-            k.ef_search = x;
+        if let Some(x) = EF_SEARCH.integer("pgvector", params)? {
+            k.ef_search = x as u32;
         }
-        if let Some(x) = int("probes", 1, 32768)? {
-            k.probes = x;
+        if let Some(x) = PROBES.integer("pgvector", params)? {
+            k.probes = x as u32;
         }
         Ok(k)
     }
@@ -282,10 +289,10 @@ impl PgVector {
                 let rows: Vec<i64> = match filter {
                     None => sqlx::query_scalar(&st.knn_sql).bind(v).bind(*k as i64).fetch_all(pg).await?,
                     Some(f) => {
-                        let mut args = Vec::new();
-                        let w = filter_sql(f, 3, &mut args).map_err(|e| sqlx::Error::Protocol(e.message))?;
-                        let sql = sql::knn_sql(&st.table, st.op, Some(&w));
-                        let q = bind_args(sqlx::query(&sql).bind(v).bind(*k as i64), &args);
+                        let w =
+                            Dialect::Postgres.filter(f, &st.schema, 3).map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        let sql = sql::knn_sql(&st.table, st.op, Some(&w.sql));
+                        let q = bind_args(sqlx::query(&sql).bind(v).bind(*k as i64), &w.binds);
                         q.fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
                     }
                 };
@@ -296,10 +303,10 @@ impl PgVector {
                 let rows: Vec<i64> = match filter {
                     None => sqlx::query_scalar(&st.text_sql).bind(q_text).bind(*k as i64).fetch_all(pg).await?,
                     Some(f) => {
-                        let mut args = Vec::new();
-                        let w = filter_sql(f, 3, &mut args).map_err(|e| sqlx::Error::Protocol(e.message))?;
-                        let sql = sql::text_sql(&st.table, &st.config, self.settings.rank_normalization, Some(&w));
-                        let q = bind_args(sqlx::query(&sql).bind(q_text).bind(*k as i64), &args);
+                        let w =
+                            Dialect::Postgres.filter(f, &st.schema, 3).map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        let sql = sql::text_sql(&st.table, &st.config, self.settings.rank_normalization, Some(&w.sql));
+                        let q = bind_args(sqlx::query(&sql).bind(q_text).bind(*k as i64), &w.binds);
                         q.fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
                     }
                 };
@@ -320,10 +327,10 @@ impl PgVector {
                             .await?
                     }
                     Some(f) => {
-                        let mut args = Vec::new();
-                        let w = filter_sql(f, 5, &mut args).map_err(|e| sqlx::Error::Protocol(e.message))?;
-                        let sql = sql::hybrid_sql(&self.settings, &st.table, st.op, &st.config, Some(&w));
-                        let q = bind_args(sqlx::query(&sql).bind(v).bind(q_text).bind(n).bind(*k as i64), &args);
+                        let w =
+                            Dialect::Postgres.filter(f, &st.schema, 5).map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        let sql = sql::hybrid_sql(&self.settings, &st.table, st.op, &st.config, Some(&w.sql));
+                        let q = bind_args(sqlx::query(&sql).bind(v).bind(q_text).bind(n).bind(*k as i64), &w.binds);
                         q.fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
                     }
                 };
@@ -441,10 +448,9 @@ impl PgVector {
         plans.insert("knn".into(), Self::explain(pg, sqlx::query(&sql).bind(v()).bind(k)).await);
         if let (Some(a), Some(val)) = (st.schema.attributes.first(), rec.attributes.first()) {
             let f = Filter::Eq { field: a.name.clone(), value: val.clone() };
-            let mut args = Vec::new();
-            let w = filter_sql(&f, 3, &mut args)?;
-            let sql = format!("EXPLAIN (FORMAT TEXT) {}", sql::knn_sql(&st.table, st.op, Some(&w)));
-            let q = bind_args(sqlx::query(&sql).bind(v()).bind(k), &args);
+            let w = Dialect::Postgres.filter(&f, &st.schema, 3)?;
+            let sql = format!("EXPLAIN (FORMAT TEXT) {}", sql::knn_sql(&st.table, st.op, Some(&w.sql)));
+            let q = bind_args(sqlx::query(&sql).bind(v()).bind(k), &w.binds);
             plans.insert(format!("knn where {f}"), Self::explain(pg, q).await);
         }
         let sql = format!("EXPLAIN (FORMAT TEXT) {}", st.text_sql);

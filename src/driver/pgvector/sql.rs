@@ -1,5 +1,6 @@
-//! The SQL text of the pgvector driver: identifiers, literals, filters as SQL with bound
-//! parameters, the text query, and every statement a collection's table is used with.
+//! The SQL text of the pgvector driver: literals, the text query, and every statement a
+//! collection's table is used with (filters come from `driver::sql_filter`, shared with
+//! sqlite).
 //!
 //! Nothing from a workload or a dataset ever reaches SQL text except through `ident` and
 //! `literal` (names) or as a bound parameter (values).
@@ -9,115 +10,29 @@ use sqlx::query::Query;
 use sqlx::Postgres;
 
 use super::{Settings, SCHEMA};
-use crate::driver::{AttrKind, AttrValue, DriverError, DriverResult, Filter, Metric, Schema};
-
-/// A double-quoted SQL identifier.
-pub(super) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+use crate::driver::sql_filter::Bind;
+pub(super) use crate::driver::sql_filter::{column, ident};
+use crate::driver::{AttrKind, Metric, Schema};
 
 /// A single-quoted SQL string literal.
 pub(super) fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-pub(super) fn column(attr: &str) -> String {
-    ident(&format!("a_{attr}"))
-}
-
-/// A value bound to a filter placeholder.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arg {
-    Int(i64),
-    Text(String),
-    Ints(Vec<i64>),
-    Texts(Vec<String>),
-}
-
-pub(super) fn bind_args<'q>(mut q: Query<'q, Postgres, PgArguments>, args: &[Arg]) -> Query<'q, Postgres, PgArguments> {
-    for a in args {
-        q = match a {
-            Arg::Int(i) => q.bind(*i),
-            Arg::Text(s) => q.bind(s.clone()),
-            Arg::Ints(v) => q.bind(v.clone()),
-            Arg::Texts(v) => q.bind(v.clone()),
+/// Bind a filter's values, in placeholder order.
+pub(super) fn bind_args<'q>(
+    mut q: Query<'q, Postgres, PgArguments>,
+    binds: &[Bind],
+) -> Query<'q, Postgres, PgArguments> {
+    for b in binds {
+        q = match b {
+            Bind::Int(i) => q.bind(*i),
+            Bind::Text(s) => q.bind(s.clone()),
+            Bind::Ints(v) => q.bind(v.clone()),
+            Bind::Texts(v) => q.bind(v.clone()),
         };
     }
     q
-}
-
-/// The filter as a SQL boolean expression whose values are bound parameters: `args[i]`
-/// is `$(first + i)`, and the values are appended to `args`. `IN` binds one
-/// array (`= ANY($n)`), so the statement text depends only on the filter's shape.
-pub fn filter_sql(f: &Filter, first: usize, args: &mut Vec<Arg>) -> DriverResult<String> {
-    let next = |a: Arg, args: &mut Vec<Arg>| {
-        args.push(a);
-        format!("${}", first + args.len() - 1)
-    };
-    Ok(match f {
-        Filter::Eq { field, value } => {
-            let p = next(
-                match value {
-                    AttrValue::Integer(i) => Arg::Int(*i),
-                    AttrValue::Keyword(s) => Arg::Text(s.clone()),
-                },
-                args,
-            );
-            format!("{} = {p}", column(field))
-        }
-        Filter::In { field, values } => {
-            let arg = if values.iter().all(|v| matches!(v, AttrValue::Integer(_))) {
-                Arg::Ints(
-                    values
-                        .iter()
-                        .filter_map(|v| match v {
-                            AttrValue::Integer(i) => Some(*i),
-                            AttrValue::Keyword(_) => None,
-                        })
-                        .collect(),
-                )
-            } else if values.iter().all(|v| matches!(v, AttrValue::Keyword(_))) {
-                Arg::Texts(
-                    values
-                        .iter()
-                        .filter_map(|v| match v {
-                            AttrValue::Keyword(s) => Some(s.clone()),
-                            AttrValue::Integer(_) => None,
-                        })
-                        .collect(),
-                )
-            } else {
-                return Err(DriverError::rejected(format!("filter on {field}: in-list mixes integers and keywords")));
-            };
-            let p = next(arg, args);
-            format!("{} = ANY({p})", column(field))
-        }
-        Filter::Range { field, gte, lt } => {
-            let mut parts = Vec::new();
-            if let Some(g) = gte {
-                parts.push(format!("{} >= {}", column(field), next(Arg::Int(*g), args)));
-            }
-            if let Some(l) = lt {
-                parts.push(format!("{} < {}", column(field), next(Arg::Int(*l), args)));
-            }
-            match parts.len() {
-                0 => "TRUE".into(),
-                1 => parts.remove(0),
-                _ => format!("({})", parts.join(" AND ")),
-            }
-        }
-        Filter::And(parts) | Filter::Or(parts) => {
-            if parts.is_empty() {
-                return Ok(if matches!(f, Filter::And(_)) { "TRUE" } else { "FALSE" }.into());
-            }
-            let sep = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
-            let mut out = Vec::new();
-            for p in parts {
-                out.push(filter_sql(p, first, args)?);
-            }
-            format!("({})", out.join(sep))
-        }
-    })
 }
 
 /// Free text as a tsquery source: every word, OR-ed, for `to_tsquery`. Only letters and
@@ -264,55 +179,6 @@ pub(super) fn hybrid_sql(settings: &Settings, table: &str, op: &str, config: &st
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::driver::ErrorKind;
-
-    fn kw(s: &str) -> AttrValue {
-        AttrValue::Keyword(s.into())
-    }
-    #[test]
-    fn filters_become_sql_with_bound_parameters() {
-        let f = Filter::Or(vec![
-            Filter::Eq { field: "lang".into(), value: kw("o'brien") },
-            Filter::Range { field: "year".into(), gte: Some(2000), lt: Some(2010) },
-            Filter::And(vec![
-                Filter::In { field: "n".into(), values: vec![AttrValue::Integer(1), AttrValue::Integer(2)] },
-                Filter::In { field: "lang".into(), values: vec![kw("de"), kw("fr")] },
-            ]),
-            Filter::Range { field: "year".into(), gte: None, lt: Some(5) },
-        ]);
-        let mut args = Vec::new();
-        let sql = filter_sql(&f, 3, &mut args).unwrap();
-        assert_eq!(
-            sql,
-            "(\"a_lang\" = $3 OR (\"a_year\" >= $4 AND \"a_year\" < $5) OR (\"a_n\" = ANY($6) AND \"a_lang\" = ANY($7)) OR \"a_year\" < $8)"
-        );
-        assert_eq!(
-            args,
-            vec![
-                Arg::Text("o'brien".into()),
-                Arg::Int(2000),
-                Arg::Int(2010),
-                Arg::Ints(vec![1, 2]),
-                Arg::Texts(vec!["de".into(), "fr".into()]),
-                Arg::Int(5),
-            ]
-        );
-    }
-
-    #[test]
-    fn filter_edge_cases() {
-        let mut args = Vec::new();
-        let open = Filter::Range { field: "y".into(), gte: None, lt: None };
-        assert_eq!(filter_sql(&open, 1, &mut args).unwrap(), "TRUE");
-        assert_eq!(filter_sql(&Filter::Or(vec![]), 1, &mut args).unwrap(), "FALSE");
-        assert_eq!(filter_sql(&Filter::And(vec![]), 1, &mut args).unwrap(), "TRUE");
-        assert!(args.is_empty());
-        let mixed = Filter::In { field: "y".into(), values: vec![AttrValue::Integer(1), kw("a")] };
-        assert_eq!(filter_sql(&mixed, 1, &mut args).unwrap_err().kind, ErrorKind::Rejected);
-        let quoted = Filter::Eq { field: "we\"ird".into(), value: AttrValue::Integer(1) };
-        assert_eq!(filter_sql(&quoted, 1, &mut Vec::new()).unwrap(), "\"a_we\"\"ird\" = $1");
-    }
-
     #[test]
     fn text_query_is_an_or_of_plain_words() {
         assert_eq!(or_query("Cancer & !cells: a*b 'x' | y"), "cancer | cells | a | b | x | y");
