@@ -290,6 +290,19 @@ pub fn describe_plan(plan: &Plan) -> String {
                 let _ = write!(line, " params={:?}", o.params);
             }
             let _ = writeln!(out, "{line}");
+            // Which engine applies which param: the rest run without it, recorded so.
+            for e in &plan.engines {
+                if let Some(u) = driver::ParamUse::of(e.kind.params, o.kind, &o.params) {
+                    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+                    let _ = writeln!(
+                        out,
+                        "          {}: applies {}; not applicable: {}",
+                        e.config.name,
+                        list(&u.applied),
+                        list(&u.not_applicable)
+                    );
+                }
+            }
         }
     }
     out
@@ -350,6 +363,15 @@ async fn engines(workload: Option<PathBuf>) -> Result<i32> {
             if caps.filters.runs() { "yes" } else { "no" },
             if caps.transactions { "yes" } else { "no" }
         );
+        if kind.params.is_empty() {
+            println!("  params: none (a workload's per-op params are not applicable to it)");
+        } else {
+            println!("  params (per op, params = {{ name = value }}):");
+            for p in kind.params {
+                let ops: Vec<&str> = p.ops.iter().map(|k| k.as_str()).collect();
+                println!("    {} ({}): {}; {}", p.name, ops.join(", "), p.kind.describe(), p.summary);
+            }
+        }
         println!("  {reach}");
     }
     Ok(0)

@@ -290,3 +290,134 @@ fn engines_lists_drivers_and_reachability() {
     assert!(t.contains("reachable"));
     assert!(!t.contains("scripted"), "test doubles are hidden");
 }
+
+/// `:line:column:` of the first `needle` in `body`, `skip` bytes into it, as dbbench
+/// reports positions.
+fn position(body: &str, needle: &str, skip: usize) -> String {
+    let at = body.find(needle).unwrap_or_else(|| panic!("{needle:?} in the workload")) + skip;
+    let line = body[..at].matches('\n').count() + 1;
+    let column = at - body[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!(":{line}:{column}:")
+}
+
+#[test]
+fn search_params_no_engine_reads_or_of_the_wrong_type_exit_2_at_the_param() {
+    let dir = tempfile::tempdir().unwrap();
+    // SMALL's engines (sqlite, scripted) read no search params.
+    let unknown = SMALL.replace("k = 5\n", "k = 5\nparams = { hnsw_ef = 100 }\n");
+    // A disabled pgvector engine still counts: its driver reads ef_search, as an integer
+    // from 1 to 1000.
+    let pg = "[engines.pg]\ndriver = \"pgvector\"\nenabled = false\n\n[engines.stub]";
+    let with_pg = SMALL.replace("[engines.stub]", pg);
+    let mistyped = with_pg.replace("k = 5\n", "k = 5\nparams = { ef_search = \"lots\" }\n");
+    let out_of_range = with_pg.replace("k = 5\n", "k = 5\nparams = { ef_search = 0 }\n");
+    let on_text = with_pg.replace("op = \"get\"", "op = \"text\"\nparams = { ef_search = 100 }");
+    // (name, workload, where the error points (text, bytes into it), message)
+    let cases = [
+        ("unknown", &unknown, ("hnsw_ef = 100", 0), "params.hnsw_ef: no engine of this workload reads it on knn ops"),
+        (
+            "mistyped",
+            &mistyped,
+            ("ef_search = \"lots\"", 12),
+            "params.ef_search = \"lots\": engine pg reads it as an integer from 1 to 1000",
+        ),
+        (
+            "range",
+            &out_of_range,
+            ("ef_search = 0", 12),
+            "params.ef_search = 0: engine pg reads it as an integer from 1 to 1000",
+        ),
+        (
+            "on_text",
+            &on_text,
+            ("ef_search = 100", 0),
+            "params.ef_search: no engine of this workload reads it on text ops",
+        ),
+    ];
+    for (name, body, (at, skip), expected) in cases {
+        let file = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&file, body).unwrap();
+        let file = file.to_str().unwrap();
+        for args in [vec!["validate", file], vec!["run", file, "--cache", "cache", "--out", "run"]] {
+            let out = dbbench(&args, dir.path());
+            let msg = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{name} {}: {msg}", args[0]);
+            let place = format!("{name}.toml{}", position(body, at, skip));
+            assert!(msg.contains(&place), "{name} {}: expected {place:?} in: {msg}", args[0]);
+            assert!(msg.contains(expected), "{name} {}: expected {expected:?} in: {msg}", args[0]);
+            assert!(!dir.path().join("run").exists(), "{name}: refused before anything ran");
+        }
+    }
+    assert!(text(&dbbench(&["validate", "unknown.toml"], dir.path())).contains("sqlite reads none; stub reads none"));
+    // The same param on an op where the pgvector engine reads it is valid.
+    std::fs::write(dir.path().join("ok.toml"), with_pg.replace("k = 5\n", "k = 5\nparams = { ef_search = 100 }\n"))
+        .unwrap();
+    let out = dbbench(&["validate", "ok.toml"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("sqlite: applies none; not applicable: ef_search"), "{}", text(&out));
+}
+
+/// The op of `engine` in the first phase of a results file.
+fn op_of<'a>(results: &'a Value, engine: &str, label: &str) -> &'a Value {
+    let e = results["engines"].as_array().unwrap().iter().find(|e| e["name"] == engine).unwrap();
+    assert_eq!(e["status"], "ok", "{e}");
+    e["phases"][0]["ops"].as_array().unwrap().iter().find(|o| o["label"] == label).unwrap()
+}
+
+#[test]
+fn a_param_no_running_engine_reads_runs_everywhere_and_is_recorded_not_applicable() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = "[engines.pg]\ndriver = \"pgvector\"\nenabled = false\n\n[engines.stub]";
+    let body = SMALL.replace("[engines.stub]", pg).replace("k = 5\n", "k = 5\nparams = { ef_search = 100 }\n");
+    std::fs::write(dir.path().join("w.toml"), body).unwrap();
+    let out = dbbench(&["run", "w.toml", "--out", "run", "--cache", "cache"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
+    for engine in ["sqlite", "stub"] {
+        let knn = op_of(&r, engine, "knn");
+        assert_eq!(knn["errors"], 0, "{engine}: {knn}");
+        assert!(knn["count"].as_u64().unwrap() > 0, "{engine}");
+        assert_eq!(knn["params"]["ef_search"], 100);
+        assert_eq!(knn["param_use"], serde_json::json!({ "applied": [], "not_applicable": ["ef_search"] }), "{engine}");
+        assert!(op_of(&r, engine, "get").get("param_use").is_none(), "no params, no param_use");
+    }
+}
+
+#[cfg(feature = "qdrant-edge")]
+#[test]
+fn a_param_one_engine_reads_runs_on_both_and_is_recorded_per_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = SMALL
+        .replace("[engines.stub]", "[engines.qdrant-edge]\n\n[engines.stub]")
+        .replace("k = 5\n", "k = 5\nparams = { hnsw_ef = 100 }\n");
+    std::fs::write(dir.path().join("w.toml"), body).unwrap();
+    let out = dbbench(&["run", "w.toml", "--out", "run", "--cache", "cache"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/results.json")).unwrap()).unwrap();
+    let expect = [
+        ("qdrant-edge", vec!["hnsw_ef"], vec![]),
+        ("sqlite", vec![], vec!["hnsw_ef"]),
+        ("stub", vec![], vec!["hnsw_ef"]),
+    ];
+    for (engine, applied, not_applicable) in expect {
+        let knn = op_of(&r, engine, "knn");
+        assert_eq!(knn["errors"], 0, "{engine}: {knn}");
+        assert!(knn["count"].as_u64().unwrap() > 0, "{engine}");
+        assert_eq!(
+            knn["param_use"],
+            serde_json::json!({ "applied": applied, "not_applicable": not_applicable }),
+            "{engine}"
+        );
+    }
+}
+
+#[test]
+fn engines_lists_each_drivers_search_params() {
+    let out = dbbench(&["engines"], &root());
+    let t = text(&out);
+    assert!(t.contains("ef_search (knn, hybrid): an integer from 1 to 1000"), "{t}");
+    assert!(t.contains("num_candidates (knn, hybrid): an integer from 1 to 10000"), "{t}");
+    assert!(t.contains("params: none"), "{t}");
+}

@@ -11,10 +11,13 @@
 //! Chroma ids are strings: dbbench's u64 ids are sent as decimal strings and parsed back.
 //!
 //! Limits worth knowing when reading results: `ef_search` is part of the collection's
-//! configuration, so a per-op `params.ef_search` that differs from the setting is rejected
-//! rather than silently ignored. `add` keeps an existing id without an error, `update`
-//! and `delete` succeed on unknown ids, so write counts are what the server says, not
-//! rows found. `/api/v2/version` reports the server API version ("1.0.0" for chromadb
+//! configuration (`settings.ef_search`), not of a query, so Chroma declares no per-op
+//! params: a workload's per-op `params.ef_search` (pgvector's knob) is recorded in
+//! Chroma's results as not applicable, and Chroma searches at its collection's value,
+//! which its settings in results show. Refusing it instead would make every workload that
+//! tunes another engine per op unable to run Chroma beside it. `add` keeps an existing
+//! id without an error, `update` and `delete` succeed on unknown ids, so write counts are
+//! what the server says, not rows found. `/api/v2/version` reports the server API version ("1.0.0" for chromadb
 //! 1.5.9); the package version is not exposed over HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +38,7 @@ pub const KIND: DriverKind = DriverKind {
     default_url: Some("http://127.0.0.1:8000"),
     start_hint: "services/up.sh chroma (or: docker compose -f docker-compose.bench.yml up -d chroma)",
     capabilities,
+    params: &[],
     validate: |cfg| Settings::parse(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(Chroma::new(cfg)?)),
     hidden: false,
@@ -76,7 +80,8 @@ pub struct Settings {
     /// HNSW space. Derived from the workload's metric; if given it must agree with it.
     pub space: Option<String>,
     pub ef_construction: u32,
-    /// Fixed per collection in Chroma: a per-op `params.ef_search` cannot change it.
+    /// Fixed per collection in Chroma: a per-op `params.ef_search` cannot change it (it is
+    /// recorded as not applicable).
     pub ef_search: u32,
     pub max_neighbors: u32,
     /// Auth token (`${ENV}` is expanded). Never printed or written.
@@ -478,27 +483,6 @@ impl Chroma {
         Ok(Some(Record { id, vector: Arc::from(vector), text: Arc::from(text), attributes }))
     }
 
-    fn check_params(&self, params: &SearchParams) -> DriverResult<()> {
-        for (key, value) in params {
-            match key.as_str() {
-                "ef_search" if value.as_u64() == Some(u64::from(self.settings.ef_search)) => {}
-                "ef_search" => {
-                    return Err(DriverError::rejected(format!(
-                    "chroma: ef_search is fixed per collection ({}); per-query ef_search {value} cannot be applied, \
-                         set engines.<name>.settings.ef_search instead",
-                    self.settings.ef_search
-                )))
-                }
-                other => {
-                    return Err(DriverError::rejected(format!(
-                        "chroma: unknown search param {other:?} (known: ef_search)"
-                    )))
-                }
-            }
-        }
-        Ok(())
-    }
-
     async fn knn(&self, st: &State, vector: &[f32], k: usize, filter: Option<&Filter>) -> DriverResult<Outcome> {
         let body =
             QueryBody { query_embeddings: [vector], n_results: k, include: [], where_: filter.map(where_clause) };
@@ -639,10 +623,7 @@ impl Driver for Chroma {
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
         let st = self.state()?;
         match op {
-            Op::Knn { vector, k, filter, params } => {
-                self.check_params(params)?;
-                self.knn(&st, vector, *k, *filter).await
-            }
+            Op::Knn { vector, k, filter, .. } => self.knn(&st, vector, *k, *filter).await,
             Op::Text { query, k, filter, .. } => self.text(&st, query, *k, *filter).await,
             Op::Get { id } => {
                 let id = id.to_string();
@@ -716,10 +697,7 @@ impl Driver for Chroma {
         settings.insert("ef_construction".into(), json!(s.ef_construction));
         settings.insert(
             "ef_search".into(),
-            json!(format!(
-                "{} (fixed per collection: a per-op params.ef_search that differs is rejected)",
-                s.ef_search
-            )),
+            json!(format!("{} (fixed per collection: a per-op params.ef_search is not applicable)", s.ef_search)),
         );
         settings.insert("max_neighbors".into(), json!(s.max_neighbors));
         settings.insert("timeout_ms".into(), json!(s.timeout_ms));

@@ -31,9 +31,18 @@ pub const KIND: DriverKind = DriverKind {
     default_url: Some("http://127.0.0.1:9200"),
     start_hint: "services/up.sh elasticsearch (or: docker compose -f docker-compose.bench.yml up -d elasticsearch)",
     capabilities,
+    params: &[NUM_CANDIDATES],
     validate: |cfg| Settings::parse(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(Elasticsearch::new(cfg)?)),
     hidden: false,
+};
+
+/// Sent in the kNN clause of the request, over `settings.num_candidates`.
+const NUM_CANDIDATES: ParamDef = ParamDef {
+    name: "num_candidates",
+    kind: ParamKind::Integer { min: 1, max: 10_000 },
+    ops: params::VECTOR_SEARCH,
+    summary: "HNSW candidates per shard (raised to k if lower); default settings.num_candidates",
 };
 
 const HYBRID_NOTE: &str = "kNN and BM25 searches sent together in one _msearch round trip, fused by reciprocal rank fusion in dbbench (Elasticsearch's rrf retriever needs a paid licence and is missing from some builds)";
@@ -506,12 +515,7 @@ impl Elasticsearch {
     }
 
     fn num_candidates(&self, params: &SearchParams) -> DriverResult<usize> {
-        match params.get("num_candidates") {
-            None => Ok(self.settings.num_candidates),
-            Some(v) => v.as_u64().filter(|n| (1..=10_000).contains(n)).map(|n| n as usize).ok_or_else(|| {
-                DriverError::rejected(format!("elasticsearch: num_candidates {v}: use an integer from 1 to 10000"))
-            }),
-        }
+        Ok(NUM_CANDIDATES.integer("elasticsearch", params)?.map_or(self.settings.num_candidates, |n| n as usize))
     }
 
     fn mapping(&self, schema: &Schema) -> Value {

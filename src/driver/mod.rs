@@ -35,17 +35,19 @@ pub mod chroma;
 pub mod elasticsearch;
 pub mod noop;
 pub mod op;
+pub mod params;
 pub mod pgvector;
-#[cfg(feature = "qdrant")]
-pub mod qdrant;
 #[cfg(any(feature = "qdrant", feature = "qdrant-edge"))]
-pub mod qdrant_common;
+pub mod qdrant;
+/// The embedded Qdrant driver under its older path.
 #[cfg(feature = "qdrant-edge")]
-pub mod qdrant_edge;
+pub use qdrant::edge as qdrant_edge;
 pub mod scripted;
+pub mod sql_filter;
 pub mod sqlite;
 
 pub use op::*;
+pub use params::{ParamDef, ParamKind, ParamUse};
 
 /// How a driver supports one kind of op.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -191,6 +193,10 @@ pub struct DriverKind {
     pub start_hint: &'static str,
     /// Capabilities, known without connecting.
     pub capabilities: fn() -> Capabilities,
+    /// The per-op search params it reads (`params = { ... }` on an op), checked by the
+    /// plan before anything runs. Any other param is not applicable to it: sent, ignored,
+    /// and recorded so in results; never a request error.
+    pub params: &'static [ParamDef],
     /// Check settings without connecting (for `dbbench validate`).
     pub validate: fn(&EngineConfig) -> Result<(), String>,
     pub open: fn(&EngineConfig) -> Result<Box<dyn Driver>, String>,
@@ -206,9 +212,9 @@ pub fn registry() -> &'static [DriverKind] {
         chroma::KIND,
         elasticsearch::KIND,
         #[cfg(feature = "qdrant")]
-        qdrant::KIND,
+        qdrant::server::KIND,
         #[cfg(feature = "qdrant-edge")]
-        qdrant_edge::KIND,
+        qdrant::edge::KIND,
         noop::KIND,
         scripted::KIND,
     ];

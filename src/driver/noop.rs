@@ -12,6 +12,7 @@ pub const KIND: DriverKind = DriverKind {
     default_url: None,
     start_hint: "nothing to start",
     capabilities: Capabilities::all_native,
+    params: &[],
     validate: |cfg| {
         if cfg.settings.is_empty() {
             Ok(())

@@ -98,6 +98,21 @@ pub enum AttrValue {
     Integer(i64),
 }
 
+impl AttrValue {
+    /// The integers and the keywords of an in-list, each in list order (engines match an
+    /// in-list one kind at a time).
+    pub fn by_kind(values: &[AttrValue]) -> (Vec<i64>, Vec<String>) {
+        let (mut ints, mut keywords) = (Vec::new(), Vec::new());
+        for v in values {
+            match v {
+                AttrValue::Integer(i) => ints.push(*i),
+                AttrValue::Keyword(s) => keywords.push(s.clone()),
+            }
+        }
+        (ints, keywords)
+    }
+}
+
 impl fmt::Display for AttrValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

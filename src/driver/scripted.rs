@@ -62,6 +62,7 @@ pub const KIND: DriverKind = DriverKind {
     default_url: None,
     start_hint: "nothing to start",
     capabilities: Capabilities::all_native,
+    params: &[],
     validate: |cfg| script_of(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(Scripted::new(script_of(cfg)?))),
     hidden: true,

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 
+use super::sql_filter::{column, Bind, Dialect, SqlFilter};
 use super::*;
 
 pub const KIND: DriverKind = DriverKind {
@@ -24,6 +25,7 @@ pub const KIND: DriverKind = DriverKind {
     default_url: None,
     start_hint: "nothing to start: sqlite is embedded in dbbench",
     capabilities: Capabilities::all_native,
+    params: &[],
     validate: |cfg| parse_settings::<Settings>(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(Sqlite::new(cfg)?)),
     hidden: false,
@@ -93,41 +95,14 @@ fn err(e: rusqlite::Error) -> DriverError {
     DriverError::rejected(format!("sqlite: {e}"))
 }
 
-fn column(name: &str) -> String {
-    format!("\"a_{name}\"")
-}
-
-fn literal(v: &AttrValue) -> String {
-    match v {
-        AttrValue::Integer(i) => i.to_string(),
-        AttrValue::Keyword(s) => format!("'{}'", s.replace('\'', "''")),
-    }
-}
-
-/// The filter as a SQL boolean expression over `docs` columns (alias `d`).
-pub fn filter_sql(f: &Filter) -> String {
-    match f {
-        Filter::Eq { field, value } => format!("d.{} = {}", column(field), literal(value)),
-        Filter::In { field, values } => {
-            let vs: Vec<String> = values.iter().map(literal).collect();
-            format!("d.{} IN ({})", column(field), vs.join(", "))
+/// A filter's bound value as a SQLite value.
+fn sqlite_value(b: Bind) -> DriverResult<rusqlite::types::Value> {
+    match b {
+        Bind::Int(i) => Ok(i.into()),
+        Bind::Text(t) => Ok(t.into()),
+        Bind::Ints(_) | Bind::Texts(_) => {
+            Err(DriverError::other("sqlite: an array bind, which the SQLite dialect never makes (a dbbench bug)"))
         }
-        Filter::Range { field, gte, lt } => {
-            let mut parts = Vec::new();
-            if let Some(g) = gte {
-                parts.push(format!("d.{} >= {g}", column(field)));
-            }
-            if let Some(l) = lt {
-                parts.push(format!("d.{} < {l}", column(field)));
-            }
-            if parts.is_empty() {
-                "1".into()
-            } else {
-                format!("({})", parts.join(" AND "))
-            }
-        }
-        Filter::And(p) => format!("({})", p.iter().map(filter_sql).collect::<Vec<_>>().join(" AND ")),
-        Filter::Or(p) => format!("({})", p.iter().map(filter_sql).collect::<Vec<_>>().join(" OR ")),
     }
 }
 
@@ -207,21 +182,25 @@ impl Sqlite {
         }
     }
 
-    fn knn_sql(&self, schema: &Schema, filter: Option<&Filter>) -> String {
-        let w = filter.map(|f| format!("WHERE {}", filter_sql(f))).unwrap_or_default();
+    /// kNN: `?1` vector, `?2` k, filter from `?3`.
+    fn knn_sql(&self, schema: &Schema, filter: Option<&str>) -> String {
+        let w = filter.map(|f| format!("WHERE {f}")).unwrap_or_default();
         let dist = Self::distance_fn(schema.metric);
         format!("SELECT d.id FROM docs d {w} ORDER BY {dist}(d.embedding, ?1), d.id LIMIT ?2")
     }
 
-    fn text_sql(filter: Option<&Filter>) -> String {
-        let w = filter.map(|f| format!("AND {}", filter_sql(f))).unwrap_or_default();
+    /// Text: `?1` FTS5 query, `?2` k, filter from `?3`.
+    fn text_sql(filter: Option<&str>) -> String {
+        let w = filter.map(|f| format!("AND {f}")).unwrap_or_default();
         format!("SELECT f.rowid FROM docs_fts f JOIN docs d ON d.id = f.rowid WHERE docs_fts MATCH ?1 {w} ORDER BY f.rank, f.rowid LIMIT ?2")
     }
 
-    fn hybrid_sql(&self, schema: &Schema, filter: Option<&Filter>) -> String {
+    /// Hybrid: `?1` vector, `?2` FTS5 query, `?3` candidates per side, `?4` k, filter
+    /// from `?5` (the same placeholders serve both sides).
+    fn hybrid_sql(&self, schema: &Schema, filter: Option<&str>) -> String {
         let dist = Self::distance_fn(schema.metric);
-        let wk = filter.map(|f| format!("WHERE {}", filter_sql(f))).unwrap_or_default();
-        let wt = filter.map(|f| format!("AND {}", filter_sql(f))).unwrap_or_default();
+        let wk = filter.map(|f| format!("WHERE {f}")).unwrap_or_default();
+        let wt = filter.map(|f| format!("AND {f}")).unwrap_or_default();
         // Rank within each top-N only: the window functions run over N rows, not the table.
         format!(
             "WITH knn AS (SELECT id, ROW_NUMBER() OVER (ORDER BY dist, id) AS r FROM \
@@ -233,6 +212,26 @@ impl Sqlite {
              GROUP BY id ORDER BY SUM(1.0 / ({} + r)) DESC, id LIMIT ?4",
             self.settings.rrf_k
         )
+    }
+
+    /// A search's statement and its values: `fixed` for the placeholders before the
+    /// filter's, then the filter's.
+    fn search(
+        conn: &Connection,
+        schema: &Schema,
+        filter: Option<&Filter>,
+        fixed: Vec<rusqlite::types::Value>,
+        sql: impl FnOnce(Option<&str>) -> String,
+    ) -> DriverResult<Vec<u64>> {
+        let f = filter.map(|f| Dialect::Sqlite.filter(f, schema, fixed.len() + 1)).transpose()?;
+        let (text, binds) = match f {
+            Some(SqlFilter { sql, binds }) => (Some(sql), binds),
+            None => (None, Vec::new()),
+        };
+        let values: Vec<rusqlite::types::Value> =
+            fixed.into_iter().map(Ok).chain(binds.into_iter().map(sqlite_value)).collect::<DriverResult<_>>()?;
+        let mut stmt = conn.prepare_cached(&sql(text.as_deref())).map_err(err)?;
+        Self::ids(&mut stmt, rusqlite::params_from_iter(values))
     }
 
     fn ids(stmt: &mut rusqlite::CachedStatement<'_>, params: impl rusqlite::Params) -> DriverResult<Vec<u64>> {
@@ -401,19 +400,19 @@ impl Driver for Sqlite {
             let schema = &st.schema;
             match op {
                 Op::Knn { vector, k, filter, .. } => {
-                    let mut stmt = conn.prepare_cached(&self.knn_sql(schema, *filter)).map_err(err)?;
-                    Ok(Outcome::Hits(Self::ids(&mut stmt, params![vector_blob(vector), *k as i64])?))
+                    let fixed = vec![vector_blob(vector).into(), (*k as i64).into()];
+                    Ok(Outcome::Hits(Self::search(conn, schema, *filter, fixed, |w| self.knn_sql(schema, w))?))
                 }
                 Op::Text { query, k, filter, .. } => {
                     let Some(q) = fts_query(query) else { return Ok(Outcome::Hits(Vec::new())) };
-                    let mut stmt = conn.prepare_cached(&Self::text_sql(*filter)).map_err(err)?;
-                    Ok(Outcome::Hits(Self::ids(&mut stmt, params![q, *k as i64])?))
+                    let fixed = vec![q.into(), (*k as i64).into()];
+                    Ok(Outcome::Hits(Self::search(conn, schema, *filter, fixed, Self::text_sql)?))
                 }
                 Op::Hybrid { vector, query, k, filter, .. } => {
                     let q = fts_query(query).unwrap_or_else(|| "\"\"".into());
                     let n = self.settings.hybrid_candidates.max(*k) as i64;
-                    let mut stmt = conn.prepare_cached(&self.hybrid_sql(schema, *filter)).map_err(err)?;
-                    Ok(Outcome::Hits(Self::ids(&mut stmt, params![vector_blob(vector), q, n, *k as i64])?))
+                    let fixed = vec![vector_blob(vector).into(), q.into(), n.into(), (*k as i64).into()];
+                    Ok(Outcome::Hits(Self::search(conn, schema, *filter, fixed, |w| self.hybrid_sql(schema, w))?))
                 }
                 Op::Get { id } => Ok(Outcome::Found(Self::get(conn, schema, *id)?)),
                 Op::Insert { record } => {
@@ -493,19 +492,6 @@ impl Driver for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn filters_render_as_sql_with_quoted_literals() {
-        let f = Filter::Or(vec![
-            Filter::Eq { field: "lang".into(), value: AttrValue::Keyword("o'brien".into()) },
-            Filter::Range { field: "year".into(), gte: Some(2000), lt: Some(2010) },
-            Filter::In { field: "n".into(), values: vec![AttrValue::Integer(1), AttrValue::Integer(2)] },
-        ]);
-        assert_eq!(
-            filter_sql(&f),
-            "(d.\"a_lang\" = 'o''brien' OR (d.\"a_year\" >= 2000 AND d.\"a_year\" < 2010) OR d.\"a_n\" IN (1, 2))"
-        );
-    }
 
     #[test]
     fn free_text_cannot_inject_fts_syntax() {

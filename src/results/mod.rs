@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::driver::{AttributeDef, OpKind};
+use crate::driver::{AttributeDef, OpKind, ParamUse};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::metrics::{encode_histogram, ErrorTally, LatencySummary, OpMetrics};
@@ -301,6 +301,10 @@ pub struct OpResult {
     pub k: Option<usize>,
     pub filter: Option<String>,
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// Which of `params` this engine applied and which it does not read (not applicable);
+    /// absent when the op has no params, and in results written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_use: Option<ParamUse>,
     /// Successful requests.
     pub count: u64,
     /// Failed requests.
@@ -360,6 +364,7 @@ pub struct OpDescription {
     pub k: Option<usize>,
     pub filter: Option<String>,
     pub params: serde_json::Map<String, serde_json::Value>,
+    pub param_use: Option<ParamUse>,
 }
 
 impl OpResult {
@@ -373,6 +378,7 @@ impl OpResult {
             k: d.k,
             filter: d.filter,
             params: d.params,
+            param_use: d.param_use,
             count,
             errors: m.error_count(),
             throughput_ops_s: if elapsed_s > 0.0 { count as f64 / elapsed_s } else { 0.0 },
@@ -412,6 +418,7 @@ impl OpResult {
             k: d.k,
             filter: d.filter,
             params: d.params,
+            param_use: d.param_use,
             count: 0,
             errors: 0,
             throughput_ops_s: 0.0,

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::data::truth::TruthCache;
 use crate::data::{self, Dataset};
-use crate::driver::{self, Capabilities, Driver, OpKind};
+use crate::driver::{self, Capabilities, Driver, OpKind, ParamDef, ParamUse};
 use crate::error::{Error, Result};
 use crate::results::*;
 use crate::spec::{EnginePlan, OpPlan, PhasePlan, Plan, Schedule, Stop};
@@ -384,7 +384,7 @@ impl EngineRun<'_> {
                 break;
             }
             let seed = self.plan.workload.seed.wrapping_add(index as u64);
-            let repetitions = self.phase(phase, driver, caps, &keys, seed, corpus_changed).await;
+            let repetitions = self.phase(phase, driver, caps, ep.kind.params, &keys, seed, corpus_changed).await;
             corpus_changed |= phase.writes();
             for result in repetitions {
                 let lost = result
@@ -456,11 +456,12 @@ impl EngineRun<'_> {
         phase: &PhasePlan,
         driver: &Arc<dyn Driver>,
         caps: &Capabilities,
+        params: &'static [ParamDef],
         keys: &Arc<Keyspace>,
         seed: u64,
         corpus_changed: bool,
     ) -> Vec<PhaseResult> {
-        let describe = |op: &OpPlan| describe_op(op, caps);
+        let describe = |op: &OpPlan| describe_op(op, caps, params);
         let mut runnable = Vec::new();
         let mut ops_out: Vec<Option<OpResult>> = Vec::new();
         for op in &phase.ops {
@@ -530,7 +531,7 @@ impl EngineRun<'_> {
         for repetition in 1..=self.opts.repeat.max(1) {
             let mut result = result.clone();
             result.repetition = repetition;
-            let interrupted = self.measure(phase, caps, &env, seed, ops_out.clone(), &mut result).await;
+            let interrupted = self.measure(phase, caps, params, &env, seed, ops_out.clone(), &mut result).await;
             repetitions.push(result);
             if interrupted || self.cancel.is_cancelled() {
                 break;
@@ -544,12 +545,13 @@ impl EngineRun<'_> {
         &self,
         phase: &PhasePlan,
         caps: &Capabilities,
+        params: &'static [ParamDef],
         env: &PhaseEnv,
         seed: u64,
         ops_out: Vec<Option<OpResult>>,
         result: &mut PhaseResult,
     ) -> bool {
-        let describe = |op: &OpPlan| describe_op(op, caps);
+        let describe = |op: &OpPlan| describe_op(op, caps, params);
         let counter = Arc::new(AtomicU64::new(0));
         let label = match self.opts.repeat {
             0 | 1 => format!("  {}", phase.name),
@@ -591,7 +593,9 @@ impl EngineRun<'_> {
     }
 }
 
-fn describe_op(op: &OpPlan, caps: &Capabilities) -> OpDescription {
+/// `params`: the search params the engine's driver declares, to record which of the op's
+/// it applied.
+fn describe_op(op: &OpPlan, caps: &Capabilities, params: &[ParamDef]) -> OpDescription {
     OpDescription {
         kind: op.kind,
         label: op.label.clone(),
@@ -599,6 +603,7 @@ fn describe_op(op: &OpPlan, caps: &Capabilities) -> OpDescription {
         k: op.kind.is_search().then_some(op.k),
         filter: op.filter.as_ref().map(|f| f.to_string()),
         params: op.params.clone().into_iter().collect(),
+        param_use: ParamUse::of(params, op.kind, &op.params),
     }
 }
 

@@ -273,9 +273,11 @@ pub struct OpSpec {
     /// update, read_modify_write: the attribute written (an integer one).
     #[serde(default)]
     pub field: Option<String>,
-    /// Engine search parameters, passed to every driver (each reads the ones it knows).
+    /// Engine search parameters, passed to every engine. Each driver declares the ones it
+    /// reads (`DriverKind::params`); the plan refuses one that no engine of the workload
+    /// reads, or a value of the wrong type, and results record per engine which applied.
     #[serde(default)]
-    pub params: toml::Table,
+    pub params: IndexMap<Spanned<String>, Spanned<toml::Value>>,
     /// knn, text, hybrid: which query each request asks.
     #[serde(default)]
     pub query_order: QueryOrder,

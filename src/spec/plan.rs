@@ -242,6 +242,7 @@ pub fn parse_plan(
         }
         phases.push(phase);
     }
+    check_params(&src, &file.phases, &file.engines)?;
     let requirements = match &file.requirements {
         Some(r) => Some(super::requirements::validate_requirements(r, &phases, |span, m| src.error(span, m))?),
         None => None,
@@ -475,6 +476,74 @@ fn validate_engines(
     Ok(out)
 }
 
+/// Refuse a search param that no engine of the workload reads on its op, or a value that
+/// an engine reading it could not take. "The workload's engines" are all those the file
+/// declares, enabled or not, so that `--engines` and `enabled = false` never change
+/// whether a file is valid; a param some of them do not read runs on them and is
+/// recorded as not applicable (`ParamUse`).
+fn check_params(
+    src: &Source,
+    phases: &[Spanned<PhaseSpec>],
+    engines: &indexmap::IndexMap<Spanned<String>, EngineSpec>,
+) -> Result<()> {
+    // Engines with a driver this build knows (an unknown one is refused when selected).
+    let declared: Vec<(&str, &DriverKind)> = engines
+        .iter()
+        .filter_map(|(name, e)| {
+            let name = name.get_ref().as_str();
+            driver::find_kind(e.driver.as_deref().unwrap_or(name)).map(|k| (name, k))
+        })
+        .collect();
+    for phase in phases {
+        for op in &phase.get_ref().ops {
+            let kind = op.get_ref().op;
+            let ctx = format!("phase {:?}, op {kind}", phase.get_ref().name);
+            for (key, value) in &op.get_ref().params {
+                let readers: Vec<(&str, &driver::ParamDef)> = declared
+                    .iter()
+                    .filter_map(|(name, k)| driver::params::find(k.params, key.get_ref(), kind).map(|d| (*name, d)))
+                    .collect();
+                if readers.is_empty() {
+                    let read: Vec<String> = declared
+                        .iter()
+                        .map(|(name, k)| {
+                            let names: Vec<&str> =
+                                k.params.iter().filter(|d| d.ops.contains(&kind)).map(|d| d.name).collect();
+                            if names.is_empty() {
+                                format!("{name} reads none")
+                            } else {
+                                format!("{name} reads {}", names.join(", "))
+                            }
+                        })
+                        .collect();
+                    return Err(src.error(
+                        key.span(),
+                        format!(
+                            "{ctx}: params.{}: no engine of this workload reads it on {kind} ops ({}); \
+                             see `dbbench engines` for each driver's params",
+                            key.get_ref(),
+                            read.join("; ")
+                        ),
+                    ));
+                }
+                let json = serde_json::to_value(value.get_ref()).unwrap_or(serde_json::Value::Null);
+                if let Some((name, def)) = readers.iter().find(|(_, d)| !d.kind.admits(&json)) {
+                    return Err(src.error(
+                        value.span(),
+                        format!(
+                            "{ctx}: params.{} = {}: engine {name} reads it as {}",
+                            key.get_ref(),
+                            value.get_ref(),
+                            def.kind.describe()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_duration(src: &Source, span: &Range<usize>, field: &str, v: &str) -> Result<Duration> {
     humantime::parse_duration(v).map_err(|e| {
         src.error(span.clone(), format!("{field} = {v:?}: {e}; write a duration such as \"500ms\", \"30s\" or \"2m\""))
@@ -617,7 +686,10 @@ fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx
     let params = o
         .params
         .iter()
-        .map(|(k, v)| Ok((k.clone(), serde_json::to_value(v).map_err(|e| err(format!("params.{k}: {e}")))?)))
+        .map(|(k, v)| {
+            let k = k.get_ref();
+            Ok((k.clone(), serde_json::to_value(v.get_ref()).map_err(|e| err(format!("params.{k}: {e}")))?))
+        })
         .collect::<Result<SearchParams>>()?;
     Ok(OpPlan {
         label: o.label.clone().unwrap_or_else(|| kind.to_string()),
@@ -734,6 +806,37 @@ filter = { field = "bucket", lt = 100 }
     fn err_of(text: &str) -> (usize, String) {
         match parse(text) {
             Err(Error::Spec { line, message, .. }) => (line, message),
+            other => panic!("expected a spec error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn search_params_are_checked_against_every_engine_the_file_declares() {
+        let with = |engines: &str, params: &str| {
+            MINIMAL
+                .replace("[engines.sqlite]\n", &format!("[engines.sqlite]\n{engines}\n"))
+                .replace("op = \"knn\"\n", &format!("op = \"knn\"\nparams = {{ {params} }}\n"))
+        };
+        // Nobody reads it: refused at the key, line and column.
+        let (line, m) = err_of(&with("", "ef_search = 100"));
+        assert_eq!(line, 22);
+        assert!(
+            m.contains("params.ef_search: no engine of this workload reads it on knn ops (sqlite reads none)"),
+            "{m}"
+        );
+        // A disabled engine reads it: valid, and valid whatever --engines picks.
+        let pg = "[engines.pg]\ndriver = \"pgvector\"\nenabled = false";
+        let text = with(pg, "ef_search = 100, probes = 3");
+        let plan = parse(&text).unwrap();
+        assert_eq!(plan.phases[0].ops[0].params["probes"], serde_json::json!(3));
+        let only_sqlite = Overrides { engines: Some(vec!["sqlite".into()]), ..Default::default() };
+        assert!(parse_plan(Path::new("w.toml"), &text, String::new(), &only_sqlite, |_| None).is_ok());
+        // A reader that cannot take the value: refused at the value.
+        match parse(&with(pg, "ef_search = 2.5")) {
+            Err(Error::Spec { line, column, message, .. }) => {
+                assert_eq!((line, column), (24, 24), "{message}");
+                assert!(message.contains("engine pg reads it as an integer from 1 to 1000"), "{message}");
+            }
             other => panic!("expected a spec error, got {other:?}"),
         }
     }

@@ -29,9 +29,8 @@ use ::qdrant_edge::{
     VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 use async_trait::async_trait;
-use serde::Deserialize;
 
-use super::*;
+use crate::driver::*;
 
 pub const KIND: DriverKind = DriverKind {
     kind: "qdrant-edge",
@@ -39,95 +38,31 @@ pub const KIND: DriverKind = DriverKind {
     default_url: None,
     start_hint: "nothing to start: qdrant-edge runs Qdrant's engine inside dbbench",
     capabilities,
+    params: super::common::PARAMS,
     validate: |cfg| Settings::parse(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(QdrantEdge::new(cfg)?)),
     hidden: false,
 };
 
-use super::qdrant_common::capabilities;
-pub use super::qdrant_common::{DENSE, SPARSE, TEXT_KEY};
+use super::common::{capabilities, qdrant_settings};
+pub use super::common::{DENSE, SPARSE, TEXT_KEY};
 const MARKER: &str = "dbbench.json";
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    /// Folder holding one shard folder per collection (relative to the current directory).
-    pub dir: PathBuf,
-    /// HNSW: edges per node.
-    pub m: usize,
-    /// HNSW: candidates while building.
-    pub ef_construct: usize,
-    /// HNSW: candidates while searching, unless an op's `hnsw_ef` param says otherwise.
-    /// Unset: the engine's default.
-    pub hnsw_ef: Option<usize>,
-    /// Below this many KiB of vectors a search is a full scan (Qdrant's default: 10000).
-    pub full_scan_threshold_kb: usize,
-    /// Segments with more KiB of vectors than this get an HNSW index when the load ends
-    /// (Qdrant's default: 10000; 0 never builds one).
-    pub indexing_threshold_kb: usize,
-    /// "none" or "int8" (scalar quantization, searched with rescoring).
-    pub quantization: String,
-    /// Re-score quantized candidates with the original vectors.
-    pub rescore: bool,
-    /// Quantization oversampling factor (candidates = k x oversampling before rescoring).
-    pub oversampling: f64,
-    /// Keep payloads on disk (Qdrant's default) or in memory.
-    pub on_disk_payload: bool,
-    /// Candidates each prefetch of a hybrid query passes to fusion.
-    pub hybrid_candidates: usize,
-    /// The k of reciprocal rank fusion: score = sum 1 / (rrf_k + rank).
-    pub rrf_k: usize,
-    /// BM25 k1 (term frequency saturation).
-    pub bm25_k1: f64,
-    /// BM25 b (length normalisation).
-    pub bm25_b: f64,
-    /// BM25 expected document length in tokens (Qdrant's model fixes it; it is not
-    /// measured from the corpus).
-    pub bm25_avg_len: f64,
-    /// Language of the BM25 tokenizer's stopwords and stemmer.
-    pub language: String,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            dir: PathBuf::from(".dbbench/qdrant-edge"),
-            m: 16,
-            ef_construct: 100,
-            hnsw_ef: None,
-            full_scan_threshold_kb: 10_000,
-            indexing_threshold_kb: 10_000,
-            quantization: "none".into(),
-            rescore: true,
-            oversampling: 1.0,
-            on_disk_payload: true,
-            hybrid_candidates: 100,
-            rrf_k: 60,
-            bm25_k1: 1.2,
-            bm25_b: 0.75,
-            bm25_avg_len: 256.0,
-            language: "english".into(),
-        }
+qdrant_settings! {
+    /// The embedded driver's settings: its own keys, then those it shares with the server
+    /// driver.
+    pub struct Settings {
+        /// Folder holding one shard folder per collection (relative to the current directory).
+        dir: PathBuf = PathBuf::from(".dbbench/qdrant-edge"),
     }
 }
 
 impl Settings {
     pub fn parse(cfg: &EngineConfig) -> Result<Settings, String> {
         let s: Settings = parse_settings(cfg)?;
-        let name = &cfg.name;
-        if !["none", "int8"].contains(&s.quantization.as_str()) {
-            return Err(format!("engines.{name}.settings.quantization: use \"none\" or \"int8\""));
-        }
-        if s.m == 0 || s.ef_construct < 4 {
-            return Err(format!("engines.{name}.settings: m must be at least 1 and ef_construct at least 4"));
-        }
-        if s.hybrid_candidates == 0 || s.rrf_k == 0 {
-            return Err(format!("engines.{name}.settings: hybrid_candidates and rrf_k must be at least 1"));
-        }
-        if s.oversampling.is_nan() || s.oversampling < 1.0 {
-            return Err(format!("engines.{name}.settings.oversampling: must be at least 1.0"));
-        }
-        s.bm25().map_err(|e| format!("engines.{name}.settings: {e}"))?;
+        s.check_shared(&cfg.name)?;
+        // The embedded tokenizer is at hand: it refuses a language it has no stemmer for.
+        s.bm25().map_err(|e| format!("engines.{}.settings: {e}", cfg.name))?;
         Ok(s)
     }
 
@@ -193,9 +128,8 @@ impl Settings {
 
     /// Search params for one op: `hnsw_ef` and `exact` from the op override the settings.
     fn search_params(&self, params: &SearchParams) -> DriverResult<QSearchParams> {
-        let (hnsw_ef, exact) =
-            super::qdrant_common::search_knobs("qdrant-edge", params, self.hnsw_ef.map(|ef| ef as u64))?;
-        let (hnsw_ef, exact) = (hnsw_ef.map(|ef| ef as usize), exact.unwrap_or(false));
+        let (hnsw_ef, exact) = super::common::search_knobs("qdrant-edge", params, self.hnsw_ef)?;
+        let exact = exact.unwrap_or(false);
         let quantization = (self.quantization != "none").then_some(QuantizationSearchParams {
             ignore: false,
             rescore: Some(self.rescore),
@@ -243,20 +177,7 @@ fn condition(f: &Filter) -> DriverResult<Condition> {
             Condition::Field(FieldCondition::new_match(key(field)?, Match::new_value(value_variant(value))))
         }
         Filter::In { field, values } => {
-            let strings: Vec<String> = values
-                .iter()
-                .filter_map(|v| match v {
-                    AttrValue::Keyword(s) => Some(s.clone()),
-                    AttrValue::Integer(_) => None,
-                })
-                .collect();
-            let ints: Vec<i64> = values
-                .iter()
-                .filter_map(|v| match v {
-                    AttrValue::Integer(i) => Some(*i),
-                    AttrValue::Keyword(_) => None,
-                })
-                .collect();
+            let (ints, strings) = AttrValue::by_kind(values);
             let k = key(field)?;
             let mut parts = Vec::new();
             if !strings.is_empty() {
@@ -461,7 +382,7 @@ impl QdrantEdge {
         }
         QueryRequest {
             prefetches,
-            query: Some(ScoringQuery::Fusion(Fusion::Rrf { k: self.settings.rrf_k, weights: None })),
+            query: Some(ScoringQuery::Fusion(Fusion::Rrf { k: self.settings.rrf_k as usize, weights: None })),
             filter,
             score_threshold: None,
             limit: k,
@@ -550,7 +471,7 @@ impl Driver for QdrantEdge {
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
-        super::qdrant_common::check_attributes("qdrant-edge", schema)?;
+        super::common::check_attributes("qdrant-edge", schema)?;
         let old = self.state.lock().expect("state lock").take();
         let folder = self.settings.dir.join(&schema.collection);
         let config = self.settings.edge_config(schema);

@@ -32,9 +32,8 @@ use qdrant_client::qdrant::{
     VectorInput, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant as Client, QdrantError};
-use serde::Deserialize;
 
-use super::*;
+use crate::driver::*;
 
 pub const KIND: DriverKind = DriverKind {
     kind: "qdrant",
@@ -42,90 +41,36 @@ pub const KIND: DriverKind = DriverKind {
     default_url: Some("http://127.0.0.1:6334"),
     start_hint: "QDRANT_BIN=/path/to/qdrant services/up.sh qdrant (or: docker compose -f docker-compose.bench.yml up -d qdrant)",
     capabilities,
+    params: super::common::PARAMS,
     validate: |cfg| Settings::parse(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(QdrantServer::new(cfg)?)),
     hidden: false,
 };
 
-use super::qdrant_common::capabilities;
-pub use super::qdrant_common::{DENSE, SPARSE, TEXT_KEY};
+use super::common::{capabilities, qdrant_settings};
+pub use super::common::{DENSE, SPARSE, TEXT_KEY};
 /// The server's built-in BM25 model.
 const BM25_MODEL: &str = "qdrant/bm25";
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    /// API key sent with every request (`api-key` header); unset: the environment
-    /// variable `QDRANT_API_KEY`, if set. Never printed.
-    pub api_key: Option<String>,
-    /// Per-request timeout, seconds.
-    pub timeout_s: u64,
-    /// How long `finish_load` waits for the collection to turn green, seconds.
-    pub index_timeout_s: u64,
-    pub m: u64,
-    pub ef_construct: u64,
-    /// Search-time HNSW ef unless an op's `hnsw_ef` param says otherwise (unset: server default).
-    pub hnsw_ef: Option<u64>,
-    pub full_scan_threshold_kb: u64,
-    /// Segments larger than this get an HNSW index (server default 10000; 0 disables).
-    pub indexing_threshold_kb: u64,
-    /// "none" or "int8".
-    pub quantization: String,
-    pub rescore: bool,
-    pub oversampling: f64,
-    pub on_disk_payload: bool,
-    pub hybrid_candidates: u64,
-    pub rrf_k: u32,
-    pub bm25_k1: f64,
-    pub bm25_b: f64,
-    pub bm25_avg_len: f64,
-    pub language: String,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            api_key: None,
-            timeout_s: 30,
-            index_timeout_s: 1800,
-            m: 16,
-            ef_construct: 100,
-            hnsw_ef: None,
-            full_scan_threshold_kb: 10_000,
-            indexing_threshold_kb: 10_000,
-            quantization: "none".into(),
-            rescore: true,
-            oversampling: 1.0,
-            on_disk_payload: true,
-            hybrid_candidates: 100,
-            rrf_k: 60,
-            bm25_k1: 1.2,
-            bm25_b: 0.75,
-            bm25_avg_len: 256.0,
-            language: "english".into(),
-        }
+qdrant_settings! {
+    /// The server driver's settings: its own keys, then those it shares with qdrant-edge.
+    pub struct Settings {
+        /// API key sent with every request (`api-key` header); unset: the environment
+        /// variable `QDRANT_API_KEY`, if set. Never printed.
+        api_key: Option<String> = None,
+        /// Per-request timeout, seconds.
+        timeout_s: u64 = 30,
+        /// How long `finish_load` waits for the collection to turn green, seconds.
+        index_timeout_s: u64 = 1800,
     }
 }
 
 impl Settings {
     pub fn parse(cfg: &EngineConfig) -> Result<Settings, String> {
         let s: Settings = parse_settings(cfg)?;
-        let name = &cfg.name;
-        if !["none", "int8"].contains(&s.quantization.as_str()) {
-            return Err(format!("engines.{name}.settings.quantization: use \"none\" or \"int8\""));
-        }
-        if s.m == 0 || s.ef_construct < 4 || s.hybrid_candidates == 0 || s.rrf_k == 0 || s.timeout_s == 0 {
-            return Err(format!(
-                "engines.{name}.settings: m, hybrid_candidates, rrf_k and timeout_s must be at least 1, ef_construct at least 4"
-            ));
-        }
-        if s.oversampling.is_nan() || s.oversampling < 1.0 {
-            return Err(format!("engines.{name}.settings.oversampling: must be at least 1.0"));
-        }
-        if !(s.bm25_k1 > 0.0 && (0.0..=1.0).contains(&s.bm25_b) && s.bm25_avg_len > 0.0) {
-            return Err(format!(
-                "engines.{name}.settings: bm25_k1 and bm25_avg_len must be positive, bm25_b in [0, 1]"
-            ));
+        s.check_shared(&cfg.name)?;
+        if s.timeout_s == 0 {
+            return Err(format!("engines.{}.settings.timeout_s: must be at least 1", cfg.name));
         }
         Ok(s)
     }
@@ -145,9 +90,9 @@ impl Settings {
 
     fn search_params(&self, params: &SearchParams) -> DriverResult<QSearchParams> {
         let mut b = SearchParamsBuilder::default();
-        let (hnsw_ef, exact) = super::qdrant_common::search_knobs("qdrant", params, self.hnsw_ef)?;
+        let (hnsw_ef, exact) = super::common::search_knobs("qdrant", params, self.hnsw_ef)?;
         if let Some(ef) = hnsw_ef {
-            b = b.hnsw_ef(ef);
+            b = b.hnsw_ef(ef as u64);
         }
         if let Some(exact) = exact {
             b = b.exact(exact);
@@ -194,12 +139,7 @@ fn condition(f: &Filter) -> Condition {
             },
         ),
         Filter::In { field, values } => {
-            let strings: Vec<String> = values
-                .iter()
-                .filter_map(|v| if let AttrValue::Keyword(s) = v { Some(s.clone()) } else { None })
-                .collect();
-            let ints: Vec<i64> =
-                values.iter().filter_map(|v| if let AttrValue::Integer(i) = v { Some(*i) } else { None }).collect();
+            let (ints, strings) = AttrValue::by_kind(values);
             let mut parts = Vec::new();
             if !strings.is_empty() {
                 parts.push(Condition::matches(field.clone(), strings));
@@ -414,7 +354,7 @@ impl Driver for QdrantServer {
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
-        super::qdrant_common::check_attributes("qdrant", schema)?;
+        super::common::check_attributes("qdrant", schema)?;
         let c = &schema.collection;
         self.drop_own(c).await?;
         let s = &self.settings;
@@ -431,11 +371,13 @@ impl Driver for QdrantServer {
             .sparse_vectors_config(sparse)
             .hnsw_config(
                 HnswConfigDiffBuilder::default()
-                    .m(s.m)
-                    .ef_construct(s.ef_construct)
-                    .full_scan_threshold(s.full_scan_threshold_kb),
+                    .m(s.m as u64)
+                    .ef_construct(s.ef_construct as u64)
+                    .full_scan_threshold(s.full_scan_threshold_kb as u64),
             )
-            .optimizers_config(OptimizersConfigDiffBuilder::default().indexing_threshold(s.indexing_threshold_kb))
+            .optimizers_config(
+                OptimizersConfigDiffBuilder::default().indexing_threshold(s.indexing_threshold_kb as u64),
+            )
             .on_disk_payload(s.on_disk_payload)
             .metadata(metadata);
         if s.quantization == "int8" {
@@ -539,7 +481,7 @@ impl Driver for QdrantServer {
                 self.ids(q).await
             }
             Op::Hybrid { vector, query, k, filter, params } => {
-                let n = self.settings.hybrid_candidates.max(*k as u64);
+                let n = self.settings.hybrid_candidates.max(*k) as u64;
                 let mut dense = PrefetchQueryBuilder::default()
                     .query(Query::new_nearest(vector.to_vec()))
                     .using(DENSE)
