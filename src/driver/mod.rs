@@ -43,6 +43,7 @@ pub mod qdrant_common;
 #[cfg(feature = "qdrant-edge")]
 pub mod qdrant_edge;
 pub mod scripted;
+pub mod shared;
 pub mod sqlite;
 
 pub use op::*;
