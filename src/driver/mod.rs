@@ -36,12 +36,11 @@ pub mod elasticsearch;
 pub mod noop;
 pub mod op;
 pub mod pgvector;
-#[cfg(feature = "qdrant")]
-pub mod qdrant;
 #[cfg(any(feature = "qdrant", feature = "qdrant-edge"))]
-pub mod qdrant_common;
+pub mod qdrant;
+/// The embedded Qdrant driver under its older path.
 #[cfg(feature = "qdrant-edge")]
-pub mod qdrant_edge;
+pub use qdrant::edge as qdrant_edge;
 pub mod scripted;
 pub mod shared;
 pub mod sqlite;
@@ -207,9 +206,9 @@ pub fn registry() -> &'static [DriverKind] {
         chroma::KIND,
         elasticsearch::KIND,
         #[cfg(feature = "qdrant")]
-        qdrant::KIND,
+        qdrant::server::KIND,
         #[cfg(feature = "qdrant-edge")]
-        qdrant_edge::KIND,
+        qdrant::edge::KIND,
         noop::KIND,
         scripted::KIND,
     ];

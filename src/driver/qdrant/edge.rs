@@ -31,7 +31,7 @@ use ::qdrant_edge::{
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::*;
+use crate::driver::*;
 
 pub const KIND: DriverKind = DriverKind {
     kind: "qdrant-edge",
@@ -44,8 +44,8 @@ pub const KIND: DriverKind = DriverKind {
     hidden: false,
 };
 
-use super::qdrant_common::capabilities;
-pub use super::qdrant_common::{DENSE, SPARSE, TEXT_KEY};
+use super::common::capabilities;
+pub use super::common::{DENSE, SPARSE, TEXT_KEY};
 const MARKER: &str = "dbbench.json";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,8 +193,7 @@ impl Settings {
 
     /// Search params for one op: `hnsw_ef` and `exact` from the op override the settings.
     fn search_params(&self, params: &SearchParams) -> DriverResult<QSearchParams> {
-        let (hnsw_ef, exact) =
-            super::qdrant_common::search_knobs("qdrant-edge", params, self.hnsw_ef.map(|ef| ef as u64))?;
+        let (hnsw_ef, exact) = super::common::search_knobs("qdrant-edge", params, self.hnsw_ef.map(|ef| ef as u64))?;
         let (hnsw_ef, exact) = (hnsw_ef.map(|ef| ef as usize), exact.unwrap_or(false));
         let quantization = (self.quantization != "none").then_some(QuantizationSearchParams {
             ignore: false,
@@ -550,7 +549,7 @@ impl Driver for QdrantEdge {
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
-        super::qdrant_common::check_attributes("qdrant-edge", schema)?;
+        super::common::check_attributes("qdrant-edge", schema)?;
         let old = self.state.lock().expect("state lock").take();
         let folder = self.settings.dir.join(&schema.collection);
         let config = self.settings.edge_config(schema);

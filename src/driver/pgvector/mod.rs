@@ -5,17 +5,13 @@
 //! btree indexes on the attribute columns, and hybrid as reciprocal rank fusion in one
 //! SQL statement. A table is only ever dropped when its comment says dbbench created it.
 //!
-//! Connections are kept in a small pool of our own rather than `sqlx::Pool`, for two
-//! reasons. sqlx's pool pings a connection before handing it out (a second round trip
-//! per request unless disabled), and retries refused connections until its acquire
-//! timeout, which would hide a dead server from the runner for seconds per request.
-//! And each connection here remembers the search knobs (`hnsw.ef_search`,
-//! `ivfflat.probes`) last set on it, so a request is one round trip: the knobs are set
-//! with a session-level `SET` only when a connection is handed a request that wants
-//! other values, and the pool prefers a connection that already has the wanted values.
-//! `SET LOCAL` inside a transaction would cost three extra round trips per query through
-//! sqlx (BEGIN, SET LOCAL, COMMIT), as sqlx has no pipelining; the connections are
-//! dbbench's own, so a session setting cannot leak into anyone else's work.
+//! The connection pool (one round trip per request, search knobs set per session) is
+//! in `pool`; every SQL statement and the filter translation in `sql`.
+
+mod pool;
+mod sql;
+
+pub use sql::{filter_sql, or_query, Arg};
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -28,6 +24,8 @@ use sqlx::query::Query;
 use sqlx::{ConnectOptions, Connection, Postgres, Row};
 
 use super::*;
+use pool::{pg_err, simple, Knobs, Pool};
+use sql::{bind_args, column, ident, literal, State};
 
 pub const DEFAULT_URL: &str = "postgres://dbbench:dbbench@127.0.0.1:5433/dbbench";
 
@@ -50,7 +48,7 @@ fn capabilities() -> Capabilities {
 }
 
 /// The schema every dbbench table lives in.
-const SCHEMA: &str = "dbbench";
+pub(super) const SCHEMA: &str = "dbbench";
 /// The start of the table comment that marks a table as dbbench's own.
 const MARKER: &str = "dbbench:";
 
@@ -161,148 +159,6 @@ impl Settings {
     }
 }
 
-/// The per-session search knobs a query wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Knobs {
-    ef_search: u32,
-    probes: u32,
-}
-
-struct Conn {
-    pg: PgConnection,
-    knobs: Option<Knobs>,
-    /// The worker that used it last (`driver::current_worker`).
-    worker: Option<usize>,
-    /// The async runtime it was opened on, whose I/O driver polls its socket.
-    runtime: Option<tokio::runtime::Id>,
-}
-
-/// The runtime the caller runs on: the main one, or a run's client thread.
-fn this_runtime() -> Option<tokio::runtime::Id> {
-    tokio::runtime::Handle::try_current().ok().map(|h| h.id())
-}
-
-/// Which idle connection (given as (opened on this runtime, last worker, knobs)) goes to
-/// worker `me` wanting `want`. Only one opened on the caller's runtime: a socket polled
-/// by another runtime's I/O driver would cost a wake-up across threads on every request.
-/// Among those, its own before one with the right knobs, both before any; among equals
-/// the one released last.
-fn pick(
-    idle: impl Iterator<Item = (bool, Option<usize>, Option<Knobs>)>,
-    me: Option<usize>,
-    want: Option<Knobs>,
-) -> Option<usize> {
-    idle.enumerate()
-        .filter(|(_, (here, _, _))| *here)
-        .map(|(i, (_, worker, knobs))| {
-            (2 * u8::from(me.is_some() && worker == me) + u8::from(want.is_some() && knobs == want), i)
-        })
-        .max()
-        .map(|(_, i)| i)
-}
-
-/// Open connections not in use, and how to open more.
-struct Pool {
-    options: PgConnectOptions,
-    /// Run once on every new connection (session settings that never change).
-    init_sql: String,
-    idle: Mutex<Vec<Conn>>,
-    max_idle: usize,
-    connect_timeout: Duration,
-}
-
-impl Pool {
-    async fn connect(&self) -> DriverResult<Conn> {
-        let pg = match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
-            Ok(r) => r.map_err(pg_err)?,
-            Err(_) => {
-                return Err(DriverError::unreachable(format!(
-                    "pgvector: no connection within {:.1}s",
-                    self.connect_timeout.as_secs_f64()
-                )))
-            }
-        };
-        let mut c = Conn { pg, knobs: None, worker: None, runtime: this_runtime() };
-        simple(&mut c.pg, &self.init_sql).await.map_err(pg_err)?;
-        Ok(c)
-    }
-
-    /// A connection opened on the caller's runtime: preferably the one this worker used
-    /// last, and one whose knobs are already `want` (a session SET saved). Keeping each
-    /// worker on its own connection keeps each simulated client on one server backend, as
-    /// real clients are, and a run's worker always runs on the same client thread.
-    async fn acquire(&self, want: Option<Knobs>) -> DriverResult<Conn> {
-        let found = {
-            let mut idle = self.idle.lock().expect("pool lock");
-            let here = this_runtime();
-            let at = pick(idle.iter().map(|c| (c.runtime == here, c.worker, c.knobs)), super::current_worker(), want);
-            at.map(|i| idle.swap_remove(i))
-        };
-        let mut c = match found {
-            Some(c) => c,
-            None => self.connect().await?,
-        };
-        if let Some(w) = want.filter(|w| c.knobs != Some(*w)) {
-            // Integers formatted by us: nothing from outside reaches this SQL text.
-            let sql = format!("SET hnsw.ef_search = {}; SET ivfflat.probes = {}", w.ef_search, w.probes);
-            simple(&mut c.pg, &sql).await.map_err(pg_err)?;
-            c.knobs = Some(w);
-        }
-        Ok(c)
-    }
-
-    fn release(&self, mut c: Conn) {
-        c.worker = super::current_worker();
-        let mut idle = self.idle.lock().expect("pool lock");
-        // A worker's connection is always kept: dropping it would make that worker
-        // reconnect inside its next timed request. Others up to `max_idle`.
-        if c.worker.is_some() || idle.iter().filter(|c| c.worker.is_none()).count() < self.max_idle {
-            idle.push(c);
-        }
-    }
-
-    fn clear(&self) {
-        self.idle.lock().expect("pool lock").clear();
-    }
-}
-
-/// Map a sqlx error to dbbench's kinds: a server that cannot be talked to is
-/// `Unreachable` (so the runner can declare it lost), a cancelled statement a `Timeout`,
-/// any other server error `Rejected`.
-fn pg_err(e: sqlx::Error) -> DriverError {
-    use sqlx::Error as E;
-    match &e {
-        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
-            DriverError::unreachable(format!("pgvector: {e}"))
-        }
-        E::Database(db) => {
-            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-            let msg = format!("pgvector: {} (SQLSTATE {code})", db.message());
-            // Class 08: connection exception (but 08P01 is a protocol violation, a bug
-            // of ours, not a lost server); 57P01-57P03: admin/crash shutdown, cannot
-            // connect now (the server is going away or not yet accepting).
-            if code == "08P01" {
-                DriverError::protocol(msg)
-            } else if code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code.as_str()) {
-                DriverError::unreachable(msg)
-            } else if code == "57014" {
-                DriverError::new(ErrorKind::Timeout, msg)
-            } else {
-                DriverError::rejected(msg)
-            }
-        }
-        E::Protocol(_) | E::Decode(_) | E::ColumnDecode { .. } | E::TypeNotFound { .. } => {
-            DriverError::protocol(format!("pgvector: {e}"))
-        }
-        _ => DriverError::other(format!("pgvector: {e}")),
-    }
-}
-
-/// Run SQL text without parameters (simple query protocol; may hold several statements).
-async fn simple(pg: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
-    sqlx::Executor::execute(pg, sql).await.map(|_| ())
-}
-
 /// Creates dbbench's schema unless it is there. `CREATE SCHEMA IF NOT EXISTS` is not
 /// atomic: two sessions creating it at once can both find it missing, and the one that
 /// loses fails with a unique violation (23505) or duplicate_schema (42P06). It lost a race
@@ -311,163 +167,6 @@ async fn ensure_schema(pg: &mut PgConnection) -> DriverResult<()> {
     match simple(pg, &format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}")).await {
         Err(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("23505" | "42P06")) => Ok(()),
         r => r.map_err(pg_err),
-    }
-}
-
-/// A double-quoted SQL identifier.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A single-quoted SQL string literal.
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-fn column(attr: &str) -> String {
-    ident(&format!("a_{attr}"))
-}
-
-/// A value bound to a filter placeholder.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arg {
-    Int(i64),
-    Text(String),
-    Ints(Vec<i64>),
-    Texts(Vec<String>),
-}
-
-fn bind_args<'q>(mut q: Query<'q, Postgres, PgArguments>, args: &[Arg]) -> Query<'q, Postgres, PgArguments> {
-    for a in args {
-        q = match a {
-            Arg::Int(i) => q.bind(*i),
-            Arg::Text(s) => q.bind(s.clone()),
-            Arg::Ints(v) => q.bind(v.clone()),
-            Arg::Texts(v) => q.bind(v.clone()),
-        };
-    }
-    q
-}
-
-/// The filter as a SQL boolean expression whose values are bound parameters: `args[i]`
-/// is `$(first + i)`, and the values are appended to `args`. `IN` binds one
-/// array (`= ANY($n)`), so the statement text depends only on the filter's shape.
-pub fn filter_sql(f: &Filter, first: usize, args: &mut Vec<Arg>) -> DriverResult<String> {
-    let next = |a: Arg, args: &mut Vec<Arg>| {
-        args.push(a);
-        format!("${}", first + args.len() - 1)
-    };
-    Ok(match f {
-        Filter::Eq { field, value } => {
-            let p = next(
-                match value {
-                    AttrValue::Integer(i) => Arg::Int(*i),
-                    AttrValue::Keyword(s) => Arg::Text(s.clone()),
-                },
-                args,
-            );
-            format!("{} = {p}", column(field))
-        }
-        Filter::In { field, values } => {
-            let arg = if values.iter().all(|v| matches!(v, AttrValue::Integer(_))) {
-                Arg::Ints(
-                    values
-                        .iter()
-                        .filter_map(|v| match v {
-                            AttrValue::Integer(i) => Some(*i),
-                            AttrValue::Keyword(_) => None,
-                        })
-                        .collect(),
-                )
-            } else if values.iter().all(|v| matches!(v, AttrValue::Keyword(_))) {
-                Arg::Texts(
-                    values
-                        .iter()
-                        .filter_map(|v| match v {
-                            AttrValue::Keyword(s) => Some(s.clone()),
-                            AttrValue::Integer(_) => None,
-                        })
-                        .collect(),
-                )
-            } else {
-                return Err(DriverError::rejected(format!("filter on {field}: in-list mixes integers and keywords")));
-            };
-            let p = next(arg, args);
-            format!("{} = ANY({p})", column(field))
-        }
-        Filter::Range { field, gte, lt } => {
-            let mut parts = Vec::new();
-            if let Some(g) = gte {
-                parts.push(format!("{} >= {}", column(field), next(Arg::Int(*g), args)));
-            }
-            if let Some(l) = lt {
-                parts.push(format!("{} < {}", column(field), next(Arg::Int(*l), args)));
-            }
-            match parts.len() {
-                0 => "TRUE".into(),
-                1 => parts.remove(0),
-                _ => format!("({})", parts.join(" AND ")),
-            }
-        }
-        Filter::And(parts) | Filter::Or(parts) => {
-            if parts.is_empty() {
-                return Ok(if matches!(f, Filter::And(_)) { "TRUE" } else { "FALSE" }.into());
-            }
-            let sep = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
-            let mut out = Vec::new();
-            for p in parts {
-                out.push(filter_sql(p, first, args)?);
-            }
-            format!("({})", out.join(sep))
-        }
-    })
-}
-
-/// Free text as a tsquery source: every word, OR-ed, for `to_tsquery`. Only letters and
-/// digits reach it, so tsquery operators in the user's text cannot become syntax.
-/// `plainto_tsquery` and `websearch_to_tsquery` would AND the words, and a BEIR query
-/// of ten words would then match almost nothing.
-pub fn or_query(text: &str) -> String {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
-struct State {
-    schema: Schema,
-    /// `dbbench."<collection>"`.
-    table: String,
-    /// Distance operator for the metric.
-    op: &'static str,
-    /// `'english'::regconfig`.
-    config: String,
-    /// Attribute columns as a select list suffix: `, "a_x", "a_y"`.
-    attr_cols: String,
-    knn_sql: String,
-    text_sql: String,
-    hybrid_sql: String,
-    get_sql: String,
-    /// `get_sql` locking the row, for read-modify-write.
-    get_for_update_sql: String,
-    insert_sql: String,
-    load_sql: String,
-    /// `UPDATE ... SET <attribute> = $1 WHERE id = $2`, one per attribute in schema order.
-    update_sql: Vec<String>,
-    delete_sql: String,
-    scan_sql: String,
-}
-
-impl State {
-    /// The update statement for an attribute. `execute` has already rejected unknown
-    /// attributes (`check_field`), so the error here is a safety net, not a path.
-    fn update_sql(&self, field: &str) -> Result<&str, sqlx::Error> {
-        self.schema
-            .attribute_index(field)
-            .and_then(|i| self.update_sql.get(i))
-            .map(String::as_str)
-            .ok_or_else(|| sqlx::Error::ColumnNotFound(format!("a_{field}")))
     }
 }
 
@@ -543,97 +242,6 @@ impl PgVector {
         Ok(k)
     }
 
-    fn build_state(&self, schema: &Schema) -> State {
-        let table = format!("{SCHEMA}.{}", ident(&schema.collection));
-        let op = match schema.metric {
-            Metric::Cosine => "<=>",
-            Metric::L2 => "<->",
-            Metric::Dot => "<#>",
-        };
-        let config = format!("{}::regconfig", literal(&self.settings.text_config));
-        let attr_cols: String = schema.attributes.iter().map(|a| format!(", {}", column(&a.name))).collect();
-        let n = schema.attributes.len();
-        let marks: String = (0..n).map(|i| format!(", ${}", i + 4)).collect();
-        let unnest: String = schema
-            .attributes
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let ty = match a.kind {
-                    AttrKind::Integer => "bigint",
-                    AttrKind::Keyword => "text",
-                };
-                format!(", ${}::{ty}[]", i + 4)
-            })
-            .collect();
-        let norm = self.settings.rank_normalization;
-        let knn_sql = Self::knn_sql(&table, op, None);
-        let text_sql = Self::text_sql(&table, &config, norm, None);
-        let hybrid_sql = self.hybrid_sql(&table, op, &config, None);
-        let get_sql = format!("SELECT id, embedding, text{attr_cols} FROM {table} WHERE id = $1");
-        State {
-            get_for_update_sql: format!("{get_sql} FOR UPDATE"),
-            get_sql,
-            update_sql: schema
-                .attributes
-                .iter()
-                .map(|a| format!("UPDATE {table} SET {} = $1 WHERE id = $2", column(&a.name)))
-                .collect(),
-            delete_sql: format!("DELETE FROM {table} WHERE id = $1"),
-            scan_sql: format!("SELECT id FROM {table} WHERE id >= $1 ORDER BY id LIMIT $2"),
-            insert_sql: format!("INSERT INTO {table} (id, embedding, text{attr_cols}) VALUES ($1, $2, $3{marks})"),
-            load_sql: format!(
-                "INSERT INTO {table} (id, embedding, text{attr_cols}) SELECT * FROM unnest($1::bigint[], $2::vector[], $3::text[]{unnest})"
-            ),
-            knn_sql,
-            text_sql,
-            hybrid_sql,
-            schema: schema.clone(),
-            table,
-            op,
-            config,
-            attr_cols,
-        }
-    }
-
-    /// kNN: `$1` vector, `$2` k, filter from `$3`. A filtered search is re-sorted outside
-    /// the index scan because relaxed-order iterative scans may return rows slightly out
-    /// of distance order.
-    fn knn_sql(table: &str, op: &str, filter: Option<&str>) -> String {
-        match filter {
-            None => format!("SELECT id FROM {table} ORDER BY embedding {op} $1 LIMIT $2"),
-            Some(w) => format!(
-                "SELECT id FROM (SELECT id, embedding {op} $1 AS d FROM {table} WHERE {w} ORDER BY embedding {op} $1 LIMIT $2) s ORDER BY d, id"
-            ),
-        }
-    }
-
-    /// Text: `$1` OR-query, `$2` k, filter from `$3`.
-    fn text_sql(table: &str, config: &str, norm: u32, filter: Option<&str>) -> String {
-        let w = filter.map(|w| format!(" AND {w}")).unwrap_or_default();
-        format!(
-            "SELECT t.id FROM {table} t, to_tsquery({config}, $1) q WHERE t.tsv @@ q{w} ORDER BY ts_rank_cd(t.tsv, q, {norm}) DESC, t.id LIMIT $2"
-        )
-    }
-
-    /// Hybrid: `$1` vector, `$2` OR-query, `$3` candidates per side, `$4` k, filter from
-    /// `$5` (the same placeholders serve both sides).
-    fn hybrid_sql(&self, table: &str, op: &str, config: &str, filter: Option<&str>) -> String {
-        let norm = self.settings.rank_normalization;
-        let wk = filter.map(|w| format!(" WHERE {w}")).unwrap_or_default();
-        let wt = filter.map(|w| format!(" AND {w}")).unwrap_or_default();
-        format!(
-            "WITH knn AS (SELECT id, row_number() OVER (ORDER BY d, id) AS r FROM \
-               (SELECT id, embedding {op} $1 AS d FROM {table}{wk} ORDER BY embedding {op} $1 LIMIT $3) s), \
-             txt AS (SELECT id, row_number() OVER (ORDER BY s DESC, id) AS r FROM \
-               (SELECT t.id, ts_rank_cd(t.tsv, q, {norm}) AS s FROM {table} t, to_tsquery({config}, $2) q \
-                WHERE t.tsv @@ q{wt} ORDER BY s DESC, t.id LIMIT $3) s) \
-             SELECT id FROM (SELECT id, r FROM knn UNION ALL SELECT id, r FROM txt) u \
-             GROUP BY id ORDER BY sum(1.0 / ({rrf} + r)) DESC, id LIMIT $4",
-            rrf = self.settings.rrf_k
-        )
-    }
-
     fn decode_record(row: &PgRow, schema: &Schema) -> Result<Record, sqlx::Error> {
         let mut attributes = Vec::with_capacity(schema.attributes.len());
         for (i, a) in schema.attributes.iter().enumerate() {
@@ -676,7 +284,7 @@ impl PgVector {
                     Some(f) => {
                         let mut args = Vec::new();
                         let w = filter_sql(f, 3, &mut args).map_err(|e| sqlx::Error::Protocol(e.message))?;
-                        let sql = Self::knn_sql(&st.table, st.op, Some(&w));
+                        let sql = sql::knn_sql(&st.table, st.op, Some(&w));
                         let q = bind_args(sqlx::query(&sql).bind(v).bind(*k as i64), &args);
                         q.fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
                     }
@@ -690,7 +298,7 @@ impl PgVector {
                     Some(f) => {
                         let mut args = Vec::new();
                         let w = filter_sql(f, 3, &mut args).map_err(|e| sqlx::Error::Protocol(e.message))?;
-                        let sql = Self::text_sql(&st.table, &st.config, self.settings.rank_normalization, Some(&w));
+                        let sql = sql::text_sql(&st.table, &st.config, self.settings.rank_normalization, Some(&w));
                         let q = bind_args(sqlx::query(&sql).bind(q_text).bind(*k as i64), &args);
                         q.fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
                     }
@@ -714,7 +322,7 @@ impl PgVector {
                     Some(f) => {
                         let mut args = Vec::new();
                         let w = filter_sql(f, 5, &mut args).map_err(|e| sqlx::Error::Protocol(e.message))?;
-                        let sql = self.hybrid_sql(&st.table, st.op, &st.config, Some(&w));
+                        let sql = sql::hybrid_sql(&self.settings, &st.table, st.op, &st.config, Some(&w));
                         let q = bind_args(sqlx::query(&sql).bind(v).bind(q_text).bind(n).bind(*k as i64), &args);
                         q.fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
                     }
@@ -835,7 +443,7 @@ impl PgVector {
             let f = Filter::Eq { field: a.name.clone(), value: val.clone() };
             let mut args = Vec::new();
             let w = filter_sql(&f, 3, &mut args)?;
-            let sql = format!("EXPLAIN (FORMAT TEXT) {}", Self::knn_sql(&st.table, st.op, Some(&w)));
+            let sql = format!("EXPLAIN (FORMAT TEXT) {}", sql::knn_sql(&st.table, st.op, Some(&w)));
             let q = bind_args(sqlx::query(&sql).bind(v()).bind(k), &args);
             plans.insert(format!("knn where {f}"), Self::explain(pg, q).await);
         }
@@ -903,7 +511,7 @@ impl Driver for PgVector {
         }
         ensure_schema(&mut *pg).await?;
         self.drop_own_table(pg, &schema.collection).await?;
-        let st = self.build_state(schema);
+        let st = State::new(schema, &self.settings);
         let mut cols = String::new();
         for a in &schema.attributes {
             let ty = match a.kind {
@@ -1094,91 +702,6 @@ impl Driver for PgVector {
 mod tests {
     use super::*;
 
-    fn kw(s: &str) -> AttrValue {
-        AttrValue::Keyword(s.into())
-    }
-
-    #[test]
-    fn a_worker_gets_its_own_connection_back() {
-        let a = Some(Knobs { ef_search: 40, probes: 1 });
-        let b = Some(Knobs { ef_search: 200, probes: 1 });
-        assert_eq!(pick(std::iter::empty(), Some(0), a), None);
-        let idle = [(true, Some(0), a), (true, Some(1), b), (true, Some(2), a)];
-        // Its own, even when another's has the knobs already.
-        assert_eq!(pick(idle.into_iter(), Some(1), a), Some(1));
-        // Its own with the right knobs first.
-        assert_eq!(pick([(true, Some(1), a), (true, Some(1), b), (true, Some(0), b)].into_iter(), Some(1), b), Some(1));
-        // None of its own: the right knobs, then the one released last.
-        assert_eq!(pick(idle.into_iter(), Some(7), b), Some(1));
-        assert_eq!(pick(idle.into_iter(), Some(7), None), Some(2));
-        // Outside a phase (load, describe): the one released last.
-        assert_eq!(pick(idle.into_iter(), None, None), Some(2));
-        assert_eq!(pick(idle.into_iter(), None, a), Some(2));
-        assert_eq!(pick([(true, None, a), (true, None, b)].into_iter(), None, a), Some(0));
-    }
-
-    #[test]
-    fn only_a_connection_opened_on_the_callers_runtime_is_handed_out() {
-        let a = Some(Knobs { ef_search: 40, probes: 1 });
-        // Its own connection, opened on another runtime, is passed over for any of this one's.
-        let idle = [(false, Some(1), a), (true, Some(0), None)];
-        assert_eq!(pick(idle.into_iter(), Some(1), a), Some(1));
-        // None opened here: a new connection.
-        assert_eq!(pick([(false, Some(1), a), (false, None, a)].into_iter(), Some(1), a), None);
-        assert_eq!(pick([(false, None, a)].into_iter(), None, a), None);
-    }
-
-    #[test]
-    fn filters_become_sql_with_bound_parameters() {
-        let f = Filter::Or(vec![
-            Filter::Eq { field: "lang".into(), value: kw("o'brien") },
-            Filter::Range { field: "year".into(), gte: Some(2000), lt: Some(2010) },
-            Filter::And(vec![
-                Filter::In { field: "n".into(), values: vec![AttrValue::Integer(1), AttrValue::Integer(2)] },
-                Filter::In { field: "lang".into(), values: vec![kw("de"), kw("fr")] },
-            ]),
-            Filter::Range { field: "year".into(), gte: None, lt: Some(5) },
-        ]);
-        let mut args = Vec::new();
-        let sql = filter_sql(&f, 3, &mut args).unwrap();
-        assert_eq!(
-            sql,
-            "(\"a_lang\" = $3 OR (\"a_year\" >= $4 AND \"a_year\" < $5) OR (\"a_n\" = ANY($6) AND \"a_lang\" = ANY($7)) OR \"a_year\" < $8)"
-        );
-        assert_eq!(
-            args,
-            vec![
-                Arg::Text("o'brien".into()),
-                Arg::Int(2000),
-                Arg::Int(2010),
-                Arg::Ints(vec![1, 2]),
-                Arg::Texts(vec!["de".into(), "fr".into()]),
-                Arg::Int(5),
-            ]
-        );
-    }
-
-    #[test]
-    fn filter_edge_cases() {
-        let mut args = Vec::new();
-        let open = Filter::Range { field: "y".into(), gte: None, lt: None };
-        assert_eq!(filter_sql(&open, 1, &mut args).unwrap(), "TRUE");
-        assert_eq!(filter_sql(&Filter::Or(vec![]), 1, &mut args).unwrap(), "FALSE");
-        assert_eq!(filter_sql(&Filter::And(vec![]), 1, &mut args).unwrap(), "TRUE");
-        assert!(args.is_empty());
-        let mixed = Filter::In { field: "y".into(), values: vec![AttrValue::Integer(1), kw("a")] };
-        assert_eq!(filter_sql(&mixed, 1, &mut args).unwrap_err().kind, ErrorKind::Rejected);
-        let quoted = Filter::Eq { field: "we\"ird".into(), value: AttrValue::Integer(1) };
-        assert_eq!(filter_sql(&quoted, 1, &mut Vec::new()).unwrap(), "\"a_we\"\"ird\" = $1");
-    }
-
-    #[test]
-    fn text_query_is_an_or_of_plain_words() {
-        assert_eq!(or_query("Cancer & !cells: a*b 'x' | y"), "cancer | cells | a | b | x | y");
-        assert_eq!(or_query(" ... "), "");
-        assert_eq!(or_query("Ünïcode wörds"), "ünïcode | wörds");
-    }
-
     fn cfg(settings: &str) -> EngineConfig {
         EngineConfig {
             name: "pg".into(),
@@ -1212,12 +735,5 @@ mod tests {
         assert_eq!(d.knobs(&p).unwrap(), Knobs { ef_search: 200, probes: 3 });
         p.insert("ef_search".into(), serde_json::json!("lots"));
         assert_eq!(d.knobs(&p).unwrap_err().kind, ErrorKind::Rejected);
-    }
-
-    #[test]
-    fn connection_failures_are_unreachable() {
-        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert_eq!(pg_err(io).kind, ErrorKind::Unreachable);
-        assert_eq!(pg_err(sqlx::Error::PoolTimedOut).kind, ErrorKind::Unreachable);
     }
 }

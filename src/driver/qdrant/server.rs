@@ -34,7 +34,7 @@ use qdrant_client::qdrant::{
 use qdrant_client::{Payload, Qdrant as Client, QdrantError};
 use serde::Deserialize;
 
-use super::*;
+use crate::driver::*;
 
 pub const KIND: DriverKind = DriverKind {
     kind: "qdrant",
@@ -47,8 +47,8 @@ pub const KIND: DriverKind = DriverKind {
     hidden: false,
 };
 
-use super::qdrant_common::capabilities;
-pub use super::qdrant_common::{DENSE, SPARSE, TEXT_KEY};
+use super::common::capabilities;
+pub use super::common::{DENSE, SPARSE, TEXT_KEY};
 /// The server's built-in BM25 model.
 const BM25_MODEL: &str = "qdrant/bm25";
 
@@ -145,7 +145,7 @@ impl Settings {
 
     fn search_params(&self, params: &SearchParams) -> DriverResult<QSearchParams> {
         let mut b = SearchParamsBuilder::default();
-        let (hnsw_ef, exact) = super::qdrant_common::search_knobs("qdrant", params, self.hnsw_ef)?;
+        let (hnsw_ef, exact) = super::common::search_knobs("qdrant", params, self.hnsw_ef)?;
         if let Some(ef) = hnsw_ef {
             b = b.hnsw_ef(ef);
         }
@@ -414,7 +414,7 @@ impl Driver for QdrantServer {
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
-        super::qdrant_common::check_attributes("qdrant", schema)?;
+        super::common::check_attributes("qdrant", schema)?;
         let c = &schema.collection;
         self.drop_own(c).await?;
         let s = &self.settings;

@@ -3,7 +3,7 @@
 //! and how an op's search parameters are read. Their settings stay two structs: each is
 //! `deny_unknown_fields`, which serde cannot combine with a flattened common part.
 
-use super::{Capabilities, DriverError, DriverResult, OpKind, Schema, SearchParams, Support};
+use crate::driver::{Capabilities, DriverError, DriverResult, OpKind, Schema, SearchParams, Support};
 
 /// Name of the dense vector in a collection.
 pub const DENSE: &str = "dense";

@@ -1,0 +1,322 @@
+//! The SQL text of the pgvector driver: identifiers, literals, filters as SQL with bound
+//! parameters, the text query, and every statement a collection's table is used with.
+//!
+//! Nothing from a workload or a dataset ever reaches SQL text except through `ident` and
+//! `literal` (names) or as a bound parameter (values).
+
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::Postgres;
+
+use super::{Settings, SCHEMA};
+use crate::driver::{AttrKind, AttrValue, DriverError, DriverResult, Filter, Metric, Schema};
+
+/// A double-quoted SQL identifier.
+pub(super) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A single-quoted SQL string literal.
+pub(super) fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub(super) fn column(attr: &str) -> String {
+    ident(&format!("a_{attr}"))
+}
+
+/// A value bound to a filter placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    Ints(Vec<i64>),
+    Texts(Vec<String>),
+}
+
+pub(super) fn bind_args<'q>(mut q: Query<'q, Postgres, PgArguments>, args: &[Arg]) -> Query<'q, Postgres, PgArguments> {
+    for a in args {
+        q = match a {
+            Arg::Int(i) => q.bind(*i),
+            Arg::Text(s) => q.bind(s.clone()),
+            Arg::Ints(v) => q.bind(v.clone()),
+            Arg::Texts(v) => q.bind(v.clone()),
+        };
+    }
+    q
+}
+
+/// The filter as a SQL boolean expression whose values are bound parameters: `args[i]`
+/// is `$(first + i)`, and the values are appended to `args`. `IN` binds one
+/// array (`= ANY($n)`), so the statement text depends only on the filter's shape.
+pub fn filter_sql(f: &Filter, first: usize, args: &mut Vec<Arg>) -> DriverResult<String> {
+    let next = |a: Arg, args: &mut Vec<Arg>| {
+        args.push(a);
+        format!("${}", first + args.len() - 1)
+    };
+    Ok(match f {
+        Filter::Eq { field, value } => {
+            let p = next(
+                match value {
+                    AttrValue::Integer(i) => Arg::Int(*i),
+                    AttrValue::Keyword(s) => Arg::Text(s.clone()),
+                },
+                args,
+            );
+            format!("{} = {p}", column(field))
+        }
+        Filter::In { field, values } => {
+            let arg = if values.iter().all(|v| matches!(v, AttrValue::Integer(_))) {
+                Arg::Ints(
+                    values
+                        .iter()
+                        .filter_map(|v| match v {
+                            AttrValue::Integer(i) => Some(*i),
+                            AttrValue::Keyword(_) => None,
+                        })
+                        .collect(),
+                )
+            } else if values.iter().all(|v| matches!(v, AttrValue::Keyword(_))) {
+                Arg::Texts(
+                    values
+                        .iter()
+                        .filter_map(|v| match v {
+                            AttrValue::Keyword(s) => Some(s.clone()),
+                            AttrValue::Integer(_) => None,
+                        })
+                        .collect(),
+                )
+            } else {
+                return Err(DriverError::rejected(format!("filter on {field}: in-list mixes integers and keywords")));
+            };
+            let p = next(arg, args);
+            format!("{} = ANY({p})", column(field))
+        }
+        Filter::Range { field, gte, lt } => {
+            let mut parts = Vec::new();
+            if let Some(g) = gte {
+                parts.push(format!("{} >= {}", column(field), next(Arg::Int(*g), args)));
+            }
+            if let Some(l) = lt {
+                parts.push(format!("{} < {}", column(field), next(Arg::Int(*l), args)));
+            }
+            match parts.len() {
+                0 => "TRUE".into(),
+                1 => parts.remove(0),
+                _ => format!("({})", parts.join(" AND ")),
+            }
+        }
+        Filter::And(parts) | Filter::Or(parts) => {
+            if parts.is_empty() {
+                return Ok(if matches!(f, Filter::And(_)) { "TRUE" } else { "FALSE" }.into());
+            }
+            let sep = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
+            let mut out = Vec::new();
+            for p in parts {
+                out.push(filter_sql(p, first, args)?);
+            }
+            format!("({})", out.join(sep))
+        }
+    })
+}
+
+/// Free text as a tsquery source: every word, OR-ed, for `to_tsquery`. Only letters and
+/// digits reach it, so tsquery operators in the user's text cannot become syntax.
+/// `plainto_tsquery` and `websearch_to_tsquery` would AND the words, and a BEIR query
+/// of ten words would then match almost nothing.
+pub fn or_query(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+pub(super) struct State {
+    pub(super) schema: Schema,
+    /// `dbbench."<collection>"`.
+    pub(super) table: String,
+    /// Distance operator for the metric.
+    pub(super) op: &'static str,
+    /// `'english'::regconfig`.
+    pub(super) config: String,
+    /// Attribute columns as a select list suffix: `, "a_x", "a_y"`.
+    pub(super) attr_cols: String,
+    pub(super) knn_sql: String,
+    pub(super) text_sql: String,
+    pub(super) hybrid_sql: String,
+    pub(super) get_sql: String,
+    /// `get_sql` locking the row, for read-modify-write.
+    pub(super) get_for_update_sql: String,
+    pub(super) insert_sql: String,
+    pub(super) load_sql: String,
+    /// `UPDATE ... SET <attribute> = $1 WHERE id = $2`, one per attribute in schema order.
+    pub(super) update_sql: Vec<String>,
+    pub(super) delete_sql: String,
+    pub(super) scan_sql: String,
+}
+
+impl State {
+    /// The update statement for an attribute. `execute` has already rejected unknown
+    /// attributes (`check_field`), so the error here is a safety net, not a path.
+    pub(super) fn update_sql(&self, field: &str) -> Result<&str, sqlx::Error> {
+        self.schema
+            .attribute_index(field)
+            .and_then(|i| self.update_sql.get(i))
+            .map(String::as_str)
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(format!("a_{field}")))
+    }
+
+    /// The statements for `schema`, built once in `prepare`.
+    pub(super) fn new(schema: &Schema, settings: &Settings) -> State {
+        let table = format!("{SCHEMA}.{}", ident(&schema.collection));
+        let op = match schema.metric {
+            Metric::Cosine => "<=>",
+            Metric::L2 => "<->",
+            Metric::Dot => "<#>",
+        };
+        let config = format!("{}::regconfig", literal(&settings.text_config));
+        let attr_cols: String = schema.attributes.iter().map(|a| format!(", {}", column(&a.name))).collect();
+        let n = schema.attributes.len();
+        let marks: String = (0..n).map(|i| format!(", ${}", i + 4)).collect();
+        let unnest: String = schema
+            .attributes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let ty = match a.kind {
+                    AttrKind::Integer => "bigint",
+                    AttrKind::Keyword => "text",
+                };
+                format!(", ${}::{ty}[]", i + 4)
+            })
+            .collect();
+        let norm = settings.rank_normalization;
+        let knn_sql = knn_sql(&table, op, None);
+        let text_sql = text_sql(&table, &config, norm, None);
+        let hybrid_sql = hybrid_sql(settings, &table, op, &config, None);
+        let get_sql = format!("SELECT id, embedding, text{attr_cols} FROM {table} WHERE id = $1");
+        State {
+            get_for_update_sql: format!("{get_sql} FOR UPDATE"),
+            get_sql,
+            update_sql: schema
+                .attributes
+                .iter()
+                .map(|a| format!("UPDATE {table} SET {} = $1 WHERE id = $2", column(&a.name)))
+                .collect(),
+            delete_sql: format!("DELETE FROM {table} WHERE id = $1"),
+            scan_sql: format!("SELECT id FROM {table} WHERE id >= $1 ORDER BY id LIMIT $2"),
+            insert_sql: format!("INSERT INTO {table} (id, embedding, text{attr_cols}) VALUES ($1, $2, $3{marks})"),
+            load_sql: format!(
+                "INSERT INTO {table} (id, embedding, text{attr_cols}) SELECT * FROM unnest($1::bigint[], $2::vector[], $3::text[]{unnest})"
+            ),
+            knn_sql,
+            text_sql,
+            hybrid_sql,
+            schema: schema.clone(),
+            table,
+            op,
+            config,
+            attr_cols,
+        }
+    }
+}
+
+/// kNN: `$1` vector, `$2` k, filter from `$3`. A filtered search is re-sorted outside
+/// the index scan because relaxed-order iterative scans may return rows slightly out
+/// of distance order.
+pub(super) fn knn_sql(table: &str, op: &str, filter: Option<&str>) -> String {
+    match filter {
+        None => format!("SELECT id FROM {table} ORDER BY embedding {op} $1 LIMIT $2"),
+        Some(w) => format!(
+            "SELECT id FROM (SELECT id, embedding {op} $1 AS d FROM {table} WHERE {w} ORDER BY embedding {op} $1 LIMIT $2) s ORDER BY d, id"
+        ),
+    }
+}
+
+/// Text: `$1` OR-query, `$2` k, filter from `$3`.
+pub(super) fn text_sql(table: &str, config: &str, norm: u32, filter: Option<&str>) -> String {
+    let w = filter.map(|w| format!(" AND {w}")).unwrap_or_default();
+    format!(
+        "SELECT t.id FROM {table} t, to_tsquery({config}, $1) q WHERE t.tsv @@ q{w} ORDER BY ts_rank_cd(t.tsv, q, {norm}) DESC, t.id LIMIT $2"
+    )
+}
+
+/// Hybrid: `$1` vector, `$2` OR-query, `$3` candidates per side, `$4` k, filter from
+/// `$5` (the same placeholders serve both sides).
+pub(super) fn hybrid_sql(settings: &Settings, table: &str, op: &str, config: &str, filter: Option<&str>) -> String {
+    let norm = settings.rank_normalization;
+    let wk = filter.map(|w| format!(" WHERE {w}")).unwrap_or_default();
+    let wt = filter.map(|w| format!(" AND {w}")).unwrap_or_default();
+    format!(
+        "WITH knn AS (SELECT id, row_number() OVER (ORDER BY d, id) AS r FROM \
+           (SELECT id, embedding {op} $1 AS d FROM {table}{wk} ORDER BY embedding {op} $1 LIMIT $3) s), \
+         txt AS (SELECT id, row_number() OVER (ORDER BY s DESC, id) AS r FROM \
+           (SELECT t.id, ts_rank_cd(t.tsv, q, {norm}) AS s FROM {table} t, to_tsquery({config}, $2) q \
+            WHERE t.tsv @@ q{wt} ORDER BY s DESC, t.id LIMIT $3) s) \
+         SELECT id FROM (SELECT id, r FROM knn UNION ALL SELECT id, r FROM txt) u \
+         GROUP BY id ORDER BY sum(1.0 / ({rrf} + r)) DESC, id LIMIT $4",
+        rrf = settings.rrf_k
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::driver::ErrorKind;
+
+    fn kw(s: &str) -> AttrValue {
+        AttrValue::Keyword(s.into())
+    }
+    #[test]
+    fn filters_become_sql_with_bound_parameters() {
+        let f = Filter::Or(vec![
+            Filter::Eq { field: "lang".into(), value: kw("o'brien") },
+            Filter::Range { field: "year".into(), gte: Some(2000), lt: Some(2010) },
+            Filter::And(vec![
+                Filter::In { field: "n".into(), values: vec![AttrValue::Integer(1), AttrValue::Integer(2)] },
+                Filter::In { field: "lang".into(), values: vec![kw("de"), kw("fr")] },
+            ]),
+            Filter::Range { field: "year".into(), gte: None, lt: Some(5) },
+        ]);
+        let mut args = Vec::new();
+        let sql = filter_sql(&f, 3, &mut args).unwrap();
+        assert_eq!(
+            sql,
+            "(\"a_lang\" = $3 OR (\"a_year\" >= $4 AND \"a_year\" < $5) OR (\"a_n\" = ANY($6) AND \"a_lang\" = ANY($7)) OR \"a_year\" < $8)"
+        );
+        assert_eq!(
+            args,
+            vec![
+                Arg::Text("o'brien".into()),
+                Arg::Int(2000),
+                Arg::Int(2010),
+                Arg::Ints(vec![1, 2]),
+                Arg::Texts(vec!["de".into(), "fr".into()]),
+                Arg::Int(5),
+            ]
+        );
+    }
+
+    #[test]
+    fn filter_edge_cases() {
+        let mut args = Vec::new();
+        let open = Filter::Range { field: "y".into(), gte: None, lt: None };
+        assert_eq!(filter_sql(&open, 1, &mut args).unwrap(), "TRUE");
+        assert_eq!(filter_sql(&Filter::Or(vec![]), 1, &mut args).unwrap(), "FALSE");
+        assert_eq!(filter_sql(&Filter::And(vec![]), 1, &mut args).unwrap(), "TRUE");
+        assert!(args.is_empty());
+        let mixed = Filter::In { field: "y".into(), values: vec![AttrValue::Integer(1), kw("a")] };
+        assert_eq!(filter_sql(&mixed, 1, &mut args).unwrap_err().kind, ErrorKind::Rejected);
+        let quoted = Filter::Eq { field: "we\"ird".into(), value: AttrValue::Integer(1) };
+        assert_eq!(filter_sql(&quoted, 1, &mut Vec::new()).unwrap(), "\"a_we\"\"ird\" = $1");
+    }
+
+    #[test]
+    fn text_query_is_an_or_of_plain_words() {
+        assert_eq!(or_query("Cancer & !cells: a*b 'x' | y"), "cancer | cells | a | b | x | y");
+        assert_eq!(or_query(" ... "), "");
+        assert_eq!(or_query("Ünïcode wörds"), "ünïcode | wörds");
+    }
+}
