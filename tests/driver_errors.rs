@@ -149,7 +149,9 @@ async fn serve(mut stream: TcpStream, fault: Arc<Mutex<Fault>>) {
         (Fault::None, None) => respond(&mut stream, 500, "unexpected request", "text/plain").await,
         (Fault::Refuse, _) => {}
         (Fault::Reset, _) => {
-            // SO_LINGER 0: closing sends RST instead of FIN.
+            // SO_LINGER 0: closing sends RST instead of FIN. Tokio deprecates SO_LINGER
+            // because a non-zero linger blocks the thread on drop; zero never waits.
+            #[allow(deprecated)]
             let _ = stream.set_linger(Some(Duration::ZERO));
             drop(stream);
         }
