@@ -473,9 +473,7 @@ impl Namespace for Collections<'_> {
     /// The new collection's id.
     type Created = String;
 
-    fn engine(&self) -> &'static str {
-        "chroma"
-    }
+    const ENGINE: &'static str = "chroma";
 
     fn object(&self, collection: &str) -> String {
         format!("collection {collection} in tenant {TENANT}, database {DATABASE}")
@@ -485,9 +483,7 @@ impl Namespace for Collections<'_> {
         format!("metadata {MARKER_KEY} = {MARKER_VALUE:?}")
     }
 
-    fn remedy(&self) -> &'static str {
-        "rename or delete it yourself"
-    }
+    const REMEDY: &'static str = "rename or delete it yourself";
 
     async fn find(&mut self, collection: &str) -> DriverResult<Found> {
         let url = format!("{}/collections/{collection}", self.0.database_url());

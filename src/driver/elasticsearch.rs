@@ -591,9 +591,7 @@ struct Indices<'a>(&'a Elasticsearch);
 impl Namespace for Indices<'_> {
     type Created = ();
 
-    fn engine(&self) -> &'static str {
-        "elasticsearch"
-    }
+    const ENGINE: &'static str = "elasticsearch";
 
     fn object(&self, collection: &str) -> String {
         format!("index or alias {}", index_name(collection))
@@ -603,9 +601,7 @@ impl Namespace for Indices<'_> {
         format!("_meta.{MARKER_KEY} = {MARKER_VALUE:?} in its mapping")
     }
 
-    fn remedy(&self) -> &'static str {
-        "delete or rename it yourself, or rename the workload"
-    }
+    const REMEDY: &'static str = "delete or rename it yourself, or rename the workload";
 
     async fn find(&mut self, collection: &str) -> DriverResult<Found> {
         let index = index_name(collection);

@@ -323,9 +323,7 @@ impl Namespace for DatabaseFiles<'_> {
     /// The connection that created the database, for the pool.
     type Created = Connection;
 
-    fn engine(&self) -> &'static str {
-        "sqlite"
-    }
+    const ENGINE: &'static str = "sqlite";
 
     fn object(&self, collection: &str) -> String {
         format!("database file {}", database_path(&self.0.settings.dir, collection).display())
@@ -335,9 +333,7 @@ impl Namespace for DatabaseFiles<'_> {
         format!("dbbench_meta row {MARKER_KEY} = '{MARKER_VALUE}'")
     }
 
-    fn remedy(&self) -> &'static str {
-        "move it away or set settings.dir to another folder"
-    }
+    const REMEDY: &'static str = "move it away or set settings.dir to another folder";
 
     async fn find(&mut self, collection: &str) -> DriverResult<Found> {
         let path = database_path(&self.0.settings.dir, collection);

@@ -482,9 +482,7 @@ struct Tables<'a> {
 impl Namespace for Tables<'_> {
     type Created = State;
 
-    fn engine(&self) -> &'static str {
-        "pgvector"
-    }
+    const ENGINE: &'static str = "pgvector";
 
     fn object(&self, collection: &str) -> String {
         format!("table {SCHEMA}.{collection}")
@@ -494,9 +492,7 @@ impl Namespace for Tables<'_> {
         format!("comment starting with the {MARKER:?} marker")
     }
 
-    fn remedy(&self) -> &'static str {
-        "rename or move it, or run the workload under another name"
-    }
+    const REMEDY: &'static str = "rename or move it, or run the workload under another name";
 
     async fn find(&mut self, collection: &str) -> DriverResult<Found> {
         Ok(match self.driver.table_comment(self.pg, collection).await? {

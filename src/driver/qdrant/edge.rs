@@ -521,9 +521,7 @@ impl Folders<'_> {
 impl Namespace for Folders<'_> {
     type Created = State;
 
-    fn engine(&self) -> &'static str {
-        "qdrant-edge"
-    }
+    const ENGINE: &'static str = "qdrant-edge";
 
     fn object(&self, collection: &str) -> String {
         format!("folder {}", self.folder(collection).display())
@@ -533,9 +531,7 @@ impl Namespace for Folders<'_> {
         format!("{MARKER} file with {MARKER_KEY} = {MARKER_VALUE:?}")
     }
 
-    fn remedy(&self) -> &'static str {
-        "move it away or set settings.dir to another folder"
-    }
+    const REMEDY: &'static str = "move it away or set settings.dir to another folder";
 
     async fn find(&mut self, collection: &str) -> DriverResult<Found> {
         let folder = self.folder(collection);

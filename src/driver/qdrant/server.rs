@@ -423,9 +423,7 @@ struct Collections<'a>(&'a QdrantServer);
 impl Namespace for Collections<'_> {
     type Created = ();
 
-    fn engine(&self) -> &'static str {
-        "qdrant"
-    }
+    const ENGINE: &'static str = "qdrant";
 
     fn object(&self, collection: &str) -> String {
         format!("collection {collection}")
@@ -435,9 +433,7 @@ impl Namespace for Collections<'_> {
         format!("{MARKER_KEY} = {MARKER_VALUE:?} in its metadata")
     }
 
-    fn remedy(&self) -> &'static str {
-        "drop or rename it yourself"
-    }
+    const REMEDY: &'static str = "drop or rename it yourself";
 
     async fn find(&mut self, collection: &str) -> DriverResult<Found> {
         let client = &self.0.client;

@@ -41,7 +41,7 @@ pub trait Namespace: Send {
     type Created: Send;
 
     /// The driver's kind, for messages.
-    fn engine(&self) -> &'static str;
+    const ENGINE: &'static str;
 
     /// The object `collection` denotes, as the user would find it in the engine
     /// ("collection dbbench_x in tenant dbbench, database dbbench").
@@ -51,9 +51,7 @@ pub trait Namespace: Send {
     fn marker(&self) -> String;
 
     /// What the user can do about a same-named object that is not dbbench's.
-    fn remedy(&self) -> &'static str {
-        "rename or remove it yourself, or run the workload under another name"
-    }
+    const REMEDY: &'static str = "rename or remove it yourself, or run the workload under another name";
 
     /// Look the object up and check its marker.
     async fn find(&mut self, collection: &str) -> DriverResult<Found>;
@@ -69,10 +67,10 @@ pub trait Namespace: Send {
 fn refusal<N: Namespace + ?Sized>(ns: &N, collection: &str) -> DriverError {
     DriverError::rejected(format!(
         "{}: {} exists and was not created by dbbench (no {}); {}",
-        ns.engine(),
+        N::ENGINE,
         ns.object(collection),
         ns.marker(),
-        ns.remedy()
+        N::REMEDY
     ))
 }
 
@@ -107,9 +105,7 @@ mod tests {
     #[async_trait]
     impl Namespace for Fake {
         type Created = usize;
-        fn engine(&self) -> &'static str {
-            "fake"
-        }
+        const ENGINE: &'static str = "fake";
         fn object(&self, collection: &str) -> String {
             format!("table {collection}")
         }
