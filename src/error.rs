@@ -72,6 +72,9 @@ pub enum ErrorKind {
     Unreachable,
     /// The request took longer than the driver's timeout.
     Timeout,
+    /// The engine refused dbbench's credentials (wrong password, token or API key): a
+    /// configuration error that fails the engine, never an absent server to skip.
+    Auth,
     /// The engine answered with an error (bad request, constraint, server error).
     Rejected,
     /// The engine answered something dbbench could not understand.
@@ -88,6 +91,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Unreachable => "unreachable",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::Auth => "auth",
             ErrorKind::Rejected => "rejected",
             ErrorKind::Protocol => "protocol",
             ErrorKind::NothingToDo => "nothing_to_do",

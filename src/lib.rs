@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compare;
 pub mod data;
 pub mod driver;
+pub mod env;
 pub mod error;
 pub mod format;
 pub mod fsutil;

@@ -21,7 +21,7 @@
 //! 1.5.9); the package version is not exposed over HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,6 +30,8 @@ use reqwest::{Client, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::shared::http::{self, status_error};
+use super::shared::{self, Found, Namespace, Prepared};
 use super::*;
 
 pub const KIND: DriverKind = DriverKind {
@@ -48,8 +50,7 @@ pub const KIND: DriverKind = DriverKind {
 pub const TENANT: &str = "dbbench";
 pub const DATABASE: &str = "dbbench";
 /// Collection metadata key and value that mark a collection as dbbench's own.
-pub const MARKER_KEY: &str = "created_by";
-pub const MARKER_VALUE: &str = "dbbench";
+pub use super::shared::{MARKER_KEY, MARKER_VALUE};
 
 const TEXT_NOTE: &str = "substring filter without ranking: where_document keeps documents holding any query word \
      (whole word, case-insensitive; settings.text_match = \"contains\" for Chroma's case-sensitive substring match) \
@@ -231,7 +232,7 @@ pub struct Chroma {
     /// The URL as printed (credentials redacted).
     shown_url: String,
     client: Client,
-    state: Mutex<Option<Arc<State>>>,
+    state: Prepared<State>,
     /// Records sent to `load` since `prepare`: `add` keeps an existing id silently, so
     /// `finish_load` compares this with the server's count.
     sent: AtomicU64,
@@ -297,16 +298,7 @@ fn parse_id(s: &str) -> DriverResult<u64> {
 }
 
 fn transport_error(what: &str, e: reqwest::Error) -> DriverError {
-    let e = e.without_url();
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_decode() || e.is_body() {
-        ErrorKind::Protocol
-    } else {
-        // Connect failures, resets and closed connections: the server is not answering.
-        ErrorKind::Unreachable
-    };
-    DriverError::new(kind, format!("chroma {what}: {e}"))
+    http::transport_error("chroma", what, e)
 }
 
 impl Chroma {
@@ -319,7 +311,7 @@ impl Chroma {
         }
         let mut headers = HeaderMap::new();
         if let Some(raw) = &settings.token {
-            let token = crate::spec::expand_env(raw, |k| std::env::var(k).ok())
+            let token = crate::env::expand_env(raw, |k| std::env::var(k).ok())
                 .map_err(|e| format!("engines.{}.settings.token: {e}", cfg.name))?;
             let header = settings.token_header.to_ascii_lowercase();
             let value = if header == "authorization" { format!("Bearer {token}") } else { token };
@@ -330,30 +322,20 @@ impl Chroma {
                 .map_err(|e| format!("engines.{}.settings.token_header: {e}", cfg.name))?;
             headers.insert(name, value);
         }
-        let client = Client::builder()
-            .default_headers(headers)
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(5_000)))
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(256)
-            .build()
-            .map_err(|e| format!("engines.{}: cannot build the HTTP client: {e}", cfg.name))?;
+        let client = http::client(
+            cfg,
+            headers,
+            Duration::from_millis(settings.timeout_ms.min(5_000)),
+            Some(Duration::from_millis(settings.timeout_ms)),
+        )?;
         Ok(Chroma {
             settings,
             api: format!("{base}/api/v2"),
             shown_url: redact_url(base),
             client,
-            state: Mutex::new(None),
+            state: Prepared::new("chroma"),
             sent: AtomicU64::new(0),
         })
-    }
-
-    fn state(&self) -> DriverResult<Arc<State>> {
-        self.state
-            .lock()
-            .map_err(|_| DriverError::other("chroma: state lock poisoned"))?
-            .clone()
-            .ok_or_else(|| DriverError::other("chroma: prepare was not called"))
     }
 
     fn database_url(&self) -> String {
@@ -371,12 +353,7 @@ impl Chroma {
             Ok(b) if !b.message.is_empty() => format!("{} {}", b.error, b.message),
             _ => text.chars().take(300).collect(),
         };
-        let kind = match status {
-            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => ErrorKind::Timeout,
-            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE => ErrorKind::Unreachable,
-            _ => ErrorKind::Rejected,
-        };
-        Err(DriverError::new(kind, format!("chroma {what}: HTTP {}: {msg}", status.as_u16())))
+        Err(status_error("chroma", what, status, &msg))
     }
 
     async fn post<B: Serialize + ?Sized>(&self, what: &str, url: &str, body: &B) -> DriverResult<reqwest::Response> {
@@ -397,44 +374,6 @@ impl Chroma {
             return Ok(());
         }
         Self::check(what, resp).await.map(|_| ())
-    }
-
-    /// The existing collection of this name: None when there is none.
-    async fn find_collection(&self, name: &str) -> DriverResult<Option<Value>> {
-        let url = format!("{}/collections/{name}", self.database_url());
-        let resp = self.client.get(&url).send().await.map_err(|e| transport_error("get collection", e))?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let v: Value = Self::check("get collection", resp)
-            .await?
-            .json()
-            .await
-            .map_err(|e| transport_error("get collection", e))?;
-        Ok(Some(v))
-    }
-
-    fn is_ours(collection: &Value) -> bool {
-        collection.get("metadata").and_then(|m| m.get(MARKER_KEY)).and_then(Value::as_str) == Some(MARKER_VALUE)
-    }
-
-    /// Delete the collection `name` if dbbench created it; refuse if someone else did.
-    async fn drop_own_collection(&self, name: &str) -> DriverResult<()> {
-        let Some(existing) = self.find_collection(name).await? else {
-            return Ok(());
-        };
-        if !Self::is_ours(&existing) {
-            return Err(DriverError::rejected(format!(
-                "chroma: collection {name} in tenant {TENANT}, database {DATABASE} exists and was not created by dbbench \
-                 (no metadata {MARKER_KEY} = {MARKER_VALUE:?}); rename or delete it yourself"
-            )));
-        }
-        let url = format!("{}/collections/{name}", self.database_url());
-        let resp = self.client.delete(&url).send().await.map_err(|e| transport_error("delete collection", e))?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(());
-        }
-        Self::check("delete collection", resp).await.map(|_| ())
     }
 
     fn metadata(schema: &Schema, attrs: &[AttrValue]) -> Map<String, Value> {
@@ -509,6 +448,78 @@ impl Chroma {
     }
 }
 
+/// Chroma's calls on dbbench's namespace: collections in tenant and database `dbbench`,
+/// marked by their metadata.
+struct Collections<'a>(&'a Chroma);
+
+#[async_trait]
+impl Namespace for Collections<'_> {
+    /// The new collection's id.
+    type Created = String;
+
+    const ENGINE: &'static str = "chroma";
+
+    fn object(&self, collection: &str) -> String {
+        format!("collection {collection} in tenant {TENANT}, database {DATABASE}")
+    }
+
+    fn marker(&self) -> String {
+        format!("metadata {MARKER_KEY} = {MARKER_VALUE:?}")
+    }
+
+    const REMEDY: &'static str = "rename or delete it yourself";
+
+    async fn find(&mut self, collection: &str) -> DriverResult<Found> {
+        let url = format!("{}/collections/{collection}", self.0.database_url());
+        let resp = self.0.client.get(&url).send().await.map_err(|e| transport_error("get collection", e))?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(Found::Absent);
+        }
+        let v: Value = Chroma::check("get collection", resp)
+            .await?
+            .json()
+            .await
+            .map_err(|e| transport_error("get collection", e))?;
+        let marked = v.get("metadata").and_then(|m| m.get(MARKER_KEY)).and_then(Value::as_str) == Some(MARKER_VALUE);
+        Ok(if marked { Found::Marked } else { Found::Unmarked })
+    }
+
+    async fn create(&mut self, schema: &Schema) -> DriverResult<String> {
+        let s = &self.0.settings;
+        let body = json!({
+            "name": schema.collection,
+            "configuration": { "hnsw": {
+                "space": space(schema.metric),
+                "ef_construction": s.ef_construction,
+                "ef_search": s.ef_search,
+                "max_neighbors": s.max_neighbors,
+            }},
+            "metadata": { MARKER_KEY: MARKER_VALUE },
+        });
+        let created: Value = self
+            .0
+            .post("create collection", &format!("{}/collections", self.0.database_url()), &body)
+            .await?
+            .json()
+            .await
+            .map_err(|e| transport_error("create collection", e))?;
+        created
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| DriverError::protocol("chroma create collection: no id in the answer"))
+    }
+
+    async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
+        let url = format!("{}/collections/{collection}", self.0.database_url());
+        let resp = self.0.client.delete(&url).send().await.map_err(|e| transport_error("delete collection", e))?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Chroma::check("delete collection", resp).await.map(|_| ())
+    }
+}
+
 #[async_trait]
 impl Driver for Chroma {
     fn kind(&self) -> &'static str {
@@ -542,33 +553,11 @@ impl Driver for Chroma {
         self.create_if_missing("create tenant", &format!("{}/tenants", self.api), TENANT).await?;
         self.create_if_missing("create database", &format!("{}/tenants/{TENANT}/databases", self.api), DATABASE)
             .await?;
-        self.drop_own_collection(&schema.collection).await?;
-        let s = &self.settings;
-        let body = json!({
-            "name": schema.collection,
-            "configuration": { "hnsw": {
-                "space": space,
-                "ef_construction": s.ef_construction,
-                "ef_search": s.ef_search,
-                "max_neighbors": s.max_neighbors,
-            }},
-            "metadata": { MARKER_KEY: MARKER_VALUE },
-        });
-        let created: Value = self
-            .post("create collection", &format!("{}/collections", self.database_url()), &body)
-            .await?
-            .json()
-            .await
-            .map_err(|e| transport_error("create collection", e))?;
-        let id = created
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| DriverError::protocol("chroma create collection: no id in the answer"))?
-            .to_string();
+        let id = shared::prepare_own(&mut Collections(self), schema).await?;
         let preflight: Value = self.get_json("pre-flight-checks", &format!("{}/pre-flight-checks", self.api)).await?;
         let max_batch = preflight.get("max_batch_size").and_then(Value::as_u64).unwrap_or(1000).max(1) as usize;
         let records = format!("{}/collections/{id}", self.database_url());
-        *self.state.lock().map_err(|_| DriverError::other("chroma: state lock poisoned"))? = Some(Arc::new(State {
+        self.state.set(State {
             schema: schema.clone(),
             query_url: format!("{records}/query"),
             get_url: format!("{records}/get"),
@@ -578,13 +567,13 @@ impl Driver for Chroma {
             count_url: format!("{records}/count"),
             collection_id: id,
             max_batch,
-        }));
+        });
         self.sent.store(0, Ordering::Relaxed);
         Ok(())
     }
 
     async fn load(&self, batch: &[Record]) -> DriverResult<()> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         for chunk in batch.chunks(st.max_batch) {
             self.post("add", &st.add_url, &Self::add_body(&st.schema, chunk)).await?;
             self.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -595,7 +584,7 @@ impl Driver for Chroma {
     async fn finish_load(&self) -> DriverResult<IndexStats> {
         // Chroma applies each write before answering it, so there is nothing to wait for;
         // the count checks that no id was silently kept by `add`.
-        let st = self.state()?;
+        let st = self.state.get()?;
         let count: u64 = self.get_json("count", &st.count_url).await?;
         let sent = self.sent.load(Ordering::Relaxed);
         if count != sent {
@@ -621,7 +610,7 @@ impl Driver for Chroma {
     }
 
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         match op {
             Op::Knn { vector, k, filter, .. } => self.knn(&st, vector, *k, *filter).await,
             Op::Text { query, k, filter, .. } => self.text(&st, query, *k, *filter).await,
@@ -684,7 +673,7 @@ impl Driver for Chroma {
         let version: Value = self.get_json("version", &format!("{}/version", self.api)).await?;
         let version = version.as_str().map(str::to_string).unwrap_or_else(|| version.to_string());
         let s = &self.settings;
-        let st = self.state.lock().ok().and_then(|g| g.clone());
+        let st = self.state.peek();
         let mut settings = Map::new();
         settings.insert("url".into(), json!(self.shown_url));
         settings.insert("tenant".into(), json!(TENANT));
@@ -715,9 +704,8 @@ impl Driver for Chroma {
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
-        let st = self.state.lock().map_err(|_| DriverError::other("chroma: state lock poisoned"))?.take();
-        match st {
-            Some(st) => self.drop_own_collection(&st.schema.collection).await,
+        match self.state.take() {
+            Some(st) => shared::release_own(&mut Collections(self), &st.schema.collection).await,
             None => Ok(()),
         }
     }

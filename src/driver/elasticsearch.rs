@@ -13,7 +13,7 @@
 //! create is never touched.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +23,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::shared::http::{self, status_error};
+use super::shared::{self, Found, Namespace, Prepared, MARKER_KEY, MARKER_VALUE};
 use super::*;
 
 pub const KIND: DriverKind = DriverKind {
@@ -181,7 +183,7 @@ pub struct Elasticsearch {
     auth: String,
     client: reqwest::Client,
     timeout: Duration,
-    state: RwLock<Option<Arc<State>>>,
+    state: Prepared<State>,
 }
 
 /// An Elasticsearch index name for a collection: lower case, and characters an index name
@@ -293,25 +295,9 @@ pub fn rrf(lists: &[Vec<u64>], rrf_k: u32, k: usize) -> Vec<u64> {
     fused.into_iter().take(k).map(|(id, _)| id).collect()
 }
 
-fn transport_err(e: reqwest::Error) -> DriverError {
-    // The URL carries no credentials (they live in a header), but it says nothing the
-    // caller does not know either.
-    let e = e.without_url();
-    if e.is_timeout() {
-        DriverError::new(ErrorKind::Timeout, format!("elasticsearch: {e}"))
-    } else if e.is_connect() {
-        let mut msg = format!("elasticsearch: {e}");
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        DriverError::unreachable(msg)
-    } else if e.is_decode() || e.is_body() {
-        DriverError::protocol(format!("elasticsearch: {e}"))
-    } else {
-        DriverError::other(format!("elasticsearch: {e}"))
-    }
+fn transport_err(path: &str, e: reqwest::Error) -> DriverError {
+    // The URL carries no credentials (they live in a header), and the path says what.
+    http::transport_error("elasticsearch", path.split('?').next().unwrap_or(path), e)
 }
 
 /// Elasticsearch's own error as one line: `type: reason (root cause)`.
@@ -332,12 +318,7 @@ fn error_reason(body: &Value) -> String {
 }
 
 fn rejected(status: StatusCode, body: &Value, what: &str) -> DriverError {
-    let kind = if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::GATEWAY_TIMEOUT {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Rejected
-    };
-    DriverError::new(kind, format!("elasticsearch {what}: HTTP {}: {}", status.as_u16(), error_reason(body)))
+    status_error("elasticsearch", what, status, &error_reason(body))
 }
 
 /// Ids of a search response's hits, best first.
@@ -436,29 +417,16 @@ impl Elasticsearch {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| format!("engines.{}: cannot build the HTTP client: {e}", cfg.name))?;
+        // No client-wide timeout: measured requests take `timeout_ms`, maintenance longer.
+        let client = http::client(cfg, headers, Duration::from_secs(10), None)?;
         Ok(Elasticsearch {
             timeout: Duration::from_millis(settings.timeout_ms),
             settings,
             base,
             auth,
             client,
-            state: RwLock::new(None),
+            state: Prepared::new("elasticsearch"),
         })
-    }
-
-    fn state(&self) -> DriverResult<Arc<State>> {
-        self.state
-            .read()
-            .expect("state lock")
-            .clone()
-            .ok_or_else(|| DriverError::other("elasticsearch: prepare was not called"))
     }
 
     fn url(&self, path: &str) -> DriverResult<Url> {
@@ -483,19 +451,28 @@ impl Elasticsearch {
             Some(Body::NdJson(b)) => req = req.header(CONTENT_TYPE, "application/x-ndjson").body(b),
             None => {}
         }
-        let resp = req.send().await.map_err(transport_err)?;
+        let resp = req.send().await.map_err(|e| transport_err(path, e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(transport_err)?;
+        let bytes = resp.bytes().await.map_err(|e| transport_err(path, e))?;
         let value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).map_err(|e| {
-                DriverError::protocol(format!(
-                    "elasticsearch {path}: HTTP {}: not JSON ({e}): {}",
-                    status.as_u16(),
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-                ))
-            })?
+            match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                // A failure status with a body that is not Elasticsearch's JSON (a proxy's
+                // 502 page, a plain-text 429) is classified by its status, not as garbage.
+                Err(_) if !status.is_success() => {
+                    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
+                    return Err(status_error("elasticsearch", path, status, text.trim()));
+                }
+                Err(e) => {
+                    return Err(DriverError::protocol(format!(
+                        "elasticsearch {path}: HTTP {}: not JSON ({e}): {}",
+                        status.as_u16(),
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                    )))
+                }
+            }
         };
         Ok((status, value))
     }
@@ -557,7 +534,7 @@ impl Elasticsearch {
         json!({
             "settings": index_settings,
             "mappings": {
-                "_meta": { "created_by": "dbbench", "collection": schema.collection },
+                "_meta": { MARKER_KEY: MARKER_VALUE, "collection": schema.collection },
                 "dynamic": "strict",
                 "properties": {
                     "vector": {
@@ -572,28 +549,6 @@ impl Elasticsearch {
                 },
             },
         })
-    }
-
-    /// Delete `index` if dbbench created it; refuse if something else holds the name.
-    async fn drop_own_index(&self, index: &str) -> DriverResult<()> {
-        let (status, v) =
-            self.call(Method::GET, &format!("{index}?filter_path=*.mappings._meta"), None, MAINTENANCE_TIMEOUT).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Ok(());
-        }
-        if !status.is_success() {
-            return Err(rejected(status, &v, index));
-        }
-        // An alias answers with the name of the index behind it: never ours to drop.
-        let ours = v.as_object().is_some_and(|m| m.len() == 1 && m.contains_key(index))
-            && v[index]["mappings"]["_meta"]["created_by"].as_str() == Some("dbbench");
-        if !ours {
-            return Err(DriverError::rejected(format!(
-                "elasticsearch: index or alias {index} exists and was not created by dbbench (no _meta.created_by = \"dbbench\" in its mapping); delete or rename it yourself, or rename the workload"
-            )));
-        }
-        self.ok(Method::DELETE, index, None, MAINTENANCE_TIMEOUT).await?;
-        Ok(())
     }
 
     async fn search(&self, index: &str, body: Value) -> DriverResult<Vec<u64>> {
@@ -632,6 +587,52 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Elasticsearch's calls on dbbench's namespace: one index per collection, marked by
+/// `_meta.created_by` in its mapping.
+struct Indices<'a>(&'a Elasticsearch);
+
+#[async_trait]
+impl Namespace for Indices<'_> {
+    type Created = ();
+
+    const ENGINE: &'static str = "elasticsearch";
+
+    fn object(&self, collection: &str) -> String {
+        format!("index or alias {}", index_name(collection))
+    }
+
+    fn marker(&self) -> String {
+        format!("_meta.{MARKER_KEY} = {MARKER_VALUE:?} in its mapping")
+    }
+
+    const REMEDY: &'static str = "delete or rename it yourself, or rename the workload";
+
+    async fn find(&mut self, collection: &str) -> DriverResult<Found> {
+        let index = index_name(collection);
+        let path = format!("{index}?filter_path=*.mappings._meta");
+        let (status, v) = self.0.call(Method::GET, &path, None, MAINTENANCE_TIMEOUT).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(Found::Absent);
+        }
+        if !status.is_success() {
+            return Err(rejected(status, &v, &index));
+        }
+        // An alias answers with the name of the index behind it: never ours to drop.
+        let marked = v.as_object().is_some_and(|m| m.len() == 1 && m.contains_key(&index))
+            && v[&index]["mappings"]["_meta"][MARKER_KEY].as_str() == Some(MARKER_VALUE);
+        Ok(if marked { Found::Marked } else { Found::Unmarked })
+    }
+
+    async fn create(&mut self, schema: &Schema) -> DriverResult<()> {
+        let body = Some(Body::Json(self.0.mapping(schema)));
+        self.0.ok(Method::PUT, &index_name(&schema.collection), body, MAINTENANCE_TIMEOUT).await.map(|_| ())
+    }
+
+    async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
+        self.0.ok(Method::DELETE, &index_name(collection), None, MAINTENANCE_TIMEOUT).await.map(|_| ())
+    }
+}
+
 #[async_trait]
 impl Driver for Elasticsearch {
     fn kind(&self) -> &'static str {
@@ -653,9 +654,8 @@ impl Driver for Elasticsearch {
                 "elasticsearch: refusing index name {index}: not in dbbench's namespace"
             )));
         }
-        self.drop_own_index(&index).await?;
-        self.ok(Method::PUT, &index, Some(Body::Json(self.mapping(schema))), MAINTENANCE_TIMEOUT).await?;
-        *self.state.write().expect("state lock") = Some(Arc::new(State { schema: schema.clone(), index }));
+        shared::prepare_own(&mut Indices(self), schema).await?;
+        self.state.set(State { schema: schema.clone(), index });
         Ok(())
     }
 
@@ -663,7 +663,7 @@ impl Driver for Elasticsearch {
         if batch.is_empty() {
             return Ok(());
         }
-        let st = self.state()?;
+        let st = self.state.get()?;
         let mut body = Vec::with_capacity(batch.len() * (st.schema.dim * 12 + 256));
         for r in batch {
             let action = json!({ "index": { "_id": r.id.to_string() } });
@@ -698,7 +698,7 @@ impl Driver for Elasticsearch {
     }
 
     async fn finish_load(&self) -> DriverResult<IndexStats> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         let i = &st.index;
         self.ok(Method::POST, &format!("{i}/_refresh"), None, MAINTENANCE_TIMEOUT).await?;
         if self.settings.force_merge {
@@ -731,7 +731,7 @@ impl Driver for Elasticsearch {
     }
 
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         let (schema, index) = (&st.schema, &st.index);
         match op {
             Op::Knn { vector, k, filter, params } => {
@@ -871,9 +871,8 @@ impl Driver for Elasticsearch {
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
-        let st = self.state.write().expect("state lock").take();
-        match st {
-            Some(st) => self.drop_own_index(&st.index).await,
+        match self.state.take() {
+            Some(st) => shared::release_own(&mut Indices(self), &st.schema.collection).await,
             None => Ok(()),
         }
     }

@@ -44,6 +44,7 @@ pub mod qdrant;
 pub use qdrant::edge as qdrant_edge;
 pub mod scripted;
 pub mod sql_filter;
+pub mod shared;
 pub mod sqlite;
 
 pub use op::*;

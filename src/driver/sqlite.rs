@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 
 use super::sql_filter::{column, Bind, Dialect, SqlFilter};
+use super::shared::{self, Found, Namespace, Prepared, MARKER_KEY, MARKER_VALUE};
 use super::*;
 
 pub const KIND: DriverKind = DriverKind {
@@ -68,7 +69,7 @@ struct State {
 
 pub struct Sqlite {
     settings: Settings,
-    state: Mutex<Option<Arc<State>>>,
+    state: Prepared<State>,
     pool: Mutex<Vec<Connection>>,
 }
 
@@ -135,15 +136,42 @@ impl Sqlite {
             return Err(format!("engines.{}.settings: connections and hybrid_candidates must be at least 1", cfg.name));
         }
         register_sqlite_vec();
-        Ok(Sqlite { settings, state: Mutex::new(None), pool: Mutex::new(Vec::new()) })
+        Ok(Sqlite { settings, state: Prepared::new("sqlite"), pool: Mutex::new(Vec::new()) })
     }
 
-    fn state(&self) -> DriverResult<Arc<State>> {
-        self.state
-            .lock()
-            .expect("state lock")
-            .clone()
-            .ok_or_else(|| DriverError::other("sqlite: prepare was not called"))
+    /// Create the database of `schema` at `path`, with the `dbbench_meta` marker row.
+    fn create_database(&self, path: &Path, schema: &Schema) -> DriverResult<Connection> {
+        let conn = self.open(path)?;
+        let mut cols = String::new();
+        let mut indexes = String::new();
+        for a in &schema.attributes {
+            let ty = match a.kind {
+                AttrKind::Integer => "INTEGER",
+                AttrKind::Keyword => "TEXT",
+            };
+            cols.push_str(&format!(", {} {ty} NOT NULL", column(&a.name)));
+            indexes.push_str(&format!("CREATE INDEX \"docs_{0}\" ON docs ({1});\n", a.name, column(&a.name)));
+        }
+        conn.execute_batch(&format!(
+            "CREATE TABLE dbbench_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO dbbench_meta VALUES ('{MARKER_KEY}', '{MARKER_VALUE}'), ('collection', '{collection}');
+             CREATE TABLE docs (id INTEGER PRIMARY KEY, embedding BLOB NOT NULL, text TEXT NOT NULL{cols});
+             {indexes}
+             CREATE VIRTUAL TABLE docs_fts USING fts5(text, content = 'docs', content_rowid = 'id', tokenize = 'porter unicode61');
+             CREATE TRIGGER docs_ai AFTER INSERT ON docs BEGIN
+               INSERT INTO docs_fts (rowid, text) VALUES (new.id, new.text);
+             END;
+             CREATE TRIGGER docs_ad AFTER DELETE ON docs BEGIN
+               INSERT INTO docs_fts (docs_fts, rowid, text) VALUES ('delete', old.id, old.text);
+             END;
+             CREATE TRIGGER docs_au AFTER UPDATE OF text ON docs BEGIN
+               INSERT INTO docs_fts (docs_fts, rowid, text) VALUES ('delete', old.id, old.text);
+               INSERT INTO docs_fts (rowid, text) VALUES (new.id, new.text);
+             END;",
+            collection = schema.collection.replace('\'', "''")
+        ))
+        .map_err(err)?;
+        Ok(conn)
     }
 
     fn open(&self, path: &Path) -> DriverResult<Connection> {
@@ -160,7 +188,7 @@ impl Sqlite {
 
     /// Run `f` on a pooled connection.
     fn with_conn<T>(&self, f: impl FnOnce(&mut Connection, &State) -> DriverResult<T>) -> DriverResult<T> {
-        let state = self.state()?;
+        let state = self.state.get()?;
         let conn = self.pool.lock().expect("pool lock").pop();
         let mut conn = match conn {
             Some(c) => c,
@@ -280,32 +308,65 @@ impl Sqlite {
     }
 }
 
-/// Remove a database file that dbbench created; refuse anything else.
-fn remove_own_database(path: &Path) -> DriverResult<()> {
-    if !path.exists() {
-        return Ok(());
+/// The database file of a collection in the settings' folder.
+fn database_path(dir: &Path, collection: &str) -> PathBuf {
+    dir.join(format!("{collection}.db"))
+}
+
+/// SQLite's calls on dbbench's namespace: one database file per collection, marked by a
+/// `dbbench_meta` row.
+struct DatabaseFiles<'a>(&'a Sqlite);
+
+#[async_trait]
+impl Namespace for DatabaseFiles<'_> {
+    /// The connection that created the database, for the pool.
+    type Created = Connection;
+
+    const ENGINE: &'static str = "sqlite";
+
+    fn object(&self, collection: &str) -> String {
+        format!("database file {}", database_path(&self.0.settings.dir, collection).display())
     }
-    let ours = Connection::open(path)
-        .and_then(|c| {
-            c.query_row("SELECT value FROM dbbench_meta WHERE key = 'created_by'", [], |r| r.get::<_, String>(0))
-                .optional()
-        })
-        .ok()
-        .flatten()
-        .is_some_and(|v| v == "dbbench");
-    if !ours {
-        return Err(DriverError::rejected(format!(
-            "{} exists and was not created by dbbench; move it away or set settings.dir to another folder",
-            path.display()
-        )));
+
+    fn marker(&self) -> String {
+        format!("dbbench_meta row {MARKER_KEY} = '{MARKER_VALUE}'")
     }
-    for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", path.display()));
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| DriverError::other(format!("cannot remove {}: {e}", p.display())))?;
+
+    const REMEDY: &'static str = "move it away or set settings.dir to another folder";
+
+    async fn find(&mut self, collection: &str) -> DriverResult<Found> {
+        let path = database_path(&self.0.settings.dir, collection);
+        if !path.exists() {
+            return Ok(Found::Absent);
         }
+        let marked = Connection::open(&path)
+            .and_then(|c| {
+                c.query_row(&format!("SELECT value FROM dbbench_meta WHERE key = '{MARKER_KEY}'"), [], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()
+            })
+            .ok()
+            .flatten()
+            .is_some_and(|v| v == MARKER_VALUE);
+        Ok(if marked { Found::Marked } else { Found::Unmarked })
     }
-    Ok(())
+
+    async fn create(&mut self, schema: &Schema) -> DriverResult<Connection> {
+        self.0.create_database(&database_path(&self.0.settings.dir, &schema.collection), schema)
+    }
+
+    async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
+        let path = database_path(&self.0.settings.dir, collection);
+        for suffix in ["", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", path.display()));
+            if p.exists() {
+                std::fs::remove_file(&p)
+                    .map_err(|e| DriverError::other(format!("cannot remove {}: {e}", p.display())))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -332,40 +393,10 @@ impl Driver for Sqlite {
         }
         std::fs::create_dir_all(&self.settings.dir)
             .map_err(|e| DriverError::other(format!("cannot create {}: {e}", self.settings.dir.display())))?;
-        let path = self.settings.dir.join(format!("{}.db", schema.collection));
         self.pool.lock().expect("pool lock").clear();
-        remove_own_database(&path)?;
-        let conn = self.open(&path)?;
-        let mut cols = String::new();
-        let mut indexes = String::new();
-        for a in &schema.attributes {
-            let ty = match a.kind {
-                AttrKind::Integer => "INTEGER",
-                AttrKind::Keyword => "TEXT",
-            };
-            cols.push_str(&format!(", {} {ty} NOT NULL", column(&a.name)));
-            indexes.push_str(&format!("CREATE INDEX \"docs_{0}\" ON docs ({1});\n", a.name, column(&a.name)));
-        }
-        conn.execute_batch(&format!(
-            "CREATE TABLE dbbench_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             INSERT INTO dbbench_meta VALUES ('created_by', 'dbbench'), ('collection', '{collection}');
-             CREATE TABLE docs (id INTEGER PRIMARY KEY, embedding BLOB NOT NULL, text TEXT NOT NULL{cols});
-             {indexes}
-             CREATE VIRTUAL TABLE docs_fts USING fts5(text, content = 'docs', content_rowid = 'id', tokenize = 'porter unicode61');
-             CREATE TRIGGER docs_ai AFTER INSERT ON docs BEGIN
-               INSERT INTO docs_fts (rowid, text) VALUES (new.id, new.text);
-             END;
-             CREATE TRIGGER docs_ad AFTER DELETE ON docs BEGIN
-               INSERT INTO docs_fts (docs_fts, rowid, text) VALUES ('delete', old.id, old.text);
-             END;
-             CREATE TRIGGER docs_au AFTER UPDATE OF text ON docs BEGIN
-               INSERT INTO docs_fts (docs_fts, rowid, text) VALUES ('delete', old.id, old.text);
-               INSERT INTO docs_fts (rowid, text) VALUES (new.id, new.text);
-             END;",
-            collection = schema.collection.replace('\'', "''")
-        ))
-        .map_err(err)?;
-        *self.state.lock().expect("state lock") = Some(Arc::new(State { path, schema: schema.clone() }));
+        let path = database_path(&self.settings.dir, &schema.collection);
+        let conn = shared::prepare_own(&mut DatabaseFiles(self), schema).await?;
+        self.state.set(State { path, schema: schema.clone() });
         self.pool.lock().expect("pool lock").push(conn);
         Ok(())
     }
@@ -481,9 +512,8 @@ impl Driver for Sqlite {
 
     async fn cleanup(&self) -> DriverResult<()> {
         self.pool.lock().expect("pool lock").clear();
-        let state = self.state.lock().expect("state lock").take();
-        match state {
-            Some(st) => remove_own_database(&st.path),
+        match self.state.take() {
+            Some(st) => shared::release_own(&mut DatabaseFiles(self), &st.schema.collection).await,
             None => Ok(()),
         }
     }

@@ -3,8 +3,9 @@
 //!
 //! Engines run one after another, never side by side, so each gets the whole machine.
 //! The runner never hides a failure: an unreachable engine is skipped with the reason
-//! and the command that starts it; an engine lost mid-run keeps what it measured and
-//! marks the run incomplete.
+//! and the command that starts it; an engine that refuses dbbench's credentials fails
+//! (a configuration error, not an absent server); an engine lost mid-run keeps what it
+//! measured and marks the run incomplete.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::data::truth::TruthCache;
 use crate::data::{self, Dataset};
-use crate::driver::{self, Capabilities, Driver, OpKind, ParamDef, ParamUse};
+use crate::driver::{self, Capabilities, Driver, ErrorKind, OpKind, ParamDef, ParamUse};
 use crate::error::{Error, Result};
 use crate::results::*;
 use crate::spec::{EnginePlan, OpPlan, PhasePlan, Plan, Schedule, Stop};
@@ -102,6 +103,16 @@ pub fn build_dataset(plan: &Plan) -> Result<Dataset> {
         )));
     }
     Ok(ds)
+}
+
+/// Why an engine failed when it refused dbbench's credentials, and what to check.
+fn credentials_refused(kind: &str, cfg: &driver::EngineConfig, why: &str) -> String {
+    let where_ = cfg.url.as_deref().map(driver::redact_url).map(|u| format!(" at {u}")).unwrap_or_default();
+    format!(
+        "{kind}{where_} refused the credentials: {why}; check the user and password (or token, API key) in \
+         engines.{}.url or its settings, and the environment variables they name",
+        cfg.name
+    )
 }
 
 type TruthTable = HashMap<(usize, String), Arc<Vec<Vec<u64>>>>;
@@ -301,6 +312,11 @@ impl EngineRun<'_> {
         console::heading(&format!("engine {} ({})", cfg.name, ep.kind.kind));
         match tokio::time::timeout(PING_TIMEOUT, driver.ping()).await {
             Ok(Ok(())) => {}
+            // The engine is there and said no to the credentials: a configuration error to
+            // fix, not an absent server to skip.
+            Ok(Err(e)) if e.kind == ErrorKind::Auth => {
+                return self.fail(credentials_refused(ep.kind.kind, cfg, &e.message));
+            }
             other => {
                 let why = match other {
                     Ok(Err(e)) => e.message,

@@ -10,11 +10,10 @@ use toml::Spanned;
 
 use crate::driver::{AttrKind, Metric, OpKind};
 
-mod env;
 mod plan;
 mod requirements;
 
-pub use env::expand_env;
+pub use crate::env::expand_env;
 pub use plan::*;
 pub use requirements::*;
 

@@ -25,6 +25,7 @@ use sqlx::{ConnectOptions, Connection, Postgres, Row};
 
 use super::sql_filter::Dialect;
 use super::*;
+use crate::driver::shared::{self, Found, Namespace, Prepared};
 use pool::{pg_err, simple, Knobs, Pool};
 use sql::{bind_args, column, ident, literal, State};
 
@@ -192,7 +193,7 @@ pub struct PgVector {
     settings: Settings,
     url: String,
     pool: Pool,
-    state: Mutex<Option<Arc<State>>>,
+    state: Prepared<State>,
 }
 
 impl PgVector {
@@ -221,16 +222,8 @@ impl PgVector {
             },
             settings,
             url,
-            state: Mutex::new(None),
+            state: Prepared::new("pgvector"),
         })
-    }
-
-    fn state(&self) -> DriverResult<Arc<State>> {
-        self.state
-            .lock()
-            .expect("state lock")
-            .clone()
-            .ok_or_else(|| DriverError::other("pgvector: prepare was not called"))
     }
 
     fn default_knobs(&self) -> Knobs {
@@ -398,22 +391,32 @@ impl PgVector {
         Ok(row.map(|r| r.0))
     }
 
-    /// Drop `dbbench.<name>` if dbbench created it; refuse if someone else did.
-    async fn drop_own_table(&self, pg: &mut PgConnection, name: &str) -> DriverResult<()> {
-        match self.table_comment(pg, name).await? {
-            None => Ok(()),
-            Some(Some(c)) if c.starts_with(MARKER) => {
-                // No CASCADE: a view or foreign key someone else built on our table makes
-                // the drop fail rather than silently taking their object with it.
-                simple(&mut *pg, &format!("DROP TABLE {SCHEMA}.{}", ident(name))).await
-                    .map_err(pg_err)?;
-                Ok(())
-            }
-            Some(_) => Err(DriverError::rejected(format!(
-                "pgvector: table {SCHEMA}.{name} exists and was not created by dbbench (its comment lacks the {MARKER:?} marker); \
-                 rename or move it, or run the workload under another name"
-            ))),
+    /// Create `dbbench.<collection>` for `schema`, its comment carrying the marker.
+    async fn create_table(&self, pg: &mut PgConnection, schema: &Schema) -> DriverResult<State> {
+        let st = State::new(schema, &self.settings);
+        let mut cols = String::new();
+        for a in &schema.attributes {
+            let ty = match a.kind {
+                AttrKind::Integer => "bigint",
+                AttrKind::Keyword => "text",
+            };
+            cols.push_str(&format!(", {} {ty} NOT NULL", column(&a.name)));
         }
+        let comment =
+            format!("{MARKER} created by dbbench for collection {}; dbbench drops it when done", schema.collection);
+        let ddl = format!(
+            "BEGIN; \
+             CREATE TABLE {t} (id bigint PRIMARY KEY, embedding vector({d}) NOT NULL, text text NOT NULL, \
+               tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}, text)) STORED{cols}); \
+             COMMENT ON TABLE {t} IS {comment}; \
+             COMMIT",
+            t = st.table,
+            d = schema.dim,
+            cfg = st.config,
+            comment = literal(&comment),
+        );
+        simple(&mut *pg, &ddl).await.map_err(pg_err)?;
+        Ok(st)
     }
 
     /// EXPLAIN (plan only) of one statement with its parameters bound.
@@ -474,6 +477,49 @@ impl PgVector {
     }
 }
 
+/// PostgreSQL's calls on dbbench's namespace: tables in schema `dbbench`, marked by a
+/// table comment starting with `dbbench:`, over one connection.
+struct Tables<'a> {
+    driver: &'a PgVector,
+    pg: &'a mut PgConnection,
+}
+
+#[async_trait]
+impl Namespace for Tables<'_> {
+    type Created = State;
+
+    const ENGINE: &'static str = "pgvector";
+
+    fn object(&self, collection: &str) -> String {
+        format!("table {SCHEMA}.{collection}")
+    }
+
+    fn marker(&self) -> String {
+        format!("comment starting with the {MARKER:?} marker")
+    }
+
+    const REMEDY: &'static str = "rename or move it, or run the workload under another name";
+
+    async fn find(&mut self, collection: &str) -> DriverResult<Found> {
+        Ok(match self.driver.table_comment(self.pg, collection).await? {
+            None => Found::Absent,
+            Some(Some(c)) if c.starts_with(MARKER) => Found::Marked,
+            Some(_) => Found::Unmarked,
+        })
+    }
+
+    async fn create(&mut self, schema: &Schema) -> DriverResult<State> {
+        self.driver.create_table(self.pg, schema).await
+    }
+
+    async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
+        // No CASCADE: a view or foreign key someone else built on our table makes the
+        // drop fail rather than silently taking their object with it.
+        simple(&mut *self.pg, &format!("DROP TABLE {SCHEMA}.{}", ident(collection))).await.map_err(pg_err)?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Driver for PgVector {
     fn kind(&self) -> &'static str {
@@ -516,37 +562,14 @@ impl Driver for PgVector {
             ));
         }
         ensure_schema(&mut *pg).await?;
-        self.drop_own_table(pg, &schema.collection).await?;
-        let st = State::new(schema, &self.settings);
-        let mut cols = String::new();
-        for a in &schema.attributes {
-            let ty = match a.kind {
-                AttrKind::Integer => "bigint",
-                AttrKind::Keyword => "text",
-            };
-            cols.push_str(&format!(", {} {ty} NOT NULL", column(&a.name)));
-        }
-        let comment =
-            format!("{MARKER} created by dbbench for collection {}; dbbench drops it when done", schema.collection);
-        let ddl = format!(
-            "BEGIN; \
-             CREATE TABLE {t} (id bigint PRIMARY KEY, embedding vector({d}) NOT NULL, text text NOT NULL, \
-               tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}, text)) STORED{cols}); \
-             COMMENT ON TABLE {t} IS {comment}; \
-             COMMIT",
-            t = st.table,
-            d = schema.dim,
-            cfg = st.config,
-            comment = literal(&comment),
-        );
-        simple(&mut *pg, &ddl).await.map_err(pg_err)?;
+        let st = shared::prepare_own(&mut Tables { driver: self, pg }, schema).await?;
         self.pool.release(c);
-        *self.state.lock().expect("state lock") = Some(Arc::new(st));
+        self.state.set(st);
         Ok(())
     }
 
     async fn load(&self, batch: &[Record]) -> DriverResult<()> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         let mut q = sqlx::query(&st.load_sql)
             .bind(batch.iter().map(|r| r.id as i64).collect::<Vec<_>>())
             .bind(batch.iter().map(|r| ::pgvector::Vector::from(r.vector.to_vec())).collect::<Vec<_>>())
@@ -581,7 +604,7 @@ impl Driver for PgVector {
     }
 
     async fn finish_load(&self) -> DriverResult<IndexStats> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         let s = &self.settings;
         let mut c = self.pool.acquire(None).await?;
         let pg = &mut c.pg;
@@ -634,7 +657,7 @@ impl Driver for PgVector {
     }
 
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         let knobs = match op {
             Op::Knn { params, .. } | Op::Hybrid { params, .. } => Some(self.knobs(params)?),
             _ => None,
@@ -693,10 +716,9 @@ impl Driver for PgVector {
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
-        let state = self.state.lock().expect("state lock").take();
-        let Some(st) = state else { return Ok(()) };
+        let Some(st) = self.state.take() else { return Ok(()) };
         let mut c = self.pool.acquire(None).await?;
-        let r = self.drop_own_table(&mut c.pg, &st.schema.collection).await;
+        let r = shared::release_own(&mut Tables { driver: self, pg: &mut c.pg }, &st.schema.collection).await;
         drop(c);
         self.pool.clear();
         r

@@ -149,6 +149,10 @@ pub(super) fn pg_err(e: sqlx::Error) -> DriverError {
             // connect now (the server is going away or not yet accepting).
             if code == "08P01" {
                 DriverError::protocol(msg)
+            } else if code.starts_with("28") {
+                // Class 28: invalid authorization (wrong password, no such role, no
+                // pg_hba.conf entry for this user): the server is there and said no.
+                DriverError::new(ErrorKind::Auth, msg)
             } else if code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code.as_str()) {
                 DriverError::unreachable(msg)
             } else if code == "57014" {

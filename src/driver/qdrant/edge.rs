@@ -14,7 +14,7 @@
 //! search or an index build cannot stall the runner's timers and other workers.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ::qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use ::qdrant_edge::external::ordered_float::OrderedFloat;
@@ -30,6 +30,7 @@ use ::qdrant_edge::{
 };
 use async_trait::async_trait;
 
+use crate::driver::shared::{self, Found, Namespace, Prepared, MARKER_KEY, MARKER_VALUE};
 use crate::driver::*;
 
 pub const KIND: DriverKind = DriverKind {
@@ -266,7 +267,7 @@ struct State {
 pub struct QdrantEdge {
     settings: Settings,
     bm25: Arc<EdgeBm25>,
-    state: Mutex<Option<Arc<State>>>,
+    state: Prepared<State>,
 }
 
 /// Run an engine call on tokio's blocking pool.
@@ -276,37 +277,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> DriverResult<T> + Send 
         .map_err(|e| DriverError::other(format!("qdrant-edge: engine call failed: {e}")))?
 }
 
-/// Remove a shard folder that dbbench created; refuse anything else.
-fn remove_own_folder(folder: &Path) -> DriverResult<()> {
-    if !folder.exists() {
-        return Ok(());
-    }
-    let ours = std::fs::read_to_string(folder.join(MARKER))
-        .ok()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        .is_some_and(|v| v.get("created_by").and_then(|c| c.as_str()) == Some("dbbench"));
-    if !ours {
-        return Err(DriverError::rejected(format!(
-            "{} exists and was not created by dbbench; move it away or set settings.dir to another folder",
-            folder.display()
-        )));
-    }
-    std::fs::remove_dir_all(folder).map_err(|e| io_err(folder, e))
-}
-
 impl QdrantEdge {
     pub fn new(cfg: &EngineConfig) -> Result<Self, String> {
         let settings = Settings::parse(cfg)?;
         let bm25 = Arc::new(settings.bm25()?);
-        Ok(QdrantEdge { settings, bm25, state: Mutex::new(None) })
-    }
-
-    fn state(&self) -> DriverResult<Arc<State>> {
-        self.state
-            .lock()
-            .expect("state lock")
-            .clone()
-            .ok_or_else(|| DriverError::other("qdrant-edge: prepare was not called"))
+        Ok(QdrantEdge { settings, bm25, state: Prepared::new("qdrant-edge") })
     }
 
     fn point(&self, schema: &Schema, r: &Record) -> PointStruct {
@@ -454,34 +429,54 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
+/// Qdrant Edge's calls on dbbench's namespace: one folder per collection under
+/// `settings.dir`, marked by a `dbbench.json` file in it.
+struct Folders<'a>(&'a QdrantEdge);
+
+impl Folders<'_> {
+    fn folder(&self, collection: &str) -> PathBuf {
+        self.0.settings.dir.join(collection)
+    }
+}
+
 #[async_trait]
-impl Driver for QdrantEdge {
-    fn kind(&self) -> &'static str {
-        "qdrant-edge"
+impl Namespace for Folders<'_> {
+    type Created = State;
+
+    const ENGINE: &'static str = "qdrant-edge";
+
+    fn object(&self, collection: &str) -> String {
+        format!("folder {}", self.folder(collection).display())
     }
 
-    fn capabilities(&self) -> Capabilities {
-        capabilities()
+    fn marker(&self) -> String {
+        format!("{MARKER} file with {MARKER_KEY} = {MARKER_VALUE:?}")
     }
 
-    async fn ping(&self) -> DriverResult<()> {
-        // Embedded: the engine is here when the folder can be written.
-        let dir = self.settings.dir.clone();
-        blocking(move || std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))).await
+    const REMEDY: &'static str = "move it away or set settings.dir to another folder";
+
+    async fn find(&mut self, collection: &str) -> DriverResult<Found> {
+        let folder = self.folder(collection);
+        blocking(move || {
+            if !folder.exists() {
+                return Ok(Found::Absent);
+            }
+            let marked = std::fs::read_to_string(folder.join(MARKER))
+                .ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .is_some_and(|v| v.get(MARKER_KEY).and_then(|c| c.as_str()) == Some(MARKER_VALUE));
+            Ok(if marked { Found::Marked } else { Found::Unmarked })
+        })
+        .await
     }
 
-    async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
-        super::common::check_attributes("qdrant-edge", schema)?;
-        let old = self.state.lock().expect("state lock").take();
-        let folder = self.settings.dir.join(&schema.collection);
-        let config = self.settings.edge_config(schema);
+    async fn create(&mut self, schema: &Schema) -> DriverResult<State> {
+        let folder = self.folder(&schema.collection);
+        let config = self.0.settings.edge_config(schema);
         let schema_c = schema.clone();
-        let st = blocking(move || {
-            // Close a shard this driver still holds before its folder goes.
-            drop(old);
-            remove_own_folder(&folder)?;
+        blocking(move || {
             std::fs::create_dir_all(&folder).map_err(|e| io_err(&folder, e))?;
-            let marker = serde_json::json!({"created_by": "dbbench", "collection": schema_c.collection});
+            let marker = serde_json::json!({MARKER_KEY: MARKER_VALUE, "collection": schema_c.collection});
             std::fs::write(folder.join(MARKER), marker.to_string()).map_err(|e| io_err(&folder, e))?;
             let shard_dir = folder.join("shard");
             std::fs::create_dir_all(&shard_dir).map_err(|e| io_err(&shard_dir, e))?;
@@ -500,19 +495,53 @@ impl Driver for QdrantEdge {
             }
             Ok(State { shard: Arc::new(shard), schema: schema_c, folder })
         })
+        .await
+    }
+
+    async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
+        let folder = self.folder(collection);
+        blocking(move || std::fs::remove_dir_all(&folder).map_err(|e| io_err(&folder, e))).await
+    }
+}
+
+#[async_trait]
+impl Driver for QdrantEdge {
+    fn kind(&self) -> &'static str {
+        "qdrant-edge"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    async fn ping(&self) -> DriverResult<()> {
+        // Embedded: the engine is here when the folder can be written.
+        let dir = self.settings.dir.clone();
+        blocking(move || std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))).await
+    }
+
+    async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
+        super::common::check_attributes("qdrant-edge", schema)?;
+        let old = self.state.take();
+        // Close a shard this driver still holds before its folder goes.
+        blocking(move || {
+            drop(old);
+            Ok(())
+        })
         .await?;
-        *self.state.lock().expect("state lock") = Some(Arc::new(st));
+        let st = shared::prepare_own(&mut Folders(self), schema).await?;
+        self.state.set(st);
         Ok(())
     }
 
     async fn load(&self, batch: &[Record]) -> DriverResult<()> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         let op = self.upsert(&st.schema, batch);
         blocking(move || st.shard.update(op).map_err(err)).await
     }
 
     async fn finish_load(&self) -> DriverResult<IndexStats> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         let s = &self.settings;
         let hnsw = format!(
             "m = {}, ef_construct = {}, full_scan_threshold = {} KiB",
@@ -541,7 +570,7 @@ impl Driver for QdrantEdge {
     }
 
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
-        let st = self.state()?;
+        let st = self.state.get()?;
         match op {
             Op::Knn { vector, k, filter, params } => {
                 let filter = filter.map(translate).transpose()?;
@@ -656,15 +685,15 @@ impl Driver for QdrantEdge {
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
-        let state = self.state.lock().expect("state lock").take();
-        let Some(st) = state else { return Ok(()) };
+        let Some(st) = self.state.take() else { return Ok(()) };
+        let collection = st.schema.collection.clone();
         blocking(move || {
-            let folder = st.folder.clone();
             // The shard flushes and closes when its last handle goes, before its folder.
             drop(st);
-            remove_own_folder(&folder)
+            Ok(())
         })
-        .await
+        .await?;
+        shared::release_own(&mut Folders(self), &collection).await
     }
 }
 

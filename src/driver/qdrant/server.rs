@@ -14,7 +14,7 @@
 //! vector count has settled.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -33,6 +33,7 @@ use qdrant_client::qdrant::{
 };
 use qdrant_client::{Payload, Qdrant as Client, QdrantError};
 
+use crate::driver::shared::{self, Found, Namespace, Prepared, MARKER_KEY, MARKER_VALUE};
 use crate::driver::*;
 
 pub const KIND: DriverKind = DriverKind {
@@ -175,6 +176,7 @@ fn err(e: QdrantError) -> DriverError {
         Some(tonic::Code::Unknown) if msg.contains("transport error") || msg.contains("connect") => {
             DriverError::unreachable(msg)
         }
+        Some(tonic::Code::Unauthenticated | tonic::Code::PermissionDenied) => DriverError::new(ErrorKind::Auth, msg),
         Some(_) => DriverError::rejected(msg),
         None => DriverError::other(msg),
     }
@@ -220,7 +222,7 @@ pub struct QdrantServer {
     settings: Settings,
     client: Client,
     url: String,
-    collection: Mutex<Option<Schema>>,
+    collection: Prepared<Schema>,
 }
 
 impl QdrantServer {
@@ -237,15 +239,11 @@ impl QdrantServer {
             .skip_compatibility_check()
             .build()
             .map_err(|e| format!("engines.{}: cannot use url {}: {e}", cfg.name, redact_url(&url)))?;
-        Ok(QdrantServer { settings, client, url, collection: Mutex::new(None) })
+        Ok(QdrantServer { settings, client, url, collection: Prepared::new("qdrant") })
     }
 
-    fn schema(&self) -> DriverResult<Schema> {
-        self.collection
-            .lock()
-            .expect("collection lock")
-            .clone()
-            .ok_or_else(|| DriverError::other("qdrant: prepare was not called"))
+    fn schema(&self) -> DriverResult<Arc<Schema>> {
+        self.collection.get()
     }
 
     fn point(&self, schema: &Schema, r: &Record) -> PointStruct {
@@ -261,27 +259,50 @@ impl QdrantServer {
         PointStruct::new(r.id, vectors, payload)
     }
 
-    /// Is `name` a collection dbbench created? Errors when it exists and is not ours.
-    async fn drop_own(&self, name: &str) -> DriverResult<()> {
-        if !self.client.collection_exists(name).await.map_err(err)? {
-            return Ok(());
+    /// Create dbbench's collection for `schema`, its metadata carrying the marker, with a
+    /// payload index per attribute.
+    async fn create_collection(&self, schema: &Schema) -> DriverResult<()> {
+        let c = &schema.collection;
+        let s = &self.settings;
+        let mut vectors = VectorsConfigBuilder::default();
+        vectors.add_named_vector_params(DENSE, VectorParamsBuilder::new(schema.dim as u64, distance(schema.metric)));
+        let mut sparse = SparseVectorsConfigBuilder::default();
+        sparse.add_named_vector_params(SPARSE, SparseVectorParamsBuilder::default().modifier(Modifier::Idf as i32));
+        let metadata: HashMap<String, serde_json::Value> = HashMap::from([
+            (MARKER_KEY.to_string(), serde_json::json!(MARKER_VALUE)),
+            ("collection".to_string(), serde_json::json!(c)),
+        ]);
+        let mut create = CreateCollectionBuilder::new(c.clone())
+            .vectors_config(vectors)
+            .sparse_vectors_config(sparse)
+            .hnsw_config(
+                HnswConfigDiffBuilder::default()
+                    .m(s.m)
+                    .ef_construct(s.ef_construct)
+                    .full_scan_threshold(s.full_scan_threshold_kb),
+            )
+            .optimizers_config(OptimizersConfigDiffBuilder::default().indexing_threshold(s.indexing_threshold_kb))
+            .on_disk_payload(s.on_disk_payload)
+            .metadata(metadata);
+        if s.quantization == "int8" {
+            create = create.quantization_config(
+                ScalarQuantizationBuilder::default()
+                    .r#type(QuantizationType::Int8 as i32)
+                    .quantile(0.99)
+                    .always_ram(true),
+            );
         }
-        let info = self.client.collection_info(name).await.map_err(err)?;
-        let ours = info
-            .result
-            .and_then(|i| i.config)
-            .and_then(|c| c.metadata.get("created_by").cloned())
-            .and_then(|v| match v.kind {
-                Some(Kind::StringValue(s)) => Some(s),
-                _ => None,
-            })
-            .is_some_and(|s| s == "dbbench");
-        if !ours {
-            return Err(DriverError::rejected(format!(
-                "qdrant: collection {name} exists and was not created by dbbench (no created_by = \"dbbench\" in its metadata); drop or rename it yourself"
-            )));
+        self.client.create_collection(create).await.map_err(err)?;
+        for a in &schema.attributes {
+            let ty = match a.kind {
+                AttrKind::Keyword => FieldType::Keyword,
+                AttrKind::Integer => FieldType::Integer,
+            };
+            self.client
+                .create_field_index(CreateFieldIndexCollectionBuilder::new(c.clone(), a.name.clone(), ty).wait(true))
+                .await
+                .map_err(err)?;
         }
-        self.client.delete_collection(DeleteCollectionBuilder::new(name)).await.map_err(err)?;
         Ok(())
     }
 
@@ -335,6 +356,53 @@ fn record(schema: &Schema, id: u64, p: &qdrant_client::qdrant::RetrievedPoint) -
     Ok(Record { id, vector: vector.into(), text: text.into(), attributes })
 }
 
+/// The Qdrant server's calls on dbbench's namespace: collections marked by their metadata.
+struct Collections<'a>(&'a QdrantServer);
+
+#[async_trait]
+impl Namespace for Collections<'_> {
+    type Created = ();
+
+    const ENGINE: &'static str = "qdrant";
+
+    fn object(&self, collection: &str) -> String {
+        format!("collection {collection}")
+    }
+
+    fn marker(&self) -> String {
+        format!("{MARKER_KEY} = {MARKER_VALUE:?} in its metadata")
+    }
+
+    const REMEDY: &'static str = "drop or rename it yourself";
+
+    async fn find(&mut self, collection: &str) -> DriverResult<Found> {
+        let client = &self.0.client;
+        if !client.collection_exists(collection).await.map_err(err)? {
+            return Ok(Found::Absent);
+        }
+        let info = client.collection_info(collection).await.map_err(err)?;
+        let marked = info
+            .result
+            .and_then(|i| i.config)
+            .and_then(|c| c.metadata.get(MARKER_KEY).cloned())
+            .and_then(|v| match v.kind {
+                Some(Kind::StringValue(s)) => Some(s),
+                _ => None,
+            })
+            .is_some_and(|s| s == MARKER_VALUE);
+        Ok(if marked { Found::Marked } else { Found::Unmarked })
+    }
+
+    async fn create(&mut self, schema: &Schema) -> DriverResult<()> {
+        self.0.create_collection(schema).await
+    }
+
+    async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
+        self.0.client.delete_collection(DeleteCollectionBuilder::new(collection)).await.map_err(err)?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Driver for QdrantServer {
     fn kind(&self) -> &'static str {
@@ -346,60 +414,19 @@ impl Driver for QdrantServer {
     }
 
     async fn ping(&self) -> DriverResult<()> {
-        self.client
-            .health_check()
-            .await
-            .map(|_| ())
-            .map_err(|e| DriverError::unreachable(format!("qdrant at {}: {}", redact_url(&self.url), brief(&e))))
+        self.client.health_check().await.map(|_| ()).map_err(|e| {
+            // A server that refuses the API key is there: a configuration error.
+            let refused = matches!(&e, QdrantError::ResponseError { status }
+                    if matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied));
+            let kind = if refused { ErrorKind::Auth } else { ErrorKind::Unreachable };
+            DriverError::new(kind, format!("qdrant at {}: {}", redact_url(&self.url), brief(&e)))
+        })
     }
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
         super::common::check_attributes("qdrant", schema)?;
-        let c = &schema.collection;
-        self.drop_own(c).await?;
-        let s = &self.settings;
-        let mut vectors = VectorsConfigBuilder::default();
-        vectors.add_named_vector_params(DENSE, VectorParamsBuilder::new(schema.dim as u64, distance(schema.metric)));
-        let mut sparse = SparseVectorsConfigBuilder::default();
-        sparse.add_named_vector_params(SPARSE, SparseVectorParamsBuilder::default().modifier(Modifier::Idf as i32));
-        let metadata: HashMap<String, serde_json::Value> = HashMap::from([
-            ("created_by".to_string(), serde_json::json!("dbbench")),
-            ("collection".to_string(), serde_json::json!(c)),
-        ]);
-        let mut create = CreateCollectionBuilder::new(c.clone())
-            .vectors_config(vectors)
-            .sparse_vectors_config(sparse)
-            .hnsw_config(
-                HnswConfigDiffBuilder::default()
-                    .m(s.m as u64)
-                    .ef_construct(s.ef_construct as u64)
-                    .full_scan_threshold(s.full_scan_threshold_kb as u64),
-            )
-            .optimizers_config(
-                OptimizersConfigDiffBuilder::default().indexing_threshold(s.indexing_threshold_kb as u64),
-            )
-            .on_disk_payload(s.on_disk_payload)
-            .metadata(metadata);
-        if s.quantization == "int8" {
-            create = create.quantization_config(
-                ScalarQuantizationBuilder::default()
-                    .r#type(QuantizationType::Int8 as i32)
-                    .quantile(0.99)
-                    .always_ram(true),
-            );
-        }
-        self.client.create_collection(create).await.map_err(err)?;
-        for a in &schema.attributes {
-            let ty = match a.kind {
-                AttrKind::Keyword => FieldType::Keyword,
-                AttrKind::Integer => FieldType::Integer,
-            };
-            self.client
-                .create_field_index(CreateFieldIndexCollectionBuilder::new(c.clone(), a.name.clone(), ty).wait(true))
-                .await
-                .map_err(err)?;
-        }
-        *self.collection.lock().expect("collection lock") = Some(schema.clone());
+        shared::prepare_own(&mut Collections(self), schema).await?;
+        self.collection.set(schema.clone());
         Ok(())
     }
 
@@ -594,9 +621,8 @@ impl Driver for QdrantServer {
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
-        let schema = self.collection.lock().expect("collection lock").take();
-        match schema {
-            Some(s) => self.drop_own(&s.collection).await,
+        match self.collection.take() {
+            Some(s) => shared::release_own(&mut Collections(self), &s.collection).await,
             None => Ok(()),
         }
     }

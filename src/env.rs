@@ -1,5 +1,9 @@
 //! `${VAR}` and `${VAR:-default}` expansion, so secrets and per-machine addresses stay out
 //! of workload files.
+//!
+//! A neutral module below both `spec` (workload URLs and paths) and `driver` (secrets in a
+//! driver's own settings, such as Chroma's token): it must never import either, so that
+//! neither depends on the other through it.
 
 /// Expand `${VAR}` / `${VAR:-default}` with `lookup`. `$$` is a literal `$`.
 /// Errors name the variable that is unset and has no default.
