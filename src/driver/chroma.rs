@@ -704,10 +704,8 @@ impl Driver for Chroma {
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
-        match self.state.take() {
-            Some(st) => shared::release_own(&mut Collections(self), &st.schema.collection).await,
-            None => Ok(()),
-        }
+        let st = self.state.take();
+        shared::release_prepared(&mut Collections(self), st.as_deref().map(|s| s.schema.collection.as_str())).await
     }
 }
 

@@ -871,10 +871,8 @@ impl Driver for Elasticsearch {
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
-        match self.state.take() {
-            Some(st) => shared::release_own(&mut Indices(self), &st.schema.collection).await,
-            None => Ok(()),
-        }
+        let st = self.state.take();
+        shared::release_prepared(&mut Indices(self), st.as_deref().map(|s| s.schema.collection.as_str())).await
     }
 }
 

@@ -512,10 +512,8 @@ impl Driver for Sqlite {
 
     async fn cleanup(&self) -> DriverResult<()> {
         self.pool.lock().expect("pool lock").clear();
-        match self.state.take() {
-            Some(st) => shared::release_own(&mut DatabaseFiles(self), &st.schema.collection).await,
-            None => Ok(()),
-        }
+        let st = self.state.take();
+        shared::release_prepared(&mut DatabaseFiles(self), st.as_deref().map(|s| s.schema.collection.as_str())).await
     }
 }
 

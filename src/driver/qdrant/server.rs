@@ -277,11 +277,13 @@ impl QdrantServer {
             .sparse_vectors_config(sparse)
             .hnsw_config(
                 HnswConfigDiffBuilder::default()
-                    .m(s.m)
-                    .ef_construct(s.ef_construct)
-                    .full_scan_threshold(s.full_scan_threshold_kb),
+                    .m(s.m as u64)
+                    .ef_construct(s.ef_construct as u64)
+                    .full_scan_threshold(s.full_scan_threshold_kb as u64),
             )
-            .optimizers_config(OptimizersConfigDiffBuilder::default().indexing_threshold(s.indexing_threshold_kb))
+            .optimizers_config(
+                OptimizersConfigDiffBuilder::default().indexing_threshold(s.indexing_threshold_kb as u64),
+            )
             .on_disk_payload(s.on_disk_payload)
             .metadata(metadata);
         if s.quantization == "int8" {
@@ -621,10 +623,8 @@ impl Driver for QdrantServer {
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
-        match self.collection.take() {
-            Some(s) => shared::release_own(&mut Collections(self), &s.collection).await,
-            None => Ok(()),
-        }
+        let schema = self.collection.take();
+        shared::release_prepared(&mut Collections(self), schema.as_deref().map(|s| s.collection.as_str())).await
     }
 }
 

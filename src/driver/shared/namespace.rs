@@ -84,6 +84,15 @@ pub async fn release_own<N: Namespace + ?Sized>(ns: &mut N, collection: &str) ->
     }
 }
 
+/// `release_own` as a driver's `cleanup` calls it: `None` (prepare never ran, or cleanup
+/// already did) has nothing to drop.
+pub async fn release_prepared<N: Namespace + ?Sized>(ns: &mut N, collection: Option<&str>) -> DriverResult<()> {
+    match collection {
+        Some(c) => release_own(ns, c).await,
+        None => Ok(()),
+    }
+}
+
 /// Make dbbench's object for `schema`: drop an earlier one dbbench made, refuse a foreign
 /// one (leaving it untouched), then create it with the marker.
 pub async fn prepare_own<N: Namespace + ?Sized>(ns: &mut N, schema: &Schema) -> DriverResult<N::Created> {
