@@ -121,14 +121,16 @@ impl Driver for Scripted {
             Ok(())
         }
     }
-    async fn prepare(&self, _schema: &Schema) -> DriverResult<()> {
-        Ok(())
+    // The script shapes requests only: like the no-op engine, it stores nothing, so
+    // its lifecycle is the no-op engine's.
+    async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
+        noop::Noop.prepare(schema).await
     }
-    async fn load(&self, _batch: &[Record]) -> DriverResult<()> {
-        Ok(())
+    async fn load(&self, batch: &[Record]) -> DriverResult<()> {
+        noop::Noop.load(batch).await
     }
     async fn finish_load(&self) -> DriverResult<IndexStats> {
-        Ok(IndexStats::default())
+        noop::Noop.finish_load().await
     }
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
@@ -179,6 +181,6 @@ impl Driver for Scripted {
         Ok(EngineInfo { version: "scripted".into(), settings })
     }
     async fn cleanup(&self) -> DriverResult<()> {
-        Ok(())
+        noop::Noop.cleanup().await
     }
 }

@@ -7,7 +7,8 @@
 //! type, one default and one check.
 
 use crate::driver::{
-    params, Capabilities, DriverError, DriverResult, OpKind, ParamDef, ParamKind, Schema, SearchParams, Support,
+    params, Capabilities, Driver, DriverError, DriverKind, DriverResult, EngineConfig, OpKind, ParamDef, ParamKind,
+    Schema, SearchParams, Support,
 };
 
 /// Name of the dense vector in a collection.
@@ -20,6 +21,19 @@ pub const TEXT_KEY: &str = "text";
 /// Every op natively, filters too, except read-modify-write: Qdrant has no
 /// multi-statement transactions, so a read then a write would be two independent
 /// operations, which is not what read_modify_write measures.
+/// The registry entry of a Qdrant driver: both drivers have the same capabilities and
+/// read the same search params, by construction; what differs is passed in.
+pub const fn kind(
+    kind: &'static str,
+    summary: &'static str,
+    default_url: Option<&'static str>,
+    start_hint: &'static str,
+    validate: fn(&EngineConfig) -> Result<(), String>,
+    open: fn(&EngineConfig) -> Result<Box<dyn Driver>, String>,
+) -> DriverKind {
+    DriverKind { kind, summary, default_url, start_hint, capabilities, params: PARAMS, validate, open, hidden: false }
+}
+
 pub fn capabilities() -> Capabilities {
     let mut ops: std::collections::BTreeMap<OpKind, Support> =
         OpKind::ALL.iter().map(|k| (*k, Support::Native)).collect();

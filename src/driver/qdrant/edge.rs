@@ -33,17 +33,14 @@ use async_trait::async_trait;
 use crate::driver::shared::{self, Found, Namespace, Prepared, MARKER_KEY, MARKER_VALUE};
 use crate::driver::*;
 
-pub const KIND: DriverKind = DriverKind {
-    kind: "qdrant-edge",
-    summary: "Qdrant's engine embedded (qdrant-edge): HNSW kNN with payload-index filters, BM25 sparse text with IDF, RRF hybrid",
-    default_url: None,
-    start_hint: "nothing to start: qdrant-edge runs Qdrant's engine inside dbbench",
-    capabilities,
-    params: super::common::PARAMS,
-    validate: |cfg| Settings::parse(cfg).map(|_| ()),
-    open: |cfg| Ok(Box::new(QdrantEdge::new(cfg)?)),
-    hidden: false,
-};
+pub const KIND: DriverKind = super::common::kind(
+    "qdrant-edge",
+    "Qdrant's engine embedded (qdrant-edge): HNSW kNN with payload-index filters, BM25 sparse text with IDF, RRF hybrid",
+    None,
+    "nothing to start: qdrant-edge runs Qdrant's engine inside dbbench",
+    |cfg| Settings::parse(cfg).map(|_| ()),
+    |cfg| Ok(Box::new(QdrantEdge::new(cfg)?)),
+);
 
 use super::common::{capabilities, qdrant_settings};
 pub use super::common::{DENSE, SPARSE, TEXT_KEY};

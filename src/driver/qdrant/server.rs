@@ -36,17 +36,14 @@ use qdrant_client::{Payload, Qdrant as Client, QdrantError};
 use crate::driver::shared::{self, Found, Namespace, Prepared, MARKER_KEY, MARKER_VALUE};
 use crate::driver::*;
 
-pub const KIND: DriverKind = DriverKind {
-    kind: "qdrant",
-    summary: "Qdrant server over gRPC: HNSW kNN with payload-index filters, server-side BM25 sparse text with IDF, RRF hybrid",
-    default_url: Some("http://127.0.0.1:6334"),
-    start_hint: "QDRANT_BIN=/path/to/qdrant services/up.sh qdrant (or: docker compose -f docker-compose.bench.yml up -d qdrant)",
-    capabilities,
-    params: super::common::PARAMS,
-    validate: |cfg| Settings::parse(cfg).map(|_| ()),
-    open: |cfg| Ok(Box::new(QdrantServer::new(cfg)?)),
-    hidden: false,
-};
+pub const KIND: DriverKind = super::common::kind(
+    "qdrant",
+    "Qdrant server over gRPC: HNSW kNN with payload-index filters, server-side BM25 sparse text with IDF, RRF hybrid",
+    Some("http://127.0.0.1:6334"),
+    "QDRANT_BIN=/path/to/qdrant services/up.sh qdrant (or: docker compose -f docker-compose.bench.yml up -d qdrant)",
+    |cfg| Settings::parse(cfg).map(|_| ()),
+    |cfg| Ok(Box::new(QdrantServer::new(cfg)?)),
+);
 
 use super::common::{capabilities, qdrant_settings};
 pub use super::common::{DENSE, SPARSE, TEXT_KEY};
