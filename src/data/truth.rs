@@ -93,7 +93,7 @@ pub fn exact_top_k(
 ) -> Vec<Vec<u64>> {
     let dim = base.dim;
     if dim == 0 || k == 0 {
-        return vec![Vec::new(); if dim == 0 { 0 } else { queries.len() / dim }];
+        return vec![Vec::new(); queries.len().checked_div(dim).unwrap_or(0)];
     }
     let nq = queries.len() / dim;
     let n = base.len();

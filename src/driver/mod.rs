@@ -43,8 +43,8 @@ pub mod qdrant;
 #[cfg(feature = "qdrant-edge")]
 pub use qdrant::edge as qdrant_edge;
 pub mod scripted;
-pub mod sql_filter;
 pub mod shared;
+pub mod sql_filter;
 pub mod sqlite;
 
 pub use op::*;

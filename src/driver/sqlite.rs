@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 
-use super::sql_filter::{column, Bind, Dialect, SqlFilter};
 use super::shared::{self, Found, Namespace, Prepared, MARKER_KEY, MARKER_VALUE};
+use super::sql_filter::{column, Bind, Dialect, SqlFilter};
 use super::*;
 
 pub const KIND: DriverKind = DriverKind {

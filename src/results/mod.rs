@@ -495,7 +495,8 @@ mod tests {
         }
         assert_eq!(written, serde_json::to_string_pretty(&original).unwrap(), "same fields, values and order");
         if exact && written != text {
-            let at = written.bytes().zip(text.bytes()).position(|(a, b)| a != b).unwrap_or(written.len().min(text.len()));
+            let at =
+                written.bytes().zip(text.bytes()).position(|(a, b)| a != b).unwrap_or(written.len().min(text.len()));
             let around = |s: &str| s.get(at.saturating_sub(120)..(at + 120).min(s.len())).unwrap_or("").to_string();
             panic!("not byte for byte at {at}:\nwritten: {}\ncommitted: {}", around(&written), around(text));
         }

@@ -400,7 +400,8 @@ impl EngineRun<'_> {
                 break;
             }
             let seed = self.plan.workload.seed.wrapping_add(index as u64);
-            let repetitions = self.phase(phase, driver, caps, ep.kind.params, &keys, seed, corpus_changed).await;
+            let profile = DriverProfile { caps, params: ep.kind.params };
+            let repetitions = self.phase(phase, driver, profile, &keys, seed, corpus_changed).await;
             corpus_changed |= phase.writes();
             for result in repetitions {
                 let lost = result
@@ -471,17 +472,16 @@ impl EngineRun<'_> {
         &self,
         phase: &PhasePlan,
         driver: &Arc<dyn Driver>,
-        caps: &Capabilities,
-        params: &'static [ParamDef],
+        profile: DriverProfile<'_>,
         keys: &Arc<Keyspace>,
         seed: u64,
         corpus_changed: bool,
     ) -> Vec<PhaseResult> {
-        let describe = |op: &OpPlan| describe_op(op, caps, params);
+        let describe = |op: &OpPlan| describe_op(op, profile.caps, profile.params);
         let mut runnable = Vec::new();
         let mut ops_out: Vec<Option<OpResult>> = Vec::new();
         for op in &phase.ops {
-            match caps.check(op.kind, op.filter.is_some()) {
+            match profile.caps.check(op.kind, op.filter.is_some()) {
                 Ok(()) => {
                     let truth =
                         matches!(op.kind, OpKind::Knn | OpKind::Hybrid).then(|| self.truth[&truth_key(op)].clone());
@@ -547,7 +547,7 @@ impl EngineRun<'_> {
         for repetition in 1..=self.opts.repeat.max(1) {
             let mut result = result.clone();
             result.repetition = repetition;
-            let interrupted = self.measure(phase, caps, params, &env, seed, ops_out.clone(), &mut result).await;
+            let interrupted = self.measure(phase, profile, &env, seed, ops_out.clone(), &mut result).await;
             repetitions.push(result);
             if interrupted || self.cancel.is_cancelled() {
                 break;
@@ -560,14 +560,13 @@ impl EngineRun<'_> {
     async fn measure(
         &self,
         phase: &PhasePlan,
-        caps: &Capabilities,
-        params: &'static [ParamDef],
+        profile: DriverProfile<'_>,
         env: &PhaseEnv,
         seed: u64,
         ops_out: Vec<Option<OpResult>>,
         result: &mut PhaseResult,
     ) -> bool {
-        let describe = |op: &OpPlan| describe_op(op, caps, params);
+        let describe = |op: &OpPlan| describe_op(op, profile.caps, profile.params);
         let counter = Arc::new(AtomicU64::new(0));
         let label = match self.opts.repeat {
             0 | 1 => format!("  {}", phase.name),
@@ -607,6 +606,14 @@ impl EngineRun<'_> {
         console::phase_line(result);
         interrupted
     }
+}
+
+/// What the runner needs of an engine's driver to gate and describe its ops: what it can
+/// run and which search params it reads.
+#[derive(Clone, Copy)]
+struct DriverProfile<'a> {
+    caps: &'a Capabilities,
+    params: &'static [ParamDef],
 }
 
 /// `params`: the search params the engine's driver declares, to record which of the op's
