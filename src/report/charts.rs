@@ -111,7 +111,7 @@ pub fn spectrum(title: &str, series: &[(String, usize, Histogram<u64>)]) -> Resu
             .x_desc("percentile (log scale on 1/(1-p))")
             .y_desc("latency (ms)")
             .x_label_formatter(&|x| percentile_label(*x))
-            .y_label_formatter(&|y| super::fmt_ms(Some(*y)))
+            .y_label_formatter(&|y| crate::format::ms(Some(*y)))
             .draw()
             .map_err(err)?;
         draw_lines(&mut chart, &lines)?;
@@ -206,7 +206,7 @@ pub fn timeline(title: &str, series: &[(String, usize, &[IntervalResult])]) -> R
                 .configure_mesh()
                 .x_desc("seconds from phase start")
                 .y_desc("p99 latency (ms)")
-                .y_label_formatter(&|y| super::fmt_ms(Some(*y)))
+                .y_label_formatter(&|y| crate::format::ms(Some(*y)))
                 .draw()
                 .map_err(err)?;
             draw_lines(&mut chart, &p99)?;

@@ -83,9 +83,6 @@ pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
     views
 }
 
-// Number formatting lives in `crate::format`, shared with the console and compare.
-pub use crate::format::{ms as fmt_ms, rate as fmt_rate, ratio as fmt_ratio};
-
 /// Escape text for a Markdown table cell.
 pub fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
