@@ -213,9 +213,9 @@ pub fn registry() -> &'static [DriverKind] {
         chroma::KIND,
         elasticsearch::KIND,
         #[cfg(feature = "qdrant")]
-        qdrant::server::KIND,
+        qdrant::SERVER,
         #[cfg(feature = "qdrant-edge")]
-        qdrant::edge::KIND,
+        qdrant::EDGE,
         noop::KIND,
         scripted::KIND,
     ];

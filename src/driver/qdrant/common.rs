@@ -18,22 +18,50 @@ pub const SPARSE: &str = "bm25";
 /// Payload key of the document text.
 pub const TEXT_KEY: &str = "text";
 
-/// Every op natively, filters too, except read-modify-write: Qdrant has no
-/// multi-statement transactions, so a read then a write would be two independent
-/// operations, which is not what read_modify_write measures.
+/// What a Qdrant driver supplies to its registry entry: how it reads its settings and how
+/// it opens. Everything else in the entry (capabilities, search params, the validate and
+/// open wrappers) is built here, once, by [`kind`].
+pub trait Flavor: Driver + Sized + 'static {
+    type Settings;
+    /// Reads and checks the engine's `settings` table (shared keys through `check_shared`).
+    fn settings(cfg: &EngineConfig) -> Result<Self::Settings, String>;
+    /// Opens the driver; nothing is contacted before `connect`.
+    fn open(cfg: &EngineConfig) -> Result<Self, String>;
+}
+
+fn validate<D: Flavor>(cfg: &EngineConfig) -> Result<(), String> {
+    D::settings(cfg).map(drop)
+}
+
+fn open<D: Flavor>(cfg: &EngineConfig) -> Result<Box<dyn Driver>, String> {
+    Ok(Box::new(D::open(cfg)?))
+}
+
 /// The registry entry of a Qdrant driver: both drivers have the same capabilities and
-/// read the same search params, by construction; what differs is passed in.
-pub const fn kind(
+/// read the same search params, by construction; what differs is the flavour and its
+/// words for `dbbench engines`.
+pub const fn kind<D: Flavor>(
     kind: &'static str,
     summary: &'static str,
     default_url: Option<&'static str>,
     start_hint: &'static str,
-    validate: fn(&EngineConfig) -> Result<(), String>,
-    open: fn(&EngineConfig) -> Result<Box<dyn Driver>, String>,
 ) -> DriverKind {
-    DriverKind { kind, summary, default_url, start_hint, capabilities, params: PARAMS, validate, open, hidden: false }
+    DriverKind {
+        kind,
+        summary,
+        default_url,
+        start_hint,
+        capabilities,
+        params: PARAMS,
+        validate: validate::<D>,
+        open: open::<D>,
+        hidden: false,
+    }
 }
 
+/// Every op natively, filters too, except read-modify-write: Qdrant has no
+/// multi-statement transactions, so a read then a write would be two independent
+/// operations, which is not what read_modify_write measures.
 pub fn capabilities() -> Capabilities {
     let mut ops: std::collections::BTreeMap<OpKind, Support> =
         OpKind::ALL.iter().map(|k| (*k, Support::Native)).collect();
@@ -100,6 +128,37 @@ macro_rules! qdrant_settings {
         });
 
         impl $name {
+            /// The settings as `describe` reports them: the driver's own keys (`own`,
+            /// a JSON object), then the shared ones in one order, the driver's words for
+            /// its text search, the hybrid query, and one last key of its own.
+            fn describe_with(
+                &self,
+                own: serde_json::Value,
+                text: String,
+                last: (&str, &str),
+            ) -> serde_json::Map<String, serde_json::Value> {
+                let mut out = own.as_object().cloned().unwrap_or_default();
+                let shared = serde_json::json!({
+                    "m": self.m,
+                    "ef_construct": self.ef_construct,
+                    "hnsw_ef": self.hnsw_ef,
+                    "full_scan_threshold_kb": self.full_scan_threshold_kb,
+                    "indexing_threshold_kb": self.indexing_threshold_kb,
+                    "quantization": self.quantization,
+                    "rescore": self.rescore,
+                    "oversampling": self.oversampling,
+                    "on_disk_payload": self.on_disk_payload,
+                    "text": text,
+                    "hybrid": format!(
+                        "query API: dense and BM25 prefetches of {} candidates, reciprocal rank fusion k = {}",
+                        self.hybrid_candidates, self.rrf_k
+                    ),
+                });
+                out.extend(shared.as_object().cloned().unwrap_or_default());
+                out.insert(last.0.to_string(), serde_json::Value::from(last.1));
+                out
+            }
+
             /// Refuse a bad value of a shared key, with the same message in both drivers.
             fn check_shared(&self, engine: &str) -> Result<(), String> {
                 let bad = |key: &str, why: &str| Err(format!("engines.{engine}.settings.{key}: {why}"));

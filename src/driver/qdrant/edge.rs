@@ -33,16 +33,7 @@ use async_trait::async_trait;
 use crate::driver::shared::{self, Found, Namespace, Prepared, MARKER_KEY, MARKER_VALUE};
 use crate::driver::*;
 
-pub const KIND: DriverKind = super::common::kind(
-    "qdrant-edge",
-    "Qdrant's engine embedded (qdrant-edge): HNSW kNN with payload-index filters, BM25 sparse text with IDF, RRF hybrid",
-    None,
-    "nothing to start: qdrant-edge runs Qdrant's engine inside dbbench",
-    |cfg| Settings::parse(cfg).map(|_| ()),
-    |cfg| Ok(Box::new(QdrantEdge::new(cfg)?)),
-);
-
-use super::common::{capabilities, qdrant_settings};
+use super::common::{capabilities, qdrant_settings, Flavor};
 pub use super::common::{DENSE, SPARSE, TEXT_KEY};
 const MARKER: &str = "dbbench.json";
 
@@ -56,14 +47,6 @@ qdrant_settings! {
 }
 
 impl Settings {
-    pub fn parse(cfg: &EngineConfig) -> Result<Settings, String> {
-        let s: Settings = parse_settings(cfg)?;
-        s.check_shared(&cfg.name)?;
-        // The embedded tokenizer is at hand: it refuses a language it has no stemmer for.
-        s.bm25().map_err(|e| format!("engines.{}.settings: {e}", cfg.name))?;
-        Ok(s)
-    }
-
     fn bm25(&self) -> Result<EdgeBm25, String> {
         let nn = |x: f64, what: &str| {
             ::qdrant_edge::external::ordered_float::NotNan::new(x).map_err(|_| format!("bm25_{what} is not a number"))
@@ -274,13 +257,25 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> DriverResult<T> + Send 
         .map_err(|e| DriverError::other(format!("qdrant-edge: engine call failed: {e}")))?
 }
 
-impl QdrantEdge {
-    pub fn new(cfg: &EngineConfig) -> Result<Self, String> {
-        let settings = Settings::parse(cfg)?;
+impl Flavor for QdrantEdge {
+    type Settings = Settings;
+
+    fn settings(cfg: &EngineConfig) -> Result<Settings, String> {
+        let s: Settings = parse_settings(cfg)?;
+        s.check_shared(&cfg.name)?;
+        // The embedded tokenizer is at hand: it refuses a language it has no stemmer for.
+        s.bm25().map_err(|e| format!("engines.{}.settings: {e}", cfg.name))?;
+        Ok(s)
+    }
+
+    fn open(cfg: &EngineConfig) -> Result<Self, String> {
+        let settings = Self::settings(cfg)?;
         let bm25 = Arc::new(settings.bm25()?);
         Ok(QdrantEdge { settings, bm25, state: Prepared::new("qdrant-edge") })
     }
+}
 
+impl QdrantEdge {
     fn point(&self, schema: &Schema, r: &Record) -> PointStruct {
         let sparse = self.bm25.embed_document(&r.text);
         let vectors =
@@ -660,25 +655,15 @@ impl Driver for QdrantEdge {
 
     async fn describe(&self) -> DriverResult<EngineInfo> {
         let s = &self.settings;
-        let settings = serde_json::json!({
-            "dir": s.dir.display().to_string(),
-            "m": s.m,
-            "ef_construct": s.ef_construct,
-            "hnsw_ef": s.hnsw_ef,
-            "full_scan_threshold_kb": s.full_scan_threshold_kb,
-            "indexing_threshold_kb": s.indexing_threshold_kb,
-            "quantization": s.quantization,
-            "rescore": s.rescore,
-            "oversampling": s.oversampling,
-            "on_disk_payload": s.on_disk_payload,
-            "text": format!("BM25 sparse vectors (k1 = {}, b = {}, avg_len = {}, {}), IDF modifier in the engine", s.bm25_k1, s.bm25_b, s.bm25_avg_len, s.language),
-            "hybrid": format!("query API: dense and BM25 prefetches of {} candidates, reciprocal rank fusion k = {}", s.hybrid_candidates, s.rrf_k),
-            "engine_calls": "tokio spawn_blocking",
-        });
-        Ok(EngineInfo {
-            version: format!("qdrant-edge {}", EDGE_VERSION),
-            settings: settings.as_object().cloned().unwrap_or_default(),
-        })
+        let settings = s.describe_with(
+            serde_json::json!({ "dir": s.dir.display().to_string() }),
+            format!(
+                "BM25 sparse vectors (k1 = {}, b = {}, avg_len = {}, {}), IDF modifier in the engine",
+                s.bm25_k1, s.bm25_b, s.bm25_avg_len, s.language
+            ),
+            ("engine_calls", "tokio spawn_blocking"),
+        );
+        Ok(EngineInfo { version: format!("qdrant-edge {}", EDGE_VERSION), settings })
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
@@ -760,9 +745,9 @@ mod tests {
             settings.insert(k.into(), v);
             EngineConfig { name: "q".into(), url: None, settings, base_dir: ".".into() }
         };
-        assert!(Settings::parse(&cfg("nope", toml::Value::Integer(1))).is_err());
-        assert!(Settings::parse(&cfg("quantization", toml::Value::String("pq".into()))).is_err());
-        assert!(Settings::parse(&cfg("language", toml::Value::String("klingon".into()))).is_err());
-        assert!(Settings::parse(&cfg("quantization", toml::Value::String("int8".into()))).is_ok());
+        assert!(<QdrantEdge as Flavor>::settings(&cfg("nope", toml::Value::Integer(1))).is_err());
+        assert!(<QdrantEdge as Flavor>::settings(&cfg("quantization", toml::Value::String("pq".into()))).is_err());
+        assert!(<QdrantEdge as Flavor>::settings(&cfg("language", toml::Value::String("klingon".into()))).is_err());
+        assert!(<QdrantEdge as Flavor>::settings(&cfg("quantization", toml::Value::String("int8".into()))).is_ok());
     }
 }

@@ -36,16 +36,7 @@ use qdrant_client::{Payload, Qdrant as Client, QdrantError};
 use crate::driver::shared::{self, Found, Namespace, Prepared, MARKER_KEY, MARKER_VALUE};
 use crate::driver::*;
 
-pub const KIND: DriverKind = super::common::kind(
-    "qdrant",
-    "Qdrant server over gRPC: HNSW kNN with payload-index filters, server-side BM25 sparse text with IDF, RRF hybrid",
-    Some("http://127.0.0.1:6334"),
-    "QDRANT_BIN=/path/to/qdrant services/up.sh qdrant (or: docker compose -f docker-compose.bench.yml up -d qdrant)",
-    |cfg| Settings::parse(cfg).map(|_| ()),
-    |cfg| Ok(Box::new(QdrantServer::new(cfg)?)),
-);
-
-use super::common::{capabilities, qdrant_settings};
+use super::common::{capabilities, qdrant_settings, Flavor};
 pub use super::common::{DENSE, SPARSE, TEXT_KEY};
 /// The server's built-in BM25 model.
 const BM25_MODEL: &str = "qdrant/bm25";
@@ -64,15 +55,6 @@ qdrant_settings! {
 }
 
 impl Settings {
-    pub fn parse(cfg: &EngineConfig) -> Result<Settings, String> {
-        let s: Settings = parse_settings(cfg)?;
-        s.check_shared(&cfg.name)?;
-        if s.timeout_s == 0 {
-            return Err(format!("engines.{}.settings.timeout_s: must be at least 1", cfg.name));
-        }
-        Ok(s)
-    }
-
     fn bm25_options(&self) -> HashMap<String, Value> {
         HashMap::from([
             ("k".to_string(), Value::from(self.bm25_k1)),
@@ -222,13 +204,24 @@ pub struct QdrantServer {
     collection: Prepared<Schema>,
 }
 
-impl QdrantServer {
-    pub fn new(cfg: &EngineConfig) -> Result<Self, String> {
-        let mut settings = Settings::parse(cfg)?;
+impl Flavor for QdrantServer {
+    type Settings = Settings;
+
+    fn settings(cfg: &EngineConfig) -> Result<Settings, String> {
+        let s: Settings = parse_settings(cfg)?;
+        s.check_shared(&cfg.name)?;
+        if s.timeout_s == 0 {
+            return Err(format!("engines.{}.settings.timeout_s: must be at least 1", cfg.name));
+        }
+        Ok(s)
+    }
+
+    fn open(cfg: &EngineConfig) -> Result<Self, String> {
+        let mut settings = Self::settings(cfg)?;
         if settings.api_key.is_none() {
             settings.api_key = std::env::var("QDRANT_API_KEY").ok().filter(|k| !k.is_empty());
         }
-        let url = cfg.url.clone().unwrap_or_else(|| KIND.default_url.unwrap_or_default().to_string());
+        let url = cfg.url.clone().unwrap_or_else(|| super::SERVER.default_url.unwrap_or_default().to_string());
         let client = Client::from_url(&url)
             .api_key(settings.api_key.clone())
             .timeout(Duration::from_secs(settings.timeout_s))
@@ -238,7 +231,9 @@ impl QdrantServer {
             .map_err(|e| format!("engines.{}: cannot use url {}: {e}", cfg.name, redact_url(&url)))?;
         Ok(QdrantServer { settings, client, url, collection: Prepared::new("qdrant") })
     }
+}
 
+impl QdrantServer {
     fn schema(&self) -> DriverResult<Arc<Schema>> {
         self.collection.get()
     }
@@ -595,28 +590,20 @@ impl Driver for QdrantServer {
     async fn describe(&self) -> DriverResult<EngineInfo> {
         let health = self.client.health_check().await.map_err(err)?;
         let s = &self.settings;
-        let settings = serde_json::json!({
-            "url": redact_url(&self.url),
-            "api_key": s.api_key.as_ref().map(|_| "***"),
-            "timeout_s": s.timeout_s,
-            "m": s.m,
-            "ef_construct": s.ef_construct,
-            "hnsw_ef": s.hnsw_ef,
-            "full_scan_threshold_kb": s.full_scan_threshold_kb,
-            "indexing_threshold_kb": s.indexing_threshold_kb,
-            "quantization": s.quantization,
-            "rescore": s.rescore,
-            "oversampling": s.oversampling,
-            "on_disk_payload": s.on_disk_payload,
-            "text": format!("server-side BM25 ({BM25_MODEL}: k1 = {}, b = {}, avg_len = {}, {}), IDF modifier", s.bm25_k1, s.bm25_b, s.bm25_avg_len, s.language),
-            "hybrid": format!("query API: dense and BM25 prefetches of {} candidates, reciprocal rank fusion k = {}", s.hybrid_candidates, s.rrf_k),
-            "client": "qdrant-client 1.16 (gRPC)",
-        });
+        let settings = s.describe_with(
+            serde_json::json!({
+                "url": redact_url(&self.url),
+                "api_key": s.api_key.as_ref().map(|_| "***"),
+                "timeout_s": s.timeout_s,
+            }),
+            format!(
+                "server-side BM25 ({BM25_MODEL}: k1 = {}, b = {}, avg_len = {}, {}), IDF modifier",
+                s.bm25_k1, s.bm25_b, s.bm25_avg_len, s.language
+            ),
+            ("client", "qdrant-client 1.16 (gRPC)"),
+        );
         let commit = health.commit.map(|c| format!(" ({c})")).unwrap_or_default();
-        Ok(EngineInfo {
-            version: format!("{} {}{commit}", health.title, health.version),
-            settings: settings.as_object().cloned().unwrap_or_default(),
-        })
+        Ok(EngineInfo { version: format!("{} {}{commit}", health.title, health.version), settings })
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
@@ -672,11 +659,11 @@ mod tests {
         settings.insert("api_key".into(), toml::Value::String("s3cret".into()));
         let cfg =
             EngineConfig { name: "q".into(), url: Some("http://127.0.0.1:1".into()), settings, base_dir: ".".into() };
-        let s = Settings::parse(&cfg).expect("parses");
+        let s = <QdrantServer as Flavor>::settings(&cfg).expect("parses");
         assert_eq!(s.api_key.as_deref(), Some("s3cret"));
         let shown = redact_settings(&cfg.settings);
         assert_eq!(shown["api_key"], serde_json::json!("***"));
-        assert!(Settings::parse(&EngineConfig {
+        assert!(<QdrantServer as Flavor>::settings(&EngineConfig {
             settings: toml::Table::from_iter([("bogus".to_string(), toml::Value::Integer(1))]),
             ..cfg
         })
