@@ -874,6 +874,10 @@ impl Driver for Elasticsearch {
         let st = self.state.take();
         shared::release_prepared(&mut Indices(self), st.as_deref().map(|s| s.schema.collection.as_str())).await
     }
+
+    fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
+        Some(Knob { at_least_k: true, ..Knob::request(NUM_CANDIDATES.name, 10_000) })
+    }
 }
 
 #[cfg(test)]

@@ -168,6 +168,56 @@ pub trait Driver: Send + Sync {
 
     /// Drop only what `prepare` created.
     async fn cleanup(&self) -> DriverResult<()>;
+
+    /// The knob that search effort turns for `op` (knn or hybrid), as this engine is
+    /// configured; `None` when it searches exactly, so a sweep has one step.
+    fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
+        None
+    }
+
+    /// Set a collection-scoped knob (`KnobScope::Collection`) before a sweep or tuning
+    /// step, outside the timed path; `None` puts back the value of the engine's settings.
+    async fn set_effort(&self, _value: Option<u64>) -> DriverResult<()> {
+        Ok(())
+    }
+}
+
+/// Where an effort knob is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnobScope {
+    /// A per-request search param (`Op::params`), named `Knob::param`.
+    Request,
+    /// Part of the collection's configuration, changed by `Driver::set_effort` between
+    /// steps.
+    Collection,
+}
+
+/// An engine's search-effort knob: what an engine-neutral effort value becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Knob {
+    /// The engine's name for it (`ef_search`, `hnsw_ef`, `num_candidates`, `probes`).
+    pub param: &'static str,
+    pub scope: KnobScope,
+    /// The largest value the engine takes; engine-neutral values above it are clamped.
+    pub max: u64,
+    /// The engine refuses a value below the op's k (Elasticsearch's `num_candidates`).
+    pub at_least_k: bool,
+}
+
+impl Knob {
+    pub const fn request(param: &'static str, max: u64) -> Self {
+        Knob { param, scope: KnobScope::Request, max, at_least_k: false }
+    }
+
+    /// The knob value for engine-neutral `effort` at `k`.
+    pub fn value(&self, effort: u64, k: usize) -> u64 {
+        let v = effort.clamp(1, self.max.max(1));
+        if self.at_least_k {
+            v.max(k as u64)
+        } else {
+            v
+        }
+    }
 }
 
 /// Everything a driver factory needs from the workload.

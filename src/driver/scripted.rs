@@ -33,6 +33,13 @@ pub struct Script {
     pub unreachable: bool,
     /// Ids returned by every search (to script recall).
     pub hits: Vec<u64>,
+    /// Recall as a function of the `effort` search param (the driver's effort knob), as
+    /// `[[effort, recall], ...]` ascending: a search at effort e gets the recall of the
+    /// last entry at or below e (the first entry's below them all). It returns that share
+    /// of the exact top k over what was loaded, then ids outside it. Empty: `hits`.
+    pub recall_curve: Vec<(u64, f64)>,
+    /// Extra service time per unit of effort, microseconds (a costlier search).
+    pub latency_per_effort_us: u64,
     /// The name of an environment variable which, when set, holds settings (TOML, e.g.
     /// `latency_us = 13000, jitter_seed = 2`) that replace these at open time. It stands in
     /// for an engine that changed between two runs of the same workload file (whose
@@ -56,13 +63,21 @@ fn script_of(cfg: &EngineConfig) -> Result<Script, String> {
     parse_settings(&cfg)
 }
 
+/// The scripted engine's effort knob: a per-request param that shapes recall and latency.
+const EFFORT: ParamDef = ParamDef {
+    name: "effort",
+    kind: ParamKind::Integer { min: 1, max: 1_000_000 },
+    ops: params::VECTOR_SEARCH,
+    summary: "scripted search effort: picks the recall of `recall_curve` and adds latency_per_effort_us",
+};
+
 pub const KIND: DriverKind = DriverKind {
     kind: "scripted",
     summary: "programmed latencies, stalls and errors, for testing dbbench itself",
     default_url: None,
     start_hint: "nothing to start",
     capabilities: Capabilities::all_native,
-    params: &[],
+    params: &[EFFORT],
     validate: |cfg| script_of(cfg).map(|_| ()),
     open: |cfg| Ok(Box::new(Scripted::new(script_of(cfg)?))),
     hidden: true,
@@ -73,11 +88,42 @@ pub struct Scripted {
     requests: AtomicU64,
     /// Per worker (`current_worker`), the names of the threads its requests came from.
     placements: Mutex<BTreeMap<usize, BTreeSet<String>>>,
+    /// What was loaded, kept only with a `recall_curve` (to know the exact top k).
+    stored: Mutex<Option<(Schema, Vec<Record>)>>,
 }
 
 impl Scripted {
     pub fn new(script: Script) -> Self {
-        Scripted { script, requests: AtomicU64::new(0), placements: Mutex::new(BTreeMap::new()) }
+        Scripted {
+            script,
+            requests: AtomicU64::new(0),
+            placements: Mutex::new(BTreeMap::new()),
+            stored: Mutex::new(None),
+        }
+    }
+
+    /// The scripted recall at `effort`.
+    fn recall_at(&self, effort: u64) -> f64 {
+        let curve = &self.script.recall_curve;
+        curve.iter().rev().find(|(e, _)| *e <= effort).or(curve.first()).map(|(_, r)| *r).unwrap_or(1.0)
+    }
+
+    /// `round(recall x k)` of the exact top k for `vector` (among records `filter`
+    /// admits), then the farthest admitted records in place of the rest.
+    fn scripted_hits(&self, vector: &[f32], k: usize, filter: Option<&Filter>, effort: u64) -> Vec<u64> {
+        let stored = self.stored.lock().expect("stored lock");
+        let Some((schema, records)) = stored.as_ref() else { return Vec::new() };
+        let mut ranked: Vec<(f32, u64)> = records
+            .iter()
+            .filter(|r| filter.is_none_or(|f| f.matches(schema, &r.attributes)))
+            .map(|r| (schema.metric.distance(vector, &r.vector), r.id))
+            .collect();
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let k = k.min(ranked.len());
+        let exact = ((self.recall_at(effort) * k as f64).round() as usize).min(k);
+        let mut hits: Vec<u64> = ranked[..exact].iter().map(|(_, id)| *id).collect();
+        hits.extend(ranked.iter().rev().take(k - exact).map(|(_, id)| *id));
+        hits
     }
 
     /// Requests executed so far.
@@ -124,9 +170,15 @@ impl Driver for Scripted {
     // The script shapes requests only: like the no-op engine, it stores nothing, so
     // its lifecycle is the no-op engine's.
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
+        if !self.script.recall_curve.is_empty() {
+            *self.stored.lock().expect("stored lock") = Some((schema.clone(), Vec::new()));
+        }
         noop::Noop.prepare(schema).await
     }
     async fn load(&self, batch: &[Record]) -> DriverResult<()> {
+        if let Some((_, records)) = self.stored.lock().expect("stored lock").as_mut() {
+            records.extend_from_slice(batch);
+        }
         noop::Noop.load(batch).await
     }
     async fn finish_load(&self) -> DriverResult<IndexStats> {
@@ -144,6 +196,12 @@ impl Driver for Scripted {
             }
         }
         let s = &self.script;
+        let effort = match op {
+            Op::Knn { params, .. } | Op::Hybrid { params, .. } => {
+                EFFORT.integer("scripted", params)?.map(|e| e.max(0) as u64)
+            }
+            _ => None,
+        };
         let delay = if s.stall_at.contains(&n) {
             Duration::from_millis(s.stall_ms)
         } else {
@@ -152,7 +210,7 @@ impl Driver for Scripted {
             } else {
                 0
             };
-            Duration::from_micros(s.latency_us + jitter)
+            Duration::from_micros(s.latency_us + jitter + effort.unwrap_or(0) * s.latency_per_effort_us)
         };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -164,6 +222,9 @@ impl Driver for Scripted {
             ));
         }
         Ok(match op {
+            Op::Knn { vector, k, filter, .. } | Op::Hybrid { vector, k, filter, .. } if !s.recall_curve.is_empty() => {
+                Outcome::Hits(self.scripted_hits(vector, *k, *filter, effort.unwrap_or(0)))
+            }
             Op::Knn { k, .. } | Op::Text { k, .. } | Op::Hybrid { k, .. } => {
                 Outcome::Hits(s.hits.iter().take(*k).copied().collect())
             }
@@ -181,6 +242,11 @@ impl Driver for Scripted {
         Ok(EngineInfo { version: "scripted".into(), settings })
     }
     async fn cleanup(&self) -> DriverResult<()> {
+        self.stored.lock().expect("stored lock").take();
         noop::Noop.cleanup().await
+    }
+
+    fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
+        (!self.script.recall_curve.is_empty()).then_some(Knob::request(EFFORT.name, 1_000_000))
     }
 }

@@ -723,6 +723,14 @@ impl Driver for PgVector {
         self.pool.clear();
         r
     }
+
+    fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
+        match self.settings.index.as_str() {
+            "hnsw" => Some(Knob::request(EF_SEARCH.name, 1000)),
+            "ivfflat" => Some(Knob::request(PROBES.name, u64::from(self.settings.lists))),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! type, one default and one check.
 
 use crate::driver::{
-    params, Capabilities, Driver, DriverError, DriverKind, DriverResult, EngineConfig, OpKind, ParamDef, ParamKind,
-    Schema, SearchParams, Support,
+    params, Capabilities, Driver, DriverError, DriverKind, DriverResult, EngineConfig, Knob, OpKind, ParamDef,
+    ParamKind, Schema, SearchParams, Support,
 };
 
 /// Name of the dense vector in a collection.
@@ -220,6 +220,9 @@ pub(crate) use qdrant_settings;
 /// The per-op params both Qdrant drivers read, into the query's search params.
 pub const PARAMS: &[ParamDef] = &[HNSW_EF, EXACT];
 
+/// Search effort is `hnsw_ef`, per request.
+pub const EFFORT: Knob = Knob::request(HNSW_EF.name, 1_000_000);
+
 const HNSW_EF: ParamDef = ParamDef {
     name: "hnsw_ef",
     kind: ParamKind::Integer { min: 1, max: i64::MAX },
@@ -306,6 +309,19 @@ pub(super) mod tests {
         }
         let e = shared_only(&engine("dri", toml::Value::Integer(1))).unwrap_err();
         assert!(e.contains("unknown field `dri`"), "unknown keys are still refused: {e}");
+    }
+
+    #[test]
+    fn described_settings_keep_one_order_own_keys_first() {
+        let d = shared_only(&EngineConfig { settings: toml::Table::new(), ..engine("m", toml::Value::Integer(1)) })
+            .unwrap();
+        let m = d.describe_with(serde_json::json!({ "dir": "x" }), "BM25".into(), ("client", "c"));
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(keys.first(), Some(&"dir"));
+        assert_eq!(keys.last(), Some(&"client"));
+        assert_eq!(&keys[keys.len() - 3..keys.len() - 1], ["text", "hybrid"]);
+        assert_eq!(m["m"], serde_json::json!(16));
+        assert!(m["hybrid"].as_str().unwrap().contains("100 candidates, reciprocal rank fusion k = 60"));
     }
 
     #[test]

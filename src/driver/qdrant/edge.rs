@@ -677,6 +677,10 @@ impl Driver for QdrantEdge {
         .await?;
         shared::release_own(&mut Folders(self), &collection).await
     }
+
+    fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
+        Some(super::common::EFFORT)
+    }
 }
 
 /// The embedded engine's crate version (pinned in Cargo.toml).

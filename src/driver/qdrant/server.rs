@@ -610,6 +610,10 @@ impl Driver for QdrantServer {
         let schema = self.collection.take();
         shared::release_prepared(&mut Collections(self), schema.as_deref().map(|s| s.collection.as_str())).await
     }
+
+    fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
+        Some(super::common::EFFORT)
+    }
 }
 
 #[cfg(test)]
