@@ -274,6 +274,20 @@ pub fn describe_plan(plan: &Plan) -> String {
             }
         };
         let _ = writeln!(out, "phase {}: {stop}, warmup {}, {sched}", p.name, humantime::format_duration(p.warmup));
+        if let Some(e) = &p.effort {
+            let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+            let what = match e.mode {
+                spec::EffortMode::Sweep => "sweep: each effort its own measured step".to_string(),
+                spec::EffortMode::Tune { target, tuning_share } => format!(
+                    "tuned to recall@k >= {target} on {:.0}% of the queries, measured on the rest; ladder",
+                    tuning_share * 100.0
+                ),
+            };
+            let _ = writeln!(out, "  {what}: effort {}", list(&e.effort));
+            for (engine, values) in &e.per_engine {
+                let _ = writeln!(out, "    {engine}: its own knob at {}", list(values));
+            }
+        }
         let total: f64 = p.ops.iter().map(|o| o.weight).sum();
         for o in &p.ops {
             let mut line = format!("  {:>5.1}% {}", 100.0 * o.weight / total, o.label);

@@ -233,6 +233,25 @@ pub struct PhaseSpec {
     pub rate: Option<f64>,
     #[serde(default)]
     pub arrival: Option<Arrival>,
+    /// Search effort, engine-neutral: each driver maps a value to its own knob (pgvector
+    /// `ef_search` or `probes`, Qdrant `hnsw_ef`, Elasticsearch `num_candidates`, Chroma's
+    /// collection `ef_search`). Alone: a sweep, each value its own measured step. With
+    /// `target_recall`: the ladder the tuner climbs.
+    #[serde(default)]
+    pub effort: Option<Spanned<Vec<i64>>>,
+    /// Per engine (by its name in `[engines]`): values of that engine's own knob, used in
+    /// place of `effort` for it.
+    #[serde(default)]
+    pub engine_effort: IndexMap<Spanned<String>, Spanned<Vec<i64>>>,
+    /// Tune each engine to the least effort whose recall@k reaches this on a tuning split
+    /// of the queries (every search op of the phase must reach it), then measure the
+    /// phase at that setting on the held-out queries.
+    #[serde(default)]
+    pub target_recall: Option<Spanned<f64>>,
+    /// With `target_recall`: the share of the queries the tuner uses (the rest are held
+    /// out for the measurement). Default 0.5.
+    #[serde(default)]
+    pub tuning_share: Option<Spanned<f64>>,
     pub ops: Vec<Spanned<OpSpec>>,
 }
 

@@ -127,6 +127,48 @@ pub struct PhasePlan {
     pub warmup: Duration,
     pub schedule: Schedule,
     pub ops: Vec<OpPlan>,
+    /// A sweep of search effort, or tuning to a target recall.
+    pub effort: Option<EffortPlan>,
+}
+
+/// The values the tuner climbs when a tuned phase names none: wide enough for every
+/// engine's knob at k up to 100, with about 40% between neighbours.
+pub const DEFAULT_LADDER: [u64; 14] = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1000];
+
+/// What a phase does with search effort.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EffortMode {
+    /// Every value is its own measured step (warmup, then the phase's stop).
+    Sweep,
+    /// Climb the values for the least one whose recall@k on the tuning split reaches
+    /// `target`, then measure the phase there on the held-out queries.
+    Tune { target: f64, tuning_share: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffortPlan {
+    pub mode: EffortMode,
+    /// Engine-neutral values, ascending.
+    pub effort: Vec<u64>,
+    /// Per engine: values of its own knob, ascending.
+    pub per_engine: std::collections::BTreeMap<String, Vec<u64>>,
+}
+
+impl EffortPlan {
+    /// The values for `engine`: its own knob values (true), or the engine-neutral ones.
+    pub fn values_for(&self, engine: &str) -> (&[u64], bool) {
+        match self.per_engine.get(engine) {
+            Some(v) => (v, true),
+            None => (&self.effort, false),
+        }
+    }
+
+    pub fn target(&self) -> Option<f64> {
+        match self.mode {
+            EffortMode::Tune { target, .. } => Some(target),
+            EffortMode::Sweep => None,
+        }
+    }
 }
 
 impl PhasePlan {
@@ -243,6 +285,7 @@ pub fn parse_plan(
         phases.push(phase);
     }
     check_params(&src, &file.phases, &file.engines)?;
+    check_effort_engines(&src, &file.phases, &file.engines)?;
     let requirements = match &file.requirements {
         Some(r) => Some(super::requirements::validate_requirements(r, &phases, |span, m| src.error(span, m))?),
         None => None,
@@ -620,7 +663,118 @@ fn validate_phase(
         labels.insert(label.clone());
         ops.push(OpPlan { label, ..op });
     }
-    Ok(PhasePlan { name: p.name.clone(), stop, warmup, schedule, ops })
+    let effort = validate_effort(src, p, &ctx, &ops)?;
+    Ok(PhasePlan { name: p.name.clone(), stop, warmup, schedule, ops, effort })
+}
+
+/// A list of effort values: not empty, every value at least 1, strictly ascending.
+fn effort_list(src: &Source, v: &Spanned<Vec<i64>>, what: &str) -> Result<Vec<u64>> {
+    let err = |m: String| Err(src.error(v.span(), m));
+    let list = v.get_ref();
+    if list.is_empty() {
+        return err(format!("{what} is empty: give the values to sweep, e.g. [10, 20, 40, 80, 160, 320]"));
+    }
+    if let Some(bad) = list.iter().find(|x| **x < 1) {
+        return err(format!("{what}: {bad} is not an effort; every value must be at least 1"));
+    }
+    if let Some(w) = list.windows(2).find(|w| w[0] >= w[1]) {
+        return err(format!("{what} must be sorted ascending without repeats ({} then {})", w[0], w[1]));
+    }
+    Ok(list.iter().map(|x| *x as u64).collect())
+}
+
+fn validate_effort(src: &Source, p: &PhaseSpec, ctx: &str, ops: &[OpPlan]) -> Result<Option<EffortPlan>> {
+    let span_of_first = p
+        .effort
+        .as_ref()
+        .map(|e| e.span())
+        .or_else(|| p.target_recall.as_ref().map(|t| t.span()))
+        .or_else(|| p.engine_effort.keys().next().map(|k| k.span()))
+        .or_else(|| p.tuning_share.as_ref().map(|t| t.span()));
+    let Some(span) = span_of_first else { return Ok(None) };
+    if let Some(op) = ops.iter().find(|o| !matches!(o.kind, OpKind::Knn | OpKind::Hybrid)) {
+        return Err(src.error(
+            span,
+            format!(
+                "{ctx}: effort, engine_effort and target_recall apply to phases whose ops are all knn or hybrid \
+                 (searches with an effort knob and exact ground truth); op {:?} is {}: put it in a phase of its own",
+                op.label, op.kind
+            ),
+        ));
+    }
+    let effort = match &p.effort {
+        Some(e) => effort_list(src, e, &format!("{ctx}: effort"))?,
+        None => Vec::new(),
+    };
+    let mut per_engine = std::collections::BTreeMap::new();
+    for (name, list) in &p.engine_effort {
+        let values = effort_list(src, list, &format!("{ctx}: engine_effort.{}", name.get_ref()))?;
+        per_engine.insert(name.get_ref().clone(), values);
+    }
+    let mode = match &p.target_recall {
+        Some(t) => {
+            let target = *t.get_ref();
+            if !(target > 0.0 && target <= 1.0) {
+                return Err(src.error(
+                    t.span(),
+                    format!("{ctx}: target_recall = {target} must be above 0 and at most 1 (e.g. 0.95)"),
+                ));
+            }
+            let tuning_share = match &p.tuning_share {
+                Some(s) => {
+                    let share = *s.get_ref();
+                    if !(share > 0.0 && share < 1.0) {
+                        return Err(src.error(
+                            s.span(),
+                            format!("{ctx}: tuning_share = {share} must be between 0 and 1 (exclusive), e.g. 0.5"),
+                        ));
+                    }
+                    share
+                }
+                None => 0.5,
+            };
+            EffortMode::Tune { target, tuning_share }
+        }
+        None => {
+            if let Some(s) = &p.tuning_share {
+                return Err(src.error(s.span(), format!("{ctx}: tuning_share goes with target_recall")));
+            }
+            if effort.is_empty() {
+                return Err(src.error(
+                    span,
+                    format!("{ctx}: engine_effort needs effort = [...] as well (the values for the other engines), or target_recall"),
+                ));
+            }
+            EffortMode::Sweep
+        }
+    };
+    let effort = if effort.is_empty() { DEFAULT_LADDER.to_vec() } else { effort };
+    Ok(Some(EffortPlan { mode, effort, per_engine }))
+}
+
+/// Every engine named in a phase's `engine_effort` is one of the workload's.
+fn check_effort_engines(
+    src: &Source,
+    phases: &[Spanned<PhaseSpec>],
+    engines: &IndexMap<Spanned<String>, EngineSpec>,
+) -> Result<()> {
+    for p in phases {
+        for name in p.get_ref().engine_effort.keys() {
+            if !engines.keys().any(|e| e.get_ref() == name.get_ref()) {
+                let known: Vec<&str> = engines.keys().map(|e| e.get_ref().as_str()).collect();
+                return Err(src.error(
+                    name.span(),
+                    format!(
+                        "phase {:?}: engine_effort.{} names no engine of this workload (engines: {})",
+                        p.get_ref().name,
+                        name.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx: &str) -> Result<OpPlan> {

@@ -21,6 +21,37 @@ pub struct RequirementsSpec {
     pub capabilities: Vec<Spanned<String>>,
     #[serde(default)]
     pub slo: Vec<Spanned<SloSpec>>,
+    /// Among the engines that fit, what ranks them (e.g. `{ phase = "knn", op = "knn",
+    /// metric = "throughput_ops_s" }`). Default: the throughput of the first search op,
+    /// of the first tuned phase if there is one.
+    #[serde(default)]
+    pub prefer: Option<Spanned<PreferSpec>>,
+}
+
+/// `[requirements] prefer = { ... }` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferSpec {
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub op: Option<String>,
+    pub metric: String,
+}
+
+/// What ranks the engines that fit: `metric` of `op` in `phase` (none for an
+/// engine-wide metric), better in the metric's direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prefer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    #[serde(with = "results_spelling")]
+    pub metric: Metric,
+    /// True when the workload did not say and dbbench chose the default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
 }
 
 /// One `[[requirements.slo]]` table as written.
@@ -142,6 +173,10 @@ pub struct Requirements {
     pub capabilities: Vec<Capability>,
     #[serde(default)]
     pub slo: Vec<Slo>,
+    /// What ranks the engines that fit; absent in files written before it existed (they
+    /// rank by headroom on the tightest requirement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefer: Option<Prefer>,
 }
 
 /// Check `[requirements]` against the validated phases. `err` turns a span and a
@@ -182,33 +217,73 @@ pub(super) fn validate_requirements<E>(
         if matches!(metric.unit(), Unit::Ratio | Unit::Fraction) && bound > 1.0 {
             return Err(e(format!("{} is a fraction between 0 and 1, not {bound}", metric.name())));
         }
-        if metric.engine_wide() {
-            if slo.phase.is_some() || slo.op.is_some() {
-                return Err(e(format!("{} is measured once per engine: leave out phase and op", metric.name())));
-            }
-        } else {
-            let (Some(phase), Some(op)) = (&slo.phase, &slo.op) else {
-                return Err(e(format!("{} needs phase = \"<phase name>\" and op = \"<op label>\"", metric.name())));
-            };
-            let Some(p) = phases.iter().find(|p| &p.name == phase) else {
-                let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
-                return Err(e(format!("no phase named {phase:?}; phases: {}", names.join(", "))));
-            };
-            let Some(o) = p.ops.iter().find(|o| &o.label == op) else {
-                let labels: Vec<&str> = p.ops.iter().map(|o| o.label.as_str()).collect();
-                return Err(e(format!("phase {phase:?} has no op labelled {op:?}; its ops: {}", labels.join(", "))));
-            };
-            if metric.is_quality() && !o.kind.is_search() {
-                return Err(e(format!(
-                    "{} is scored for search ops (knn, text, hybrid), and {op:?} is a {} op",
-                    metric.name(),
-                    o.kind
-                )));
-            }
-        }
+        check_place(metric, slo.phase.as_deref(), slo.op.as_deref(), phases).map_err(e)?;
         out.slo.push(Slo { phase: slo.phase.clone(), op: slo.op.clone(), metric, max: slo.max, min: slo.min });
     }
+    out.prefer = match &spec.prefer {
+        Some(p) => {
+            let span = p.span();
+            let pr = p.get_ref();
+            let e = |m: String| err(span.clone(), format!("requirements.prefer: {m}"));
+            let metric = Metric::from_name(&pr.metric).ok_or_else(|| {
+                let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+                e(format!("unknown metric {:?}; known: {}", pr.metric, known.join(", ")))
+            })?;
+            check_place(metric, pr.phase.as_deref(), pr.op.as_deref(), phases).map_err(e)?;
+            Some(Prefer { phase: pr.phase.clone(), op: pr.op.clone(), metric, default: false })
+        }
+        None => default_prefer(phases),
+    };
     Ok(out)
+}
+
+/// The default ranking: throughput of the first search op of the first tuned phase, or
+/// of the first phase with a search op (not a sweep: its results are named per step).
+fn default_prefer(phases: &[PhasePlan]) -> Option<Prefer> {
+    let plain = |p: &&PhasePlan| p.effort.is_none() || p.effort.as_ref().is_some_and(|e| e.target().is_some());
+    let tuned = phases.iter().find(|p| p.effort.as_ref().is_some_and(|e| e.target().is_some()));
+    let phase = tuned.or_else(|| phases.iter().filter(plain).find(|p| p.ops.iter().any(|o| o.kind.is_search())))?;
+    let op = phase.ops.iter().find(|o| o.kind.is_search())?;
+    Some(Prefer {
+        phase: Some(phase.name.clone()),
+        op: Some(op.label.clone()),
+        metric: Metric::ThroughputOpsS,
+        default: true,
+    })
+}
+
+/// An SLO's or a preference's phase and op exist and suit the metric.
+fn check_place(metric: Metric, phase: Option<&str>, op: Option<&str>, phases: &[PhasePlan]) -> Result<(), String> {
+    if metric.engine_wide() {
+        if phase.is_some() || op.is_some() {
+            return Err(format!("{} is measured once per engine: leave out phase and op", metric.name()));
+        }
+        return Ok(());
+    }
+    let (Some(phase), Some(op)) = (phase, op) else {
+        return Err(format!("{} needs phase = \"<phase name>\" and op = \"<op label>\"", metric.name()));
+    };
+    let Some(p) = phases.iter().find(|p| p.name == phase) else {
+        let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+        return Err(format!("no phase named {phase:?}; phases: {}", names.join(", ")));
+    };
+    if p.effort.as_ref().is_some_and(|e| e.target().is_none()) {
+        return Err(format!(
+            "phase {phase:?} is an effort sweep, measured once per setting; name a tuned or a plain phase"
+        ));
+    }
+    let Some(o) = p.ops.iter().find(|o| o.label == op) else {
+        let labels: Vec<&str> = p.ops.iter().map(|o| o.label.as_str()).collect();
+        return Err(format!("phase {phase:?} has no op labelled {op:?}; its ops: {}", labels.join(", ")));
+    };
+    if metric.is_quality() && !o.kind.is_search() {
+        return Err(format!(
+            "{} is scored for search ops (knn, text, hybrid), and {op:?} is a {} op",
+            metric.name(),
+            o.kind
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
