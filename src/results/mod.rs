@@ -197,10 +197,124 @@ pub struct PhaseResult {
     /// before this field existed read as repetition 1.
     #[serde(default = "first_repetition")]
     pub repetition: u32,
+    /// Set when this result is one step of an effort sweep: the phase as written and the
+    /// setting measured (the name is then `<phase>@effort=<e>`, `<phase>@<knob>=<value>`
+    /// for an engine's own values, or `<phase>@exact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<EffortStep>,
+    /// Set on a phase tuned to a target recall: how the setting measured here was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<Tuning>,
 }
 
 fn first_repetition() -> u32 {
     1
+}
+
+/// One setting of an engine's search-effort knob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffortStep {
+    /// The phase's name in the workload.
+    pub phase: String,
+    /// The engine-neutral effort value (absent for values of `engine_effort`, and for an
+    /// engine that searches exactly).
+    pub effort: Option<u64>,
+    /// The engine's knob (`ef_search`, `hnsw_ef`, `num_candidates`, `probes`); absent for
+    /// an engine that searches exactly, which has one step.
+    pub knob: Option<String>,
+    pub value: Option<u64>,
+}
+
+impl EffortStep {
+    /// The step in a sweep result's name: "effort=40" (the same for every engine at the
+    /// same effort), "ef_search=40" for an engine's own values, or "exact".
+    pub fn label(&self) -> String {
+        match self.effort {
+            Some(e) if self.knob.is_some() => format!("effort={e}"),
+            _ => self.setting(),
+        }
+    }
+
+    /// "ef_search=40", or "exact".
+    pub fn setting(&self) -> String {
+        match (&self.knob, self.value) {
+            (Some(k), Some(v)) => format!("{k}={v}"),
+            _ => "exact".into(),
+        }
+    }
+}
+
+/// How a tuned phase's setting was found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// The recall@k every search op of the phase had to reach on the tuning split.
+    pub target_recall: f64,
+    /// The setting measured: the least value that reached the target, or, when none
+    /// did, the highest one tried.
+    pub chosen: EffortStep,
+    /// Whether the chosen setting reached the target on the tuning split.
+    pub reached: bool,
+    /// At the chosen setting, the lowest recall@k over the phase's ops on the tuning split.
+    pub tuning_recall: Option<f64>,
+    /// The lowest recall@k over the phase's ops in this (held-out) measurement.
+    pub heldout_recall: Option<f64>,
+    pub tuning_queries: usize,
+    pub heldout_queries: usize,
+    /// Every setting tried, in the order tried (a bounded search over the ladder).
+    pub steps: Vec<TuningStep>,
+}
+
+impl Tuning {
+    /// The verdict in words: "ef_search=48: recall 0.953 on tuning, 0.949 held out", or
+    /// "not reached: best recall 0.930 at ef_search=1000".
+    pub fn summary(&self) -> String {
+        let r = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+        if self.reached {
+            format!(
+                "{}: recall {} on the tuning queries, {} held out",
+                self.chosen.setting(),
+                r(self.tuning_recall),
+                r(self.heldout_recall)
+            )
+        } else {
+            let best = self
+                .steps
+                .iter()
+                .filter(|s| s.recall.is_some())
+                .max_by(|a, b| a.recall.partial_cmp(&b.recall).unwrap_or(std::cmp::Ordering::Equal));
+            match best {
+                Some(b) => format!(
+                    "target {} not reached: best recall {} at {}",
+                    self.target_recall,
+                    r(b.recall),
+                    b.step.setting()
+                ),
+                None => format!("target {} not reached: no recall measured", self.target_recall),
+            }
+        }
+    }
+}
+
+/// One setting tried by the tuner: a pass over the tuning queries, each op in turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuningStep {
+    pub step: EffortStep,
+    /// The lowest recall@k over the ops: what the tuner compares with the target.
+    pub recall: Option<f64>,
+    pub ops: Vec<TuningOp>,
+}
+
+/// One op's figures in one tuning pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuningOp {
+    pub label: String,
+    pub count: u64,
+    pub errors: u64,
+    pub recall_at_k: Option<f64>,
+    pub ndcg_at_10: Option<f64>,
+    pub throughput_ops_s: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }
 
 impl PhaseResult {

@@ -23,6 +23,7 @@ use crate::results::*;
 use crate::spec::{EnginePlan, OpPlan, PhasePlan, Plan, Schedule, Stop};
 
 pub mod console;
+mod effort;
 pub mod ops;
 pub mod phase;
 pub mod threads;
@@ -401,7 +402,13 @@ impl EngineRun<'_> {
             }
             let seed = self.plan.workload.seed.wrapping_add(index as u64);
             let profile = DriverProfile { caps, params: ep.kind.params };
-            let repetitions = self.phase(phase, driver, profile, &keys, seed, corpus_changed).await;
+            let repetitions = match &phase.effort {
+                None => self.phase(phase, None, driver, profile, &keys, seed, corpus_changed).await,
+                Some(effort) => {
+                    let ctx = effort::StepCtx { driver, profile, keys: &keys, seed, corpus_changed };
+                    self.effort_phase(phase, effort, &name, ctx).await
+                }
+            };
             corpus_changed |= phase.writes();
             for result in repetitions {
                 let lost = result
@@ -468,9 +475,12 @@ impl EngineRun<'_> {
         })
     }
 
+    /// Warm up and measure one phase (`queries`: only these of the dataset's queries).
+    #[allow(clippy::too_many_arguments)]
     async fn phase(
         &self,
         phase: &PhasePlan,
+        queries: Option<Arc<Vec<usize>>>,
         driver: &Arc<dyn Driver>,
         profile: DriverProfile<'_>,
         keys: &Arc<Keyspace>,
@@ -485,7 +495,10 @@ impl EngineRun<'_> {
                 Ok(()) => {
                     let truth =
                         matches!(op.kind, OpKind::Knn | OpKind::Hybrid).then(|| self.truth[&truth_key(op)].clone());
-                    runnable.push(PreparedOp::new(op.clone(), truth, keys.loaded, &self.plan.attributes));
+                    runnable.push(
+                        PreparedOp::new(op.clone(), truth, keys.loaded, &self.plan.attributes)
+                            .with_queries(queries.clone()),
+                    );
                     ops_out.push(None);
                 }
                 Err(why) => ops_out.push(Some(OpResult::unsupported(describe(op), why))),
@@ -502,6 +515,8 @@ impl EngineRun<'_> {
             rate: None,
             ops: Vec::new(),
             repetition: 1,
+            step: None,
+            tuning: None,
         };
         if corpus_changed && phase.ops.iter().any(|o| matches!(o.kind, OpKind::Knn | OpKind::Hybrid)) {
             result.note =
@@ -611,7 +626,7 @@ impl EngineRun<'_> {
 /// What the runner needs of an engine's driver to gate and describe its ops: what it can
 /// run and which search params it reads.
 #[derive(Clone, Copy)]
-struct DriverProfile<'a> {
+pub(crate) struct DriverProfile<'a> {
     caps: &'a Capabilities,
     params: &'static [ParamDef],
 }

@@ -101,6 +101,9 @@ pub struct PreparedOp {
     write_range: (i64, i64),
     /// Next query for `QueryOrder::Cycle`, shared by the workers.
     cursor: AtomicU64,
+    /// The queries this op asks (indices into the dataset's), when not all of them: a
+    /// tuning or held-out split.
+    queries: Option<Arc<Vec<usize>>>,
 }
 
 /// The owned data behind one request; `as_op` borrows from it.
@@ -131,7 +134,13 @@ impl PreparedOp {
                 AttributeGen::Keyword { .. } => (0, 0),
             })
             .unwrap_or((0, 0));
-        PreparedOp { plan, truth, zipf, write_range, cursor: AtomicU64::new(0) }
+        PreparedOp { plan, truth, zipf, write_range, cursor: AtomicU64::new(0), queries: None }
+    }
+
+    /// Ask only these queries (indices into the dataset's queries).
+    pub fn with_queries(mut self, queries: Option<Arc<Vec<usize>>>) -> Self {
+        self.queries = queries.filter(|q| !q.is_empty());
+        self
     }
 
     fn choose_id(&self, rng: &mut ChaCha8Rng, keys: &Keyspace) -> u64 {
@@ -147,12 +156,12 @@ impl PreparedOp {
     pub fn next_request(&self, rng: &mut ChaCha8Rng, ds: &Dataset, keys: &Keyspace) -> Request {
         match self.plan.kind {
             OpKind::Knn | OpKind::Text | OpKind::Hybrid => {
-                let n = ds.queries.len().max(1);
-                let query = match self.plan.query_order {
+                let n = self.queries.as_ref().map_or(ds.queries.len(), |q| q.len()).max(1);
+                let nth = match self.plan.query_order {
                     QueryOrder::Random => rng.gen_range(0..n),
                     QueryOrder::Cycle => (self.cursor.fetch_add(1, Ordering::Relaxed) % n as u64) as usize,
                 };
-                Request::Query { query }
+                Request::Query { query: self.queries.as_ref().map_or(nth, |q| q[nth]) }
             }
             OpKind::Get => Request::Id { id: self.choose_id(rng, keys) },
             OpKind::Scan => Request::Scan { start: self.choose_id(rng, keys) },
