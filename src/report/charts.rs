@@ -52,9 +52,31 @@ fn nice_max(v: f64) -> f64 {
     }
 }
 
-/// One engine's points of a parameter sweep: (name, colour index, [(throughput,
-/// recall, parameters)]).
-pub type SweepSeries = (String, usize, Vec<(f64, f64, String)>);
+/// One point of a recall frontier: x (throughput, or a latency), recall, the setting
+/// it ran with, and whether no other point of the chart beats it on both axes.
+pub struct SweepPoint {
+    pub x: f64,
+    pub recall: f64,
+    pub label: String,
+    pub pareto: bool,
+}
+
+/// One engine's points of a sweep: (name, colour index, points).
+pub type SweepSeries = (String, usize, Vec<SweepPoint>);
+
+/// Marks the Pareto-optimal points of all series: higher recall and, on x, higher
+/// (`x_higher_better`, throughput) or lower (latency) at once; ties are optimal.
+pub fn mark_pareto(series: &mut [SweepSeries], x_higher_better: bool) {
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().map(|p| (p.x, p.recall))).collect();
+    let better_x = |a: f64, b: f64| if x_higher_better { a > b } else { a < b };
+    for s in series.iter_mut() {
+        for p in &mut s.2 {
+            p.pareto = !all
+                .iter()
+                .any(|&(x, r)| (better_x(x, p.x) || x == p.x) && r >= p.recall && (better_x(x, p.x) || r > p.recall));
+        }
+    }
+}
 
 /// One line of a chart: a name (engine), its colour index and points.
 pub struct Line {
@@ -216,15 +238,16 @@ pub fn timeline(title: &str, series: &[(String, usize, &[IntervalResult])]) -> R
     Ok(buf)
 }
 
-/// Recall against throughput for a sweep of one search parameter: one line per engine,
-/// each point labelled with the parameters it ran with.
-pub fn recall_vs_throughput(title: &str, series: &[SweepSeries]) -> Result<String, String> {
+/// Recall against x (throughput, or p99 latency) for a sweep of search effort: one
+/// line per engine, each point labelled with its setting; Pareto points (see
+/// [`mark_pareto`]) ringed.
+pub fn recall_frontier(title: &str, x_desc: &str, series: &[SweepSeries]) -> Result<String, String> {
     let usable: Vec<&SweepSeries> = series.iter().filter(|s| !s.2.is_empty()).collect();
     if usable.is_empty() {
-        return Err("no op of the sweep has both throughput and recall".into());
+        return Err("no step of the sweep has both recall and this figure".into());
     }
-    let xmax = nice_max(usable.iter().flat_map(|s| s.2.iter().map(|p| p.0)).fold(0.0, f64::max));
-    let ymin = usable.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(1.0f64, f64::min);
+    let xmax = nice_max(usable.iter().flat_map(|s| s.2.iter().map(|p| p.x)).fold(0.0, f64::max));
+    let ymin = usable.iter().flat_map(|s| s.2.iter().map(|p| p.recall)).fold(1.0f64, f64::min);
     let ymin = (ymin - 0.05).clamp(0.0, 0.95);
     let mut buf = String::new();
     {
@@ -237,12 +260,12 @@ pub fn recall_vs_throughput(title: &str, series: &[SweepSeries]) -> Result<Strin
             .y_label_area_size(62)
             .build_cartesian_2d(0f64..xmax, ymin..1.02f64)
             .map_err(err)?;
-        chart.configure_mesh().x_desc("throughput (ops/s)").y_desc("recall@k").draw().map_err(err)?;
+        chart.configure_mesh().x_desc(x_desc).y_desc("recall@k").draw().map_err(err)?;
         let lines: Vec<Line> = usable
             .iter()
             .map(|(n, c, pts)| {
-                let mut points: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
-                points.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+                let mut points: Vec<(f64, f64)> = pts.iter().map(|p| (p.x, p.recall)).collect();
+                points.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
                 Line { name: n.clone(), color: *c, points }
             })
             .collect();
@@ -253,10 +276,11 @@ pub fn recall_vs_throughput(title: &str, series: &[SweepSeries]) -> Result<Strin
             // with equal results do not print over each other.
             let dy = if n % 2 == 0 { -16 } else { 6 };
             chart
-                .draw_series(pts.iter().map(|(x, y, label)| {
-                    EmptyElement::at((*x, *y))
+                .draw_series(pts.iter().map(|p| {
+                    EmptyElement::at((p.x, p.recall))
                         + Circle::new((0, 0), 4, col.filled())
-                        + Text::new(label.clone(), (6, dy), ("sans-serif", 12))
+                        + Circle::new((0, 0), if p.pareto { 8 } else { 0 }, BLACK.stroke_width(2))
+                        + Text::new(p.label.clone(), (6, dy), ("sans-serif", 12))
                 }))
                 .map_err(err)?;
         }
@@ -358,8 +382,28 @@ mod tests {
     fn empty_data_is_a_reason_not_a_panic() {
         assert!(spectrum("t", &[("a".into(), 0, new_histogram(SIGFIG))]).is_err());
         assert!(timeline("t", &[("a".into(), 0, &[])]).is_err());
-        assert!(recall_vs_throughput("t", &[]).is_err());
+        assert!(recall_frontier("t", "throughput (ops/s)", &[]).is_err());
         assert!(load_bars("t", &[("a".into(), None, None)]).is_err());
+    }
+
+    #[test]
+    fn pareto_points_are_those_no_other_point_beats_on_both_axes() {
+        let pt = |x: f64, recall: f64| SweepPoint { x, recall, label: String::new(), pareto: false };
+        let mut series: Vec<SweepSeries> = vec![
+            ("a".into(), 0, vec![pt(100.0, 0.90), pt(50.0, 0.99), pt(40.0, 0.95)]),
+            ("b".into(), 1, vec![pt(200.0, 0.80), pt(100.0, 0.85)]),
+        ];
+        mark_pareto(&mut series, true);
+        let marked = |s: &SweepSeries| s.2.iter().map(|p| p.pareto).collect::<Vec<_>>();
+        // (40, 0.95) is beaten by (50, 0.99); (100, 0.85) by (100, 0.90).
+        assert_eq!(marked(&series[0]), [true, true, false]);
+        assert_eq!(marked(&series[1]), [true, false]);
+        // On latency lower is better: the same points read as p99 flip the x order.
+        mark_pareto(&mut series, false);
+        assert_eq!(marked(&series[0]), [false, true, true]);
+        assert_eq!(marked(&series[1]), [false, false]);
+        let svg = recall_frontier("knn frontier", "p99 (ms)", &series).unwrap();
+        assert!(svg.contains("knn frontier") && svg.contains("p99 (ms)"));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use super::recommend::{Outcome, Verdict};
-use super::{charts, phase_views, OpView, PhaseView};
+use super::{charts, effort, phase_views, OpView, PhaseView};
 use crate::driver::OpKind;
 use crate::error::{Error, Result};
 use crate::format;
@@ -110,6 +110,9 @@ struct Page<'a> {
     incomplete: Option<&'a str>,
     verdict: VerdictView<'a>,
     engines: Vec<EngineRow<'a>>,
+    /// Tuned comparisons at a target recall, then sweep frontiers.
+    tuned: Vec<TunedSection>,
+    frontiers: Vec<FrontierSection>,
     phases: Vec<PhaseSection>,
     load: LoadSection,
     conditions: Conditions<'a>,
@@ -128,6 +131,8 @@ impl<'a> Page<'a> {
             incomplete: (!run.complete).then(|| run.incomplete_reason.as_deref().unwrap_or(NO_REASON)),
             verdict: VerdictView::of(v),
             engines: r.engines.iter().map(EngineRow::of).collect(),
+            tuned: effort::tuned(r).iter().map(TunedSection::of).collect(),
+            frontiers: effort::frontiers(r).iter().map(FrontierSection::of).collect(),
             phases: phase_views(r).iter().map(|p| PhaseSection::of(r, p)).collect(),
             load: LoadSection::of(r),
             conditions: Conditions::of(r),
@@ -469,7 +474,12 @@ fn sweep_charts(r: &RunResults, p: &PhaseView) -> Vec<Chart> {
                 let Some(recall) = op.quality.recall_at_k.filter(|_| op.status == OpStatus::Ok) else {
                     continue;
                 };
-                let point = (op.throughput_ops_s, recall, params_text(&op.params));
+                let point = charts::SweepPoint {
+                    x: op.throughput_ops_s,
+                    recall,
+                    label: params_text(&op.params),
+                    pareto: false,
+                };
                 match series.iter_mut().find(|s| s.0 == e.name) {
                     Some(s) => s.2.push(point),
                     None => series.push((e.name.clone(), engine_index(r, &e.name), vec![point])),
@@ -481,10 +491,130 @@ fn sweep_charts(r: &RunResults, p: &PhaseView) -> Vec<Chart> {
             p.name,
             filter.as_deref().map(|f| format!(" where {f}")).unwrap_or_default()
         );
-        let chart = charts::recall_vs_throughput(&title, &series);
+        let chart = charts::recall_frontier(&title, "throughput (ops/s)", &series);
         drawn.push(Chart::of(title, chart));
     }
     drawn
+}
+
+/// "0.953", or "-".
+fn recall_text(r: Option<f64>) -> String {
+    r.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
+}
+
+#[derive(Serialize)]
+struct TunedSection {
+    title: String,
+    rows: Vec<TunedRowView>,
+}
+
+#[derive(Serialize)]
+struct TunedRowView {
+    engine: String,
+    op: String,
+    setting: String,
+    reached: bool,
+    summary: String,
+    tuning_recall: String,
+    heldout_recall: String,
+    throughput: String,
+    p50: String,
+    p99: String,
+    tried: usize,
+}
+
+impl TunedSection {
+    fn of(t: &effort::TunedTable) -> TunedSection {
+        TunedSection {
+            title: t.title(),
+            rows: t
+                .rows
+                .iter()
+                .map(|row| TunedRowView {
+                    engine: row.engine.clone(),
+                    op: row.op.clone(),
+                    setting: row.setting.clone(),
+                    reached: row.reached,
+                    summary: row.summary.clone(),
+                    tuning_recall: recall_text(row.tuning_recall),
+                    heldout_recall: recall_text(row.heldout_recall),
+                    throughput: format::rate(row.throughput_ops_s),
+                    p50: format::ms(row.p50_ms),
+                    p99: format::ms(row.p99_ms),
+                    tried: row.tried,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FrontierSection {
+    title: String,
+    charts: Vec<Chart>,
+    /// Engine, setting, recall, nDCG@10, throughput, p50, p99, requests.
+    rows: Vec<[String; 8]>,
+}
+
+impl FrontierSection {
+    fn of(f: &effort::Frontier) -> FrontierSection {
+        let title = format!(
+            "{} / {}{}{}: search effort sweep",
+            f.phase,
+            f.op,
+            f.k.map(|k| format!(", recall@{k}")).unwrap_or_default(),
+            f.filter.as_deref().map(|x| format!(" where {x}")).unwrap_or_default()
+        );
+        let series = |x: fn(&effort::FrontierPoint) -> Option<f64>, higher_better: bool| {
+            let mut s: Vec<charts::SweepSeries> = f
+                .engines
+                .iter()
+                .map(|(i, name, pts)| {
+                    let points = pts
+                        .iter()
+                        .filter_map(|p| {
+                            Some(charts::SweepPoint {
+                                x: x(p)?,
+                                recall: p.recall?,
+                                label: p.setting.clone(),
+                                pareto: false,
+                            })
+                        })
+                        .collect();
+                    (name.clone(), *i, points)
+                })
+                .collect();
+            charts::mark_pareto(&mut s, higher_better);
+            s
+        };
+        let by_throughput = series(|p| Some(p.throughput_ops_s), true);
+        let by_p99 = series(|p| p.p99_ms, false);
+        let t1 = format!("{}: recall against throughput (ringed: Pareto-optimal)", f.phase);
+        let t2 = format!("{}: recall against p99 latency (ringed: Pareto-optimal)", f.phase);
+        let charts = vec![
+            Chart::of(t1.clone(), charts::recall_frontier(&t1, "throughput (ops/s)", &by_throughput)),
+            Chart::of(t2.clone(), charts::recall_frontier(&t2, "p99 latency (ms)", &by_p99)),
+        ];
+        let rows = f
+            .engines
+            .iter()
+            .flat_map(|(_, name, pts)| {
+                pts.iter().map(move |p| {
+                    [
+                        name.clone(),
+                        p.setting.clone(),
+                        recall_text(p.recall),
+                        recall_text(p.ndcg_at_10),
+                        format::rate(p.throughput_ops_s),
+                        format::ms(p.p50_ms),
+                        format::ms(p.p99_ms),
+                        if p.errors > 0 { format!("{} ({} errors)", p.count, p.errors) } else { p.count.to_string() },
+                    ]
+                })
+            })
+            .collect();
+        FrontierSection { title, charts, rows }
+    }
 }
 
 #[derive(Serialize)]

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::recommend::{Outcome, Verdict};
-use super::{md_cell, phase_views};
+use super::{effort, md_cell, phase_views};
 use crate::format;
 use crate::metric::TABLE_COLUMNS;
 use crate::results::{EngineStatus, OpStatus, RunResults};
@@ -97,6 +97,8 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         out.push('\n');
     }
 
+    effort_tables(r, &mut out);
+
     let _ = writeln!(out, "## Results\n\nLatency in ms; ★ marks the best value of a column.\n");
     for p in phase_views(r) {
         let _ = writeln!(out, "### Phase {}\n", p.name);
@@ -155,6 +157,60 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         }
     }
     out
+}
+
+/// Tuned comparisons at their target recall, then each sweep's steps.
+fn effort_tables(r: &RunResults, out: &mut String) {
+    let recall = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    for t in effort::tuned(r) {
+        let _ = writeln!(out, "## Tuned: {}\n", md_cell(&t.title()));
+        let _ = writeln!(
+            out,
+            "| engine | op | setting | recall (tuning) | recall (held out) | throughput | p50 ms | p99 ms | tuner |\n\
+             |---|---|---|---:|---:|---:|---:|---:|---|"
+        );
+        for row in &t.rows {
+            let verdict = if row.reached { row.summary.clone() } else { format!("**NOT REACHED**: {}", row.summary) };
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | {} | {} | {} | {} | {} | {} ({} settings tried) |",
+                md_cell(&row.engine),
+                md_cell(&row.op),
+                row.setting,
+                recall(row.tuning_recall),
+                recall(row.heldout_recall),
+                format::rate(row.throughput_ops_s),
+                format::ms(row.p50_ms),
+                format::ms(row.p99_ms),
+                md_cell(&verdict),
+                row.tried
+            );
+        }
+        out.push('\n');
+    }
+    for f in effort::frontiers(r) {
+        let _ = writeln!(out, "## Sweep: {} / {}\n", md_cell(&f.phase), md_cell(&f.op));
+        let _ = writeln!(
+            out,
+            "| engine | setting | recall@{} | throughput | p50 ms | p99 ms |\n|---|---|---:|---:|---:|---:|",
+            f.k.map(|k| k.to_string()).unwrap_or_else(|| "k".into())
+        );
+        for (_, name, pts) in &f.engines {
+            for p in pts {
+                let _ = writeln!(
+                    out,
+                    "| {} | `{}` | {} | {} | {} | {} |",
+                    md_cell(name),
+                    p.setting,
+                    recall(p.recall),
+                    format::rate(p.throughput_ops_s),
+                    format::ms(p.p50_ms),
+                    format::ms(p.p99_ms)
+                );
+            }
+        }
+        out.push('\n');
+    }
 }
 
 fn short(s: &str) -> &str {

@@ -16,6 +16,7 @@ use crate::results::{EngineResult, OpResult, PhaseResult, RunResults};
 pub use crate::results::merge;
 
 pub mod charts;
+pub mod effort;
 pub mod hlog;
 pub mod html;
 pub mod markdown;
@@ -63,7 +64,8 @@ pub struct OpView<'a> {
 pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
     let mut views: Vec<PhaseView> = Vec::new();
     for e in &r.engines {
-        for p in &e.phases {
+        // Sweep steps are shown together, as frontiers (`effort`), not phase by phase.
+        for p in e.phases.iter().filter(|p| p.step.is_none()) {
             let idx = match views.iter().position(|v| v.name == p.name) {
                 Some(i) => i,
                 None => {

@@ -9,8 +9,9 @@
 
 use serde_json::Value;
 
+use crate::metric::Direction;
 use crate::results::{EngineResult, EngineStatus, OpResult, OpStatus, RunResults};
-use crate::spec::{Capability, Requirements, Slo};
+use crate::spec::{Capability, Prefer, Requirements, Slo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -39,6 +40,9 @@ pub struct Check {
     pub detail: String,
     /// Relative margin of an SLO (positive = room left), for ordering engines that fit.
     pub margin: Option<f64>,
+    /// An SLO's measured value, and that value in words, to see when it decides nothing.
+    pub value: Option<f64>,
+    pub shown: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,26 +130,34 @@ pub fn evaluate(r: &RunResults) -> Verdict {
             winners,
         };
     };
+    let tuned = tuned_phases(r);
     let engines: Vec<EngineVerdict> = r
         .engines
         .iter()
         .map(|e| {
             let mut checks: Vec<Check> = req.capabilities.iter().map(|c| capability_check(e, *c)).collect();
+            checks.extend(tuned.iter().map(|(phase, target, k)| tuning_check(e, phase, *target, *k)));
             checks.extend(req.slo.iter().map(|s| slo_check(e, s, k_of(r, s))));
             EngineVerdict { engine: e.name.clone(), status: e.status, checks }
         })
         .collect();
     let mut fitting: Vec<&EngineVerdict> = engines.iter().filter(|v| v.fits()).collect();
     // Most room on the tightest requirement first; engines judged on capabilities alone
-    // (no margin) keep their run order after those.
+    // (no margin) keep their run order after those. The preference, when there is one,
+    // then ranks them (a stable sort: engines it cannot tell apart keep that order).
     fitting.sort_by(|a, b| {
         let ma = a.tightest().and_then(|c| c.margin).unwrap_or(f64::NEG_INFINITY);
         let mb = b.tightest().and_then(|c| c.margin).unwrap_or(f64::NEG_INFINITY);
         mb.partial_cmp(&ma).unwrap_or(std::cmp::Ordering::Equal)
     });
+    let ranking = req.prefer.as_ref().map(|p| rank(r, p, &mut fitting));
     let fit: Vec<String> = fitting.iter().map(|v| v.engine.clone()).collect();
-    let n = req.capabilities.len() + req.slo.len();
+    let n = req.capabilities.len() + tuned.len() + req.slo.len();
     let mut reasons = Vec::new();
+    if let Some(line) = ranking.as_ref().and_then(|x| x.line.clone()) {
+        reasons.push(line);
+    }
+    reasons.extend(saturated(&fitting));
     for v in &fitting {
         let tight = v.tightest().map(|c| format!("; tightest: {} ({})", c.requirement, c.detail)).unwrap_or_default();
         reasons.push(format!("{} fits: meets all {n} requirements{tight}.", v.engine));
@@ -158,10 +170,16 @@ pub fn evaluate(r: &RunResults) -> Verdict {
         };
         reasons.push(format!("{}{status} does not fit: {}.", v.engine, v.shortfalls().join("; ")));
     }
-    let headline = match fit.len() {
-        0 => format!("No engine meets all {n} requirements of this workload."),
-        1 => format!("Recommended: {}, the only engine that meets all {n} requirements.", fit[0]),
-        _ => format!(
+    let headline = match (fit.len(), ranking.as_ref().and_then(|x| x.margin.clone())) {
+        (0, _) => format!("No engine meets all {n} requirements of this workload."),
+        (1, _) => format!("Recommended: {}, the only engine that meets all {n} requirements.", fit[0]),
+        (_, Some(margin)) => format!(
+            "Recommended: {} (meets all {n} requirements; {margin}); runner-up {}{}.",
+            fit[0],
+            fit[1],
+            if fit.len() > 2 { format!("; also fit: {}", fit[2..].join(", ")) } else { String::new() }
+        ),
+        (_, None) => format!(
             "Recommended: {} (meets all {n} requirements with the most headroom); also fit: {}.",
             fit[0],
             fit[1..].join(", ")
@@ -176,6 +194,136 @@ pub fn evaluate(r: &RunResults) -> Verdict {
         )
     };
     Verdict { requirements: Some(req), engines, fit, headline, reasons, winners: Vec::new() }
+}
+
+/// How the preference ranked the engines that fit.
+struct Ranking {
+    /// "throughput 3,261 ops/s against pgvector's 1,020 (x3.20)": the winner's margin
+    /// over the runner-up, when both were measured and differ.
+    margin: Option<String>,
+    /// The ranking in a sentence, or why it decided nothing.
+    line: Option<String>,
+}
+
+/// Sort `fitting` by the preferred metric, best first (engines without a value last,
+/// in their order), and say by how much the first beats the second.
+fn rank(r: &RunResults, p: &Prefer, fitting: &mut [&EngineVerdict]) -> Ranking {
+    let value = |v: &EngineVerdict| -> Option<f64> {
+        let e = r.engines.iter().find(|e| e.name == v.engine)?;
+        if p.metric.engine_wide() {
+            return p.metric.read_engine(e).ok();
+        }
+        let phase = e.phases.iter().find(|x| Some(x.name.as_str()) == p.phase.as_deref() && x.repetition <= 1)?;
+        let op = phase.ops.iter().find(|o| Some(o.label.as_str()) == p.op.as_deref())?;
+        p.metric.read(op).ok()
+    };
+    let higher = p.metric.direction() == Direction::HigherIsBetter;
+    fitting.sort_by(|a, b| match (value(a), value(b)) {
+        (Some(x), Some(y)) if higher => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
+        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    let place = match (&p.phase, &p.op) {
+        (Some(ph), Some(op)) => format!("{ph} / {op}"),
+        _ => "the engine".into(),
+    };
+    let what = format!("{} of {place}", p.metric.prose(None));
+    let chosen = if p.default { " (the default: the first search op's throughput)" } else { "" };
+    let [first, second, ..] = &fitting[..] else {
+        return Ranking { margin: None, line: None };
+    };
+    match (value(first), value(second)) {
+        (Some(a), Some(b)) if (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0) => Ranking {
+            margin: None,
+            line: Some(format!(
+                "Ranked by {what}{chosen}: {} and {} are level at {}, so it decides nothing between them; \
+                 they keep the order of headroom on their tightest requirement.",
+                first.engine,
+                second.engine,
+                p.metric.prose_value(a)
+            )),
+        },
+        (Some(a), Some(b)) => {
+            let by = if higher && b > 0.0 {
+                format!("x{:.2}", a / b)
+            } else if !higher && b > 0.0 {
+                format!("{:.0}% lower", (1.0 - a / b) * 100.0)
+            } else {
+                "ahead".into()
+            };
+            let margin = format!(
+                "{what} {} against {}'s {} ({by})",
+                p.metric.prose_value(a),
+                second.engine,
+                p.metric.prose_value(b)
+            );
+            Ranking {
+                line: Some(format!("Ranked by {what}{chosen}: {} first, {margin}.", first.engine)),
+                margin: Some(margin),
+            }
+        }
+        _ => Ranking {
+            margin: None,
+            line: Some(format!(
+                "Ranked by {what}{chosen}: not measured for every engine that fits, so those without it come last."
+            )),
+        },
+    }
+}
+
+/// The requirements every engine that fits meets with the same value (recall 1.000
+/// everywhere): they decide nothing between them, and the verdict says so.
+fn saturated(fitting: &[&EngineVerdict]) -> Vec<String> {
+    let [first, rest @ ..] = fitting else { return Vec::new() };
+    if rest.is_empty() {
+        return Vec::new();
+    }
+    first
+        .checks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.value.is_some())
+        .filter(|(i, c)| rest.iter().all(|v| v.checks.get(*i).and_then(|x| x.value) == c.value))
+        .map(|(_, c)| {
+            format!(
+                "{}: every engine that fits measured the same ({}), so it decides nothing between them.",
+                c.requirement,
+                c.shown.as_deref().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// (phase, target recall, k) of every tuned phase any engine ran, in run order.
+fn tuned_phases(r: &RunResults) -> Vec<(String, f64, Option<usize>)> {
+    let mut out: Vec<(String, f64, Option<usize>)> = Vec::new();
+    for p in r.engines.iter().flat_map(|e| e.phases.iter()) {
+        if let Some(t) = &p.tuning {
+            if !out.iter().any(|(n, _, _)| *n == p.name) {
+                out.push((p.name.clone(), t.target_recall, p.ops.first().and_then(|o| o.k)));
+            }
+        }
+    }
+    out
+}
+
+/// A tuned phase passes when the tuner reached its target; an engine that could not is
+/// reported with its best recall, never as passing.
+fn tuning_check(e: &EngineResult, phase: &str, target: f64, k: Option<usize>) -> Check {
+    let k = k.map(|k| k.to_string()).unwrap_or_else(|| "k".into());
+    let requirement = format!("{phase}: tuned to recall@{k} >= {target}");
+    let (outcome, detail) = match e.phases.iter().find(|p| p.name == phase) {
+        _ if e.status == EngineStatus::Skipped => (Outcome::NotMeasured, "engine skipped".to_string()),
+        None => (Outcome::NotMeasured, format!("phase {phase} was not run")),
+        Some(p) => match &p.tuning {
+            Some(t) if t.reached => (Outcome::Pass, t.summary()),
+            Some(t) => (Outcome::Fail, t.summary()),
+            None => (Outcome::NotMeasured, format!("phase {phase} was not tuned")),
+        },
+    };
+    Check { requirement, outcome, detail, margin: None, value: None, shown: None }
 }
 
 /// (support, note) of one op kind in a recorded capabilities object.
@@ -194,7 +342,14 @@ fn support_of(caps: &Value, path: &[&str]) -> (String, Option<String>) {
 
 fn capability_check(e: &EngineResult, cap: Capability) -> Check {
     let requirement = format!("capability {}", cap.as_str());
-    let check = |outcome, detail: String| Check { requirement: requirement.clone(), outcome, detail, margin: None };
+    let check = |outcome, detail: String| Check {
+        requirement: requirement.clone(),
+        outcome,
+        detail,
+        margin: None,
+        value: None,
+        shown: None,
+    };
     let op_support = |kind: &str| support_of(&e.capabilities, &["ops", kind]);
     let with_note = |what: &str, note: &Option<String>| match note {
         Some(n) => format!("{what}: {n}"),
@@ -276,7 +431,10 @@ fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, String), String> {
     let Some(o) = p.ops.iter().find(|o| o.label == label) else {
         return Err(format!("op {label} was not run in phase {phase}"));
     };
-    let suffix = if p.complete { String::new() } else { " (phase incomplete)".to_string() };
+    let mut suffix = if p.complete { String::new() } else { " (phase incomplete)".to_string() };
+    if let Some(t) = &p.tuning {
+        suffix.push_str(&format!(" at {}", t.chosen.setting()));
+    }
     s.metric.read(o).map(|v| (v, suffix))
 }
 
@@ -304,7 +462,9 @@ fn slo_check(e: &EngineResult, s: &Slo, k: Option<usize>) -> Check {
     };
     let requirement = format!("{place}{name} {op} {}", s.metric.prose_value(bound));
     match measured(e, s) {
-        Err(why) => Check { requirement, outcome: Outcome::NotMeasured, detail: why, margin: None },
+        Err(why) => {
+            Check { requirement, outcome: Outcome::NotMeasured, detail: why, margin: None, value: None, shown: None }
+        }
         Ok((v, suffix)) => {
             let (pass, margin) = if s.max.is_some() {
                 (v <= bound, (bound > 0.0).then(|| (bound - v) / bound))
@@ -331,6 +491,8 @@ fn slo_check(e: &EngineResult, s: &Slo, k: Option<usize>) -> Check {
                 outcome: if pass { Outcome::Pass } else { Outcome::Fail },
                 detail: format!("{name} {shown} {cmp} {limit}{words}{suffix}"),
                 margin,
+                value: Some(v),
+                shown: Some(format!("{name} {shown}")),
             }
         }
     }
