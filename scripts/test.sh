@@ -16,6 +16,8 @@ export DEBIAN_FRONTEND=noninteractive
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# The WordNet builder's tests read Debian's WordNet 3.0.
+[ -d /usr/share/wordnet ] || missing+=(wordnet-base)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   apt-get update -qq

@@ -303,7 +303,8 @@ fn position(body: &str, needle: &str, skip: usize) -> String {
 #[test]
 fn search_params_no_engine_reads_or_of_the_wrong_type_exit_2_at_the_param() {
     let dir = tempfile::tempdir().unwrap();
-    // SMALL's engines (sqlite, scripted) read no search params.
+    // SMALL's engines read no such param: sqlite reads none, the scripted engine only its
+    // own `effort`.
     let unknown = SMALL.replace("k = 5\n", "k = 5\nparams = { hnsw_ef = 100 }\n");
     // A disabled pgvector engine still counts: its driver reads ef_search, as an integer
     // from 1 to 1000.
@@ -348,7 +349,7 @@ fn search_params_no_engine_reads_or_of_the_wrong_type_exit_2_at_the_param() {
             assert!(!dir.path().join("run").exists(), "{name}: refused before anything ran");
         }
     }
-    assert!(text(&dbbench(&["validate", "unknown.toml"], dir.path())).contains("sqlite reads none; stub reads none"));
+    assert!(text(&dbbench(&["validate", "unknown.toml"], dir.path())).contains("sqlite reads none; stub reads effort"));
     // The same param on an op where the pgvector engine reads it is valid.
     std::fs::write(dir.path().join("ok.toml"), with_pg.replace("k = 5\n", "k = 5\nparams = { ef_search = 100 }\n"))
         .unwrap();
