@@ -174,12 +174,6 @@ pub trait Driver: Send + Sync {
     fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
         None
     }
-
-    /// Set a collection-scoped knob (`KnobScope::Collection`) before a sweep or tuning
-    /// step, outside the timed path; `None` puts back the value of the engine's settings.
-    async fn set_effort(&self, _value: Option<u64>) -> DriverResult<()> {
-        Ok(())
-    }
 }
 
 /// Where an effort knob is set.
@@ -187,9 +181,10 @@ pub trait Driver: Send + Sync {
 pub enum KnobScope {
     /// A per-request search param (`Op::params`), named `Knob::param`.
     Request,
-    /// Part of the collection's configuration, changed by `Driver::set_effort` between
-    /// steps.
-    Collection,
+    /// Fixed for the life of the loaded index, at this value (Chroma 1.5 reads its
+    /// collection's `ef_search` when it loads the index, and a loaded index keeps it):
+    /// a sweep or tuning has this one setting.
+    Fixed(u64),
 }
 
 /// An engine's search-effort knob: what an engine-neutral effort value becomes.

@@ -136,7 +136,7 @@ pub fn spectrum(title: &str, series: &[(String, usize, Histogram<u64>)]) -> Resu
             .y_label_formatter(&|y| crate::format::ms(Some(*y)))
             .draw()
             .map_err(err)?;
-        draw_lines(&mut chart, &lines)?;
+        draw_lines(&mut chart, &lines, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(err)?;
     }
     Ok(buf)
@@ -145,6 +145,7 @@ pub fn spectrum(title: &str, series: &[(String, usize, Histogram<u64>)]) -> Resu
 fn draw_lines<'a, DB: DrawingBackend + 'a, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     lines: &[Line],
+    legend: SeriesLabelPosition,
 ) -> Result<(), String>
 where
     X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
@@ -162,7 +163,7 @@ where
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .draw()
         .map_err(err)
 }
@@ -211,7 +212,7 @@ pub fn timeline(title: &str, series: &[(String, usize, &[IntervalResult])]) -> R
                 .y_desc("throughput (ops/s)")
                 .draw()
                 .map_err(err)?;
-            draw_lines(&mut chart, &tput)?;
+            draw_lines(&mut chart, &tput, SeriesLabelPosition::UpperLeft)?;
         }
         if p99.iter().all(|l| l.points.is_empty()) {
             bottom
@@ -231,7 +232,7 @@ pub fn timeline(title: &str, series: &[(String, usize, &[IntervalResult])]) -> R
                 .y_label_formatter(&|y| crate::format::ms(Some(*y)))
                 .draw()
                 .map_err(err)?;
-            draw_lines(&mut chart, &p99)?;
+            draw_lines(&mut chart, &p99, SeriesLabelPosition::UpperLeft)?;
         }
         root.present().map_err(err)?;
     }
@@ -269,7 +270,8 @@ pub fn recall_frontier(title: &str, x_desc: &str, series: &[SweepSeries]) -> Res
                 Line { name: n.clone(), color: *c, points }
             })
             .collect();
-        draw_lines(&mut chart, &lines)?;
+        // Recall near 1 sits at the top: the legend goes below, where frontiers rarely reach.
+        draw_lines(&mut chart, &lines, SeriesLabelPosition::LowerRight)?;
         for (n, (_, c, pts)) in usable.iter().enumerate() {
             let col = color(*c);
             // Alternate engines' labels above and below their points, so that engines

@@ -270,12 +270,8 @@ impl Tuning {
     pub fn summary(&self) -> String {
         let r = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
         if self.reached {
-            format!(
-                "{}: recall {} on the tuning queries, {} held out",
-                self.chosen.setting(),
-                r(self.tuning_recall),
-                r(self.heldout_recall)
-            )
+            let held = self.heldout_recall.map(|h| format!(", {h:.3} held out")).unwrap_or_default();
+            format!("{}: recall {} on the tuning queries{held}", self.chosen.setting(), r(self.tuning_recall))
         } else {
             let best = self
                 .steps

@@ -4,9 +4,8 @@
 //!
 //! Each driver says which knob engine-neutral effort turns (`Driver::effort_knob`);
 //! an engine that searches exactly has none, and so one step. A per-request knob is
-//! written into every op's params for the step; a collection-scoped one (Chroma's
-//! `ef_search`) is set by `Driver::set_effort` before the step, outside the timed path,
-//! and put back after the phase.
+//! written into every op's params for the step; a knob fixed for the loaded index
+//! (Chroma's `ef_search`) gives one step at its value.
 //!
 //! Every step is a separate run of `EngineRun::phase`: its own workers, metrics and
 //! histograms, so no request of one step is counted in another.
@@ -38,6 +37,14 @@ fn settings(plan: &EffortPlan, engine: &str, knob: Option<Knob>, k: usize) -> Ve
     let Some(knob) = knob else {
         return vec![EffortStep { phase: String::new(), effort: None, knob: None, value: None }];
     };
+    if let KnobScope::Fixed(value) = knob.scope {
+        return vec![EffortStep {
+            phase: String::new(),
+            effort: None,
+            knob: Some(knob.param.to_string()),
+            value: Some(value),
+        }];
+    }
     let mut out: Vec<EffortStep> = Vec::new();
     for &v in values {
         let (effort, value) = if explicit { (None, v) } else { (Some(v), knob.value(v, k)) };
@@ -120,40 +127,7 @@ impl EngineRun<'_> {
                 self.tune(phase, &steps, knob, target, tuning_share, &ctx).await
             }
         };
-        if knob.is_some_and(|k| k.scope == KnobScope::Collection) {
-            if let Err(e) = ctx.driver.set_effort(None).await {
-                console::warn(&format!("engine {engine}: could not restore its search effort: {}", e.message));
-            }
-        }
         out
-    }
-
-    /// Set a collection-scoped knob for `step`; `Err` is the step's note.
-    async fn apply(&self, step: &EffortStep, knob: Option<Knob>, ctx: &StepCtx<'_>) -> Result<(), String> {
-        match knob {
-            Some(k) if k.scope == KnobScope::Collection => {
-                ctx.driver.set_effort(step.value).await.map_err(|e| format!("could not set {}: {}", k.param, e.message))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// A result for a step that could not start: incomplete, with the reason, so the
-    /// engine loop stops there.
-    fn failed_step(&self, phase: &PhasePlan, why: String) -> PhaseResult {
-        PhaseResult {
-            name: phase.name.clone(),
-            complete: false,
-            note: Some(why),
-            schedule: super::schedule_info(phase, &self.threads),
-            warmup_s: 0.0,
-            elapsed_s: 0.0,
-            rate: None,
-            ops: Vec::new(),
-            repetition: 1,
-            step: None,
-            tuning: None,
-        }
     }
 
     async fn sweep(
@@ -169,10 +143,6 @@ impl EngineRun<'_> {
                 break;
             }
             let derived = derive(phase, step, knob, format!("{}@{}", phase.name, step.label()));
-            if let Err(why) = self.apply(step, knob, ctx).await {
-                out.push(self.failed_step(&derived, why));
-                break;
-            }
             let mut results =
                 self.phase(&derived, None, ctx.driver, ctx.profile, ctx.keys, ctx.seed, ctx.corpus_changed).await;
             for r in &mut results {
@@ -199,9 +169,6 @@ impl EngineRun<'_> {
     ) -> Result<TuningStep, PhaseResult> {
         let name = format!("{} (tuning {})", phase.name, step.setting());
         let mut derived = derive(phase, step, knob, name);
-        if let Err(why) = self.apply(step, knob, ctx).await {
-            return Err(self.failed_step(&derived, why));
-        }
         derived.stop = Stop::Requests(queries.len() as u64);
         derived.warmup = std::time::Duration::ZERO;
         derived.schedule = Schedule::Closed { concurrency: phase.schedule.concurrency() };
@@ -299,9 +266,6 @@ impl EngineRun<'_> {
         };
         console::note(&format!("  phase {}: {}", phase.name, tuning_info.summary()));
         let derived = derive(phase, step, knob, phase.name.clone());
-        if let Err(why) = self.apply(step, knob, ctx).await {
-            return vec![self.failed_step(&derived, why)];
-        }
         let mut results =
             self.phase(&derived, Some(heldout), ctx.driver, ctx.profile, ctx.keys, ctx.seed, ctx.corpus_changed).await;
         for r in &mut results {
@@ -346,6 +310,10 @@ mod tests {
         );
         // An engine's own list is its knob's values, unmapped.
         assert_eq!(values(settings(&plan, "b", Some(es), 10)), [(None, Some(3)), (None, Some(7))]);
+        // A knob fixed for the loaded index has one setting, at its value.
+        let fixed = settings(&plan, "a", Some(Knob { scope: KnobScope::Fixed(100), ..es }), 10);
+        assert_eq!(values(fixed.clone()), [(None, Some(100))]);
+        assert_eq!(fixed[0].setting(), "num_candidates=100");
         // An exact engine has one setting.
         let exact = settings(&plan, "a", None, 10);
         assert_eq!(exact.len(), 1);
