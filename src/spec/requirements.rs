@@ -409,4 +409,38 @@ min = 0.95
         assert_eq!(line, 18, "{msg}");
         assert!(msg.contains("unknown field `speed`"), "{msg}");
     }
+
+    #[test]
+    fn the_preference_defaults_to_the_first_search_throughput_and_is_checked() {
+        let r = parse("\n[requirements]\ncapabilities = [\"knn\"]\n").unwrap().requirements.unwrap();
+        let p = r.prefer.unwrap();
+        assert_eq!(
+            (p.phase.as_deref(), p.op.as_deref(), p.metric, p.default),
+            (Some("search"), Some("knn"), Metric::ThroughputOpsS, true)
+        );
+
+        let named = "\n[requirements]\nprefer = { phase = \"search\", op = \"knn\", metric = \"p99_ms\" }\n";
+        let p = parse(named).unwrap().requirements.unwrap().prefer.unwrap();
+        assert_eq!((p.metric, p.default), (Metric::P99Ms, false));
+
+        let (line, _, msg) =
+            err_of("\n[requirements]\nprefer = { phase = \"search\", op = \"get\", metric = \"ndcg_at_10\" }\n");
+        assert_eq!(line, 18, "{msg}");
+        assert!(msg.starts_with("requirements.prefer: ndcg_at_10 is scored for search ops"), "{msg}");
+        let (_, _, msg) = err_of("\n[requirements]\nprefer = { metric = \"fastest\" }\n");
+        assert!(msg.contains("requirements.prefer: unknown metric \"fastest\""), "{msg}");
+
+        // A sweep's results are named per step: it cannot be the preference.
+        let swept = BASE
+            .replace("requests = 10\n", "requests = 10\neffort = [10, 20]\n")
+            .replace("op = \"get\"\n", "op = \"knn\"\nlabel = \"knn2\"\n");
+        let text =
+            format!("{swept}\n[requirements]\nprefer = {{ phase = \"search\", op = \"knn\", metric = \"p99_ms\" }}\n");
+        let err = parse_plan(Path::new("w.toml"), &text, String::new(), &Overrides::default(), |_| None).unwrap_err();
+        assert!(err.to_string().contains("is an effort sweep, measured once per setting"), "{err}");
+        // Nor the default: without a plain or tuned search phase there is none.
+        let text = format!("{swept}\n[requirements]\ncapabilities = [\"knn\"]\n");
+        let plan = parse_plan(Path::new("w.toml"), &text, String::new(), &Overrides::default(), |_| None).unwrap();
+        assert_eq!(plan.requirements.unwrap().prefer, None);
+    }
 }
