@@ -497,11 +497,6 @@ fn sweep_charts(r: &RunResults, p: &PhaseView) -> Vec<Chart> {
     drawn
 }
 
-/// "0.953", or "-".
-fn recall_text(r: Option<f64>) -> String {
-    r.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
-}
-
 #[derive(Serialize)]
 struct TunedSection {
     title: String,
@@ -536,8 +531,8 @@ impl TunedSection {
                     setting: row.setting.clone(),
                     reached: row.reached,
                     summary: row.summary.clone(),
-                    tuning_recall: recall_text(row.tuning_recall),
-                    heldout_recall: recall_text(row.heldout_recall),
+                    tuning_recall: format::ratio(row.tuning_recall),
+                    heldout_recall: format::ratio(row.heldout_recall),
                     throughput: format::rate(row.throughput_ops_s),
                     p50: format::ms(row.p50_ms),
                     p99: format::ms(row.p99_ms),
@@ -603,8 +598,8 @@ impl FrontierSection {
                     [
                         name.clone(),
                         p.setting.clone(),
-                        recall_text(p.recall),
-                        recall_text(p.ndcg_at_10),
+                        format::ratio(p.recall),
+                        format::ratio(p.ndcg_at_10),
                         format::rate(p.throughput_ops_s),
                         format::ms(p.p50_ms),
                         format::ms(p.p99_ms),

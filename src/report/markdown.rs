@@ -161,7 +161,6 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
 
 /// Tuned comparisons at their target recall, then each sweep's steps.
 fn effort_tables(r: &RunResults, out: &mut String) {
-    let recall = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
     for t in effort::tuned(r) {
         let _ = writeln!(out, "## Tuned: {}\n", md_cell(&t.title()));
         let _ = writeln!(
@@ -177,8 +176,8 @@ fn effort_tables(r: &RunResults, out: &mut String) {
                 md_cell(&row.engine),
                 md_cell(&row.op),
                 row.setting,
-                recall(row.tuning_recall),
-                recall(row.heldout_recall),
+                format::ratio(row.tuning_recall),
+                format::ratio(row.heldout_recall),
                 format::rate(row.throughput_ops_s),
                 format::ms(row.p50_ms),
                 format::ms(row.p99_ms),
@@ -202,7 +201,7 @@ fn effort_tables(r: &RunResults, out: &mut String) {
                     "| {} | `{}` | {} | {} | {} | {} |",
                     md_cell(name),
                     p.setting,
-                    recall(p.recall),
+                    format::ratio(p.recall),
                     format::rate(p.throughput_ops_s),
                     format::ms(p.p50_ms),
                     format::ms(p.p99_ms)

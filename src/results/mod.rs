@@ -268,7 +268,7 @@ impl Tuning {
     /// The verdict in words: "ef_search=48: recall 0.953 on tuning, 0.949 held out", or
     /// "not reached: best recall 0.930 at ef_search=1000".
     pub fn summary(&self) -> String {
-        let r = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+        let r = crate::format::ratio;
         if self.reached {
             let held = self.heldout_recall.map(|h| format!(", {h:.3} held out")).unwrap_or_default();
             format!("{}: recall {} on the tuning queries{held}", self.chosen.setting(), r(self.tuning_recall))
