@@ -5,7 +5,8 @@
 #      (installing each on first use), leaving alone any that is already up,
 #   3. builds once (release profile) and runs every test,
 #   4. stops exactly the engines it started (also on failure, from the exit trap),
-#   5. runs the CI regression gate (workloads/ci.toml against the committed baseline).
+#   5. runs the CI regression gate (workloads/ci.toml, this build against the reference
+#      dbbench of benches/ci-gate.ref, interleaved on this machine).
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -61,6 +62,6 @@ cargo test --release --locked --no-fail-fast "$@"
 stop_started
 started=()
 if [ -x benches/ci-gate.sh ]; then
-  say "regression gate: workloads/ci.toml against the committed baseline"
+  say "regression gate: workloads/ci.toml, A/B against the reference dbbench (benches/ci-gate.ref)"
   bash benches/ci-gate.sh
 fi

@@ -53,7 +53,8 @@ pub enum Command {
         workload: Option<PathBuf>,
     },
     /// Compare a candidate run with a baseline and fail (exit 1) on a regression beyond the
-    /// noise; exit 2 when the runs are not comparable (different workload or dataset).
+    /// noise; exit 2 when the runs are not comparable (different workload or dataset, or
+    /// timing from different machines). With --ab, measures both sides first, interleaved.
     Compare(crate::compare::CompareArgs),
     /// Rebuild report.html, report.md and hlog/ from results alone.
     ///
@@ -102,7 +103,7 @@ pub struct RunArgs {
     pub repeat: u32,
 }
 
-fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e}; write e.g. 500ms, 10s or 2m"))?;
     if d.is_zero() {
         return Err("must be more than 0s".into());
@@ -121,6 +122,7 @@ pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<i32> {
             Ok(0)
         }
         Command::Engines { workload } => engines(workload).await,
+        Command::Compare(args) if args.ab => crate::compare::ab::command(&args, cancel).await,
         Command::Compare(args) => crate::compare::command(&args),
         Command::Report { results, out } => report(results, out),
     }

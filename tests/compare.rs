@@ -284,3 +284,115 @@ fn one_invocation_writes_text_markdown_and_json() {
     let o = compare(&f.baseline, &slow, &["--format", "json", "--markdown", md.to_str().unwrap()]);
     assert_eq!(json_of(&o)["result"], "fail");
 }
+
+/// A copy of the baseline's results with another machine recorded, quality scripted
+/// lower: only the machine and the recall differ from the baseline.
+fn on_another_machine(f: &Fixture, name: &str, recall_drop: bool) -> PathBuf {
+    let text = std::fs::read_to_string(f.baseline.join("results.json")).unwrap();
+    let mut results: Value = serde_json::from_str(&text).unwrap();
+    let machine = &mut results["run"]["machine"];
+    machine["cpu_model"] = Value::from("Another CPU @ 1.00GHz");
+    machine["cpus"] = Value::from(64);
+    if recall_drop {
+        for phase in results["engines"][0]["phases"].as_array_mut().unwrap() {
+            for op in phase["ops"].as_array_mut().unwrap() {
+                let r = op["recall_at_k"].as_f64().unwrap();
+                op["recall_at_k"] = Value::from(r - 0.1);
+            }
+        }
+    }
+    let dir = f.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn timing_from_another_machine_is_not_comparable_but_quality_is_judged() {
+    let f = fixture();
+    let other = on_another_machine(f, "other-machine", false);
+    let o = compare(&f.baseline, &other, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(2), "not comparable: {}", String::from_utf8_lossy(&o.stdout));
+    let report = json_of(&o);
+    assert_eq!(report["result"], "not comparable");
+    for name in ["p50_ms", "p99_ms", "throughput_ops_s"] {
+        let m = metric(&report, name);
+        assert_eq!(m["verdict"], "not_comparable", "{m:#}");
+        // The change is still shown: it is the same data, only not judged.
+        assert_eq!(m["change"].as_f64(), Some(0.0), "{m:#}");
+    }
+    assert_eq!(metric(&report, "recall_at_k")["verdict"], "unchanged");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("different machines") && notes.contains("--allow-other-machine"), "{notes}");
+    let text = String::from_utf8_lossy(&compare(&f.baseline, &other, &[]).stdout).to_string();
+    assert!(text.contains("NOT COMPARABLE") && text.contains("Another CPU"), "{text}");
+
+    // Quality is judged across machines: a recall drop still fails (exit 1).
+    let worse = on_another_machine(f, "other-machine-worse", true);
+    let o = compare(&f.baseline, &worse, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    let report = json_of(&o);
+    assert_eq!(metric(&report, "recall_at_k")["verdict"], "regressed");
+    assert_eq!(metric(&report, "p50_ms")["verdict"], "not_comparable");
+
+    // --allow-other-machine judges timing anyway, and says so.
+    let o = compare(&f.baseline, &other, &["--format", "json", "--allow-other-machine"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let report = json_of(&o);
+    assert_eq!(metric(&report, "p50_ms")["verdict"], "unchanged");
+    assert!(report["notes"].to_string().contains("judged anyway"));
+}
+
+#[test]
+fn an_ab_run_interleaves_both_workloads_and_catches_a_slower_candidate() {
+    let f = fixture();
+    let slow = f.dir.path().join("ab-slow.toml");
+    std::fs::write(&slow, WORKLOAD.replace("latency_us = 10000", "latency_us = 13000")).unwrap();
+    let out = f.dir.path().join("ab");
+    let o = Command::new(BIN)
+        .arg("compare")
+        .arg("--ab")
+        .arg(f.workload())
+        .arg(&slow)
+        .args(["--rounds", "3", "--duration", "1s", "--format", "json", "--out"])
+        .arg(&out)
+        .arg("--cache")
+        .arg(f.dir.path().join("cache"))
+        .env_remove(OVERRIDE)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    // The progress goes to stderr, so stdout is the JSON alone.
+    let report = json_of(&o);
+    assert_eq!(metric(&report, "p50_ms")["verdict"], "regressed");
+    assert_eq!(metric(&report, "p50_ms")["samples_from"], "runs");
+    assert_eq!(metric(&report, "p50_ms")["baseline_samples"], 3, "one sample a round");
+    assert_eq!(metric(&report, "recall_at_k")["verdict"], "unchanged");
+    // Every round of each side is kept, and the order alternates: A B, then B A.
+    let started = |side: &str, round: u32| -> String {
+        let p = out.join(side).join(format!("round-{round:02}")).join("results.json");
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        v["run"]["started_at"].as_str().unwrap().to_string()
+    };
+    assert!(started("baseline", 1) < started("candidate", 1));
+    assert!(started("candidate", 2) < started("baseline", 2));
+    assert!(started("baseline", 3) < started("candidate", 3));
+    for f in ["compare.md", "compare.json"] {
+        assert!(out.join(f).is_file(), "{f} is written beside the rounds");
+    }
+    // The same folder again would pool two A/B runs: refused.
+    let again = Command::new(BIN)
+        .args(["compare", "--ab"])
+        .arg(f.workload())
+        .arg(&slow)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds an A/B run"));
+    // Too few rounds to test anything: refused before any run.
+    let few = Command::new(BIN).args(["compare", "--ab", "--rounds", "2"]).arg(f.workload()).arg(&slow).output().unwrap();
+    assert_eq!(few.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&few.stderr).contains("at least 3 rounds"));
+}

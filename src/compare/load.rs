@@ -67,7 +67,8 @@ pub(super) fn side_info(path: &Path, runs: &[(PathBuf, RunResults)]) -> SideInfo
         .iter()
         .map(|(_, r)| {
             let m = &r.run.machine;
-            format!("{} ({} cpus, {})", m.cpu_model.as_deref().unwrap_or("unknown cpu"), m.cpus, m.arch)
+            let memory = m.memory_bytes.map(|b| format!(", {} memory", crate::format::gib(b))).unwrap_or_default();
+            format!("{} ({} cpus, {}{memory})", m.cpu_model.as_deref().unwrap_or("unknown cpu"), m.cpus, m.arch)
         })
         .collect();
     SideInfo {
@@ -82,16 +83,21 @@ pub(super) fn side_info(path: &Path, runs: &[(PathBuf, RunResults)]) -> SideInfo
 }
 
 /// Refuse runs that did not measure the same thing: a different workload file or dataset
-/// makes every difference meaningless.
-pub(super) fn check_same_experiment(all: &[(&str, &Path, &RunResults)]) -> Result<()> {
+/// makes every difference meaningless. With `other_workload` (an A/B run of two
+/// configurations) the workload files may differ, but the dataset may not.
+pub(super) fn check_same_experiment(all: &[(&str, &Path, &RunResults)], other_workload: bool) -> Result<()> {
     let (side0, file0, first) = all[0];
     for &(side, file, run) in &all[1..] {
-        let (a, b) = (&first.run.workload, &run.run.workload);
+        // The workload is checked against the first run of the same side when the sides
+        // may differ, against the very first run otherwise.
+        let (wside, wfile, wfirst) =
+            if other_workload { all.iter().copied().find(|(s, ..)| *s == side).unwrap_or(all[0]) } else { all[0] };
+        let (a, b) = (&wfirst.run.workload, &run.run.workload);
         if a.sha256 != b.sha256 {
             return Err(Error::Input(format!(
-                "different workloads: {side0} {} ran workload {:?} ({}, sha256 {}) but {side} {} ran {:?} ({}, sha256 {}); \
+                "different workloads: {wside} {} ran workload {:?} ({}, sha256 {}) but {side} {} ran {:?} ({}, sha256 {}); \
                  compare runs of the same workload file, or regenerate the baseline from the current one",
-                file0.display(),
+                wfile.display(),
                 a.name,
                 a.file,
                 short(&a.sha256),

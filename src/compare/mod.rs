@@ -29,6 +29,7 @@ use crate::error::Result;
 use crate::fsutil::write_atomic;
 use crate::metric::{Metric, MetricParser};
 
+pub mod ab;
 mod load;
 mod render;
 mod stats;
@@ -52,12 +53,45 @@ pub enum Format {
 
 /// `dbbench compare` on the command line.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%\n  \
+    dbbench compare --ab workloads/pg-hnsw.toml workloads/pg-ivf.toml --rounds 5 --engines pgvector\n\n\
+    Exit codes: 0 no regression, 1 regression (or an op the candidate did not measure), 2 bad input, \
+    or latency/throughput measured on different machines (see --allow-other-machine).")]
 pub struct CompareArgs {
     /// The baseline: a results.json, a run folder, or a folder of run folders / results
-    /// files (repeated runs, pooled as samples).
+    /// files (repeated runs, pooled as samples). With --ab: the baseline's workload file.
     pub baseline: PathBuf,
-    /// The candidate, in any of the same forms.
+    /// The candidate, in any of the same forms. With --ab: the candidate's workload file.
     pub candidate: PathBuf,
+    /// Measure both sides here and now instead of reading results: run the two workload
+    /// files alternately (A B, B A, ...) for --rounds rounds, each round loading and
+    /// running every phase, then judge the candidate's rounds against the baseline's.
+    /// Drift on the machine hits both sides alike. The two files may differ in anything
+    /// but their dataset (e.g. an index setting or an engine version).
+    #[arg(long)]
+    pub ab: bool,
+    /// With --ab: rounds, each one run of each side (at least 3).
+    #[arg(long, default_value_t = 5, requires = "ab")]
+    pub rounds: u32,
+    /// With --ab: the folder for every round's results and the comparison
+    /// [default: results/<UTC timestamp>-ab].
+    #[arg(long, requires = "ab")]
+    pub out: Option<PathBuf>,
+    /// With --ab: run only these engines of both files (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "ab")]
+    pub engines: Option<Vec<String>>,
+    /// With --ab: measure every timed phase for this long instead of its own duration.
+    #[arg(long, value_parser = crate::cli::parse_duration, requires = "ab")]
+    pub duration: Option<std::time::Duration>,
+    /// With --ab: where exact ground truth is cached.
+    #[arg(long, default_value = ".dbbench/cache", env = "DBBENCH_CACHE")]
+    pub cache: PathBuf,
+    /// Judge latency and throughput even when the sides ran on different machines (CPU
+    /// model, cores or memory differ). Without it those metrics read "not comparable"
+    /// and, when nothing else regressed, the exit code is 2; quality is judged either way.
+    #[arg(long)]
+    pub allow_other_machine: bool,
     /// How much worse a latency or throughput may get before it counts as a regression,
     /// in percent ("10%" or "10"). The whole 95% confidence interval must be beyond it too.
     #[arg(long, default_value = "10%", value_parser = parse_percent)]
@@ -99,11 +133,13 @@ pub fn render(c: &Comparison, format: Format) -> Result<String> {
     })
 }
 
-/// Run `dbbench compare`; returns the exit code (0 pass, 1 regression). The files asked
+/// Run `dbbench compare` on results already measured; returns the exit code (0 pass,
+/// 1 regression, 2 timing measured on other machines). The files asked
 /// for are written before anything is printed, so a CI job that reads them after a
 /// failing gate finds them.
 pub fn command(args: &CompareArgs) -> Result<i32> {
-    let settings = Settings::with_metrics(args.max_regression, args.quality_tolerance, &args.metrics)?;
+    let settings = Settings::with_metrics(args.max_regression, args.quality_tolerance, &args.metrics)?
+        .allowing_other_machine(args.allow_other_machine);
     let baseline = load_side(&args.baseline)?;
     let candidate = load_side(&args.candidate)?;
     let cmp = compare(&args.baseline, &baseline, &args.candidate, &candidate, settings)?;
@@ -113,7 +149,7 @@ pub fn command(args: &CompareArgs) -> Result<i32> {
         }
     }
     print!("{}", render(&cmp, args.format)?);
-    Ok(if cmp.failed() { 1 } else { 0 })
+    Ok(cmp.exit_code())
 }
 
 #[cfg(test)]

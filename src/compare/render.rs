@@ -50,13 +50,34 @@ fn header_lines(c: &Comparison) -> Vec<String> {
     vec![
         format!("baseline:  {} ({} run file(s))", c.baseline.path, c.baseline.files.len()),
         format!("candidate: {} ({} run file(s))", c.candidate.path, c.candidate.files.len()),
-        format!(
-            "workload {} (sha256 {}), dataset {} (fingerprint {})",
-            c.baseline.workload,
-            short(&c.baseline.workload_sha256),
-            c.baseline.dataset,
-            short(&c.baseline.dataset_fingerprint)
-        ),
+        if c.baseline.workload_sha256 == c.candidate.workload_sha256 {
+            format!(
+                "workload {} (sha256 {}), dataset {} (fingerprint {})",
+                c.baseline.workload,
+                short(&c.baseline.workload_sha256),
+                c.baseline.dataset,
+                short(&c.baseline.dataset_fingerprint)
+            )
+        } else {
+            format!(
+                "workloads: baseline {} (sha256 {}), candidate {} (sha256 {}); dataset {} (fingerprint {})",
+                c.baseline.workload,
+                short(&c.baseline.workload_sha256),
+                c.candidate.workload,
+                short(&c.candidate.workload_sha256),
+                c.baseline.dataset,
+                short(&c.baseline.dataset_fingerprint)
+            )
+        },
+        if c.baseline.machines == c.candidate.machines {
+            format!("machine: {}", c.baseline.machines.join(", "))
+        } else {
+            format!(
+                "machines: baseline {}; candidate {}",
+                c.baseline.machines.join(", "),
+                c.candidate.machines.join(", ")
+            )
+        },
         format!(
             "rule: latency/throughput regress when the change and its whole {:.0}% bootstrap interval are beyond {:.1}%; \
              quality regresses on a drop of more than {}",
@@ -78,8 +99,13 @@ fn footer_lines(c: &Comparison) -> Vec<String> {
     for n in &c.notes {
         out.push(format!("note: {n}"));
     }
+    let not_comparable = if c.not_comparable > 0 {
+        format!(", {} latency/throughput metric(s) not comparable (different machines)", c.not_comparable)
+    } else {
+        String::new()
+    };
     out.push(format!(
-        "{}: {} regression(s), {} improvement(s), {} missing from the candidate",
+        "{}: {} regression(s), {} improvement(s), {} missing from the candidate{not_comparable}",
         c.result.to_uppercase(),
         c.regressions,
         c.improvements,

@@ -44,6 +44,12 @@ pub struct Settings {
     pub confidence: f64,
     pub resamples: usize,
     pub seed: u64,
+    /// Judge latency and throughput even when the sides ran on different machines
+    /// (`--allow-other-machine`); otherwise those are "not comparable".
+    pub allow_other_machine: bool,
+    /// The sides may run different workload files (an A/B run of two configurations);
+    /// they must still measure the same dataset.
+    pub allow_other_workload: bool,
 }
 
 impl Settings {
@@ -84,7 +90,21 @@ impl Settings {
             confidence: CONFIDENCE,
             resamples: RESAMPLES,
             seed: SEED,
+            allow_other_machine: false,
+            allow_other_workload: false,
         })
+    }
+
+    /// The same settings, judging timing across machines too.
+    pub fn allowing_other_machine(mut self, allow: bool) -> Self {
+        self.allow_other_machine = allow;
+        self
+    }
+
+    /// The same settings, for sides that ran different workload files on one dataset.
+    pub fn allowing_other_workload(mut self, allow: bool) -> Self {
+        self.allow_other_workload = allow;
+        self
     }
 }
 
@@ -94,6 +114,9 @@ pub enum Verdict {
     Improved,
     Regressed,
     Unchanged,
+    /// A latency or throughput measured on another machine than its baseline: neither
+    /// passed nor failed.
+    NotComparable,
 }
 
 impl Verdict {
@@ -102,6 +125,7 @@ impl Verdict {
             Verdict::Improved => "improved",
             Verdict::Regressed => "REGRESSED",
             Verdict::Unchanged => "unchanged",
+            Verdict::NotComparable => "not comparable",
         }
     }
 }
@@ -160,13 +184,29 @@ pub struct Comparison {
     pub notes: Vec<String>,
     pub regressions: usize,
     pub improvements: usize,
-    /// "pass" or "fail".
+    /// Latency and throughput metrics not judged because the sides ran on different
+    /// machines (see `Settings::allow_other_machine`).
+    pub not_comparable: usize,
+    /// "pass", "fail", or "not comparable" (no regression, but timing metrics that could
+    /// not be judged).
     pub result: &'static str,
 }
 
 impl Comparison {
     pub fn failed(&self) -> bool {
         self.regressions > 0 || !self.only_in_baseline.is_empty()
+    }
+
+    /// The exit code of `dbbench compare`: 1 on a regression, 2 when timing could not be
+    /// judged (another machine) and nothing regressed, else 0.
+    pub fn exit_code(&self) -> i32 {
+        if self.failed() {
+            1
+        } else if self.not_comparable > 0 {
+            2
+        } else {
+            0
+        }
     }
 }
 
@@ -186,18 +226,27 @@ pub fn compare(
         .map(|(f, r)| ("baseline", f.as_path(), r))
         .chain(candidate.iter().map(|(f, r)| ("candidate", f.as_path(), r)))
         .collect();
-    check_same_experiment(&all)?;
+    check_same_experiment(&all, settings.allow_other_workload)?;
 
     let mut notes = Vec::new();
     let base_groups = group("baseline", baseline, &mut notes);
     let cand_groups = group("candidate", candidate, &mut notes);
     let (base_info, cand_info) = (side_info(baseline_path, baseline), side_info(candidate_path, candidate));
-    if base_info.machines != cand_info.machines {
-        notes.push(format!(
-            "the sides ran on different machines (baseline: {}; candidate: {}): latency and throughput differences may be the machine's",
-            base_info.machines.join(", "),
-            cand_info.machines.join(", ")
-        ));
+    let other_machine = base_info.machines != cand_info.machines;
+    if other_machine {
+        let (b, c) = (base_info.machines.join(", "), cand_info.machines.join(", "));
+        notes.push(if settings.allow_other_machine {
+            format!(
+                "the sides ran on different machines (baseline: {b}; candidate: {c}); --allow-other-machine: latency and \
+                 throughput are judged anyway, and their differences may be the machine's"
+            )
+        } else {
+            format!(
+                "the sides ran on different machines (baseline: {b}; candidate: {c}): latency and throughput are not \
+                 comparable and are not judged (quality is); measure both sides on one machine (`dbbench compare --ab`, \
+                 or re-record the baseline there), or pass --allow-other-machine"
+            )
+        });
     }
 
     let mut ops = Vec::new();
@@ -220,8 +269,13 @@ pub fn compare(
             }
             (false, false) => {}
         }
-        let metrics =
+        let mut metrics: Vec<MetricComparison> =
             settings.metrics.iter().filter_map(|m| compare_metric(*m, &b.measured, &c.measured, &settings)).collect();
+        if other_machine && !settings.allow_other_machine {
+            for m in metrics.iter_mut().filter(|m| m.change_kind == "relative") {
+                m.verdict = Verdict::NotComparable;
+            }
+        }
         ops.push(OpComparison {
             engine: key.0.clone(),
             phase: key.1.clone(),
@@ -246,6 +300,7 @@ pub fn compare(
     }
     let count = |v: Verdict| ops.iter().flat_map(|o: &OpComparison| &o.metrics).filter(|m| m.verdict == v).count();
     let (regressions, improvements) = (count(Verdict::Regressed), count(Verdict::Improved));
+    let not_comparable = count(Verdict::NotComparable);
     let untested =
         ops.iter().flat_map(|o| &o.metrics).filter(|m| m.samples_from == "none" && m.change_kind == "relative").count();
     if untested > 0 {
@@ -264,10 +319,13 @@ pub fn compare(
         notes,
         regressions,
         improvements,
+        not_comparable,
         result: "pass",
     };
     if cmp.failed() {
         cmp.result = "fail";
+    } else if not_comparable > 0 {
+        cmp.result = "not comparable";
     }
     Ok(cmp)
 }
