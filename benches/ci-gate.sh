@@ -99,15 +99,20 @@ else
             mkdir -p .dbbench/gate
             git worktree prune
             git worktree add --detach --force "$tree" "$ref_sha" >/dev/null
-            # The candidate's binary is kept aside: cargo puts the reference's at the same path.
-            cp -p "$DBBENCH" .dbbench/gate/candidate.tmp
+            # cargo puts the reference's binary where this checkout's is: keep that one
+            # aside and put it back, also when the reference does not build.
+            built=target/release/dbbench
+            kept=.dbbench/gate/checkout-dbbench.tmp
+            [[ -x "$built" ]] && cp -p "$built" "$kept"
             # --bench harness: the same features as the candidate's --all-targets build, so
             # no dependency is compiled again.
+            status=0
             (cd "$tree" && CARGO_TARGET_DIR="$OLDPWD/target" cargo build --release --locked --bin dbbench --bench harness) \
-                || die "the reference ($ref_what) does not build; move benches/ci-gate.ref forward"
-            cp -p target/release/dbbench "$REF_BIN.tmp" && mv "$REF_BIN.tmp" "$REF_BIN"
-            cp -p .dbbench/gate/candidate.tmp "$DBBENCH" && rm -f .dbbench/gate/candidate.tmp
+                || status=$?
+            ((status == 0)) && cp -p "$built" "$REF_BIN.tmp" && mv "$REF_BIN.tmp" "$REF_BIN"
+            [[ -f "$kept" ]] && mv "$kept" "$built"
             git worktree remove --force "$tree"
+            ((status == 0)) || die "the reference ($ref_what) does not build; move benches/ci-gate.ref forward"
         fi
     fi
 fi

@@ -68,9 +68,7 @@ impl AbPlan {
                 args.rounds
             )));
         }
-        let out = args.out.clone().unwrap_or_else(|| {
-            PathBuf::from("results").join(format!("{}-ab", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))
-        });
+        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results").join(runner::new_run_id("ab")));
         Ok(AbPlan {
             baseline: args.baseline.clone(),
             candidate: args.candidate.clone(),
@@ -88,9 +86,14 @@ impl AbPlan {
         }
     }
 
+    /// Where every round of `side` is written: one side of the comparison.
+    pub fn side_dir(&self, side: Side) -> PathBuf {
+        self.out.join(side.name())
+    }
+
     /// Where round `round` of `side` is written.
     pub fn run_dir(&self, side: Side, round: u32) -> PathBuf {
-        self.out.join(side.name()).join(format!("round-{round:02}"))
+        self.side_dir(side).join(format!("round-{round:02}"))
     }
 }
 
@@ -105,7 +108,7 @@ pub async fn command(args: &CompareArgs, cancel: CancellationToken) -> Result<i3
     for side in [Side::Baseline, Side::Candidate] {
         spec::load_plan(plan.workload(side), &plan.overrides)?;
     }
-    if plan.out.join(Side::Baseline.name()).exists() || plan.out.join(Side::Candidate.name()).exists() {
+    if [Side::Baseline, Side::Candidate].iter().any(|s| plan.side_dir(*s).exists()) {
         return Err(Error::Input(format!(
             "{}: already holds an A/B run; give another --out (its rounds would be pooled with these)",
             plan.out.display()
@@ -135,30 +138,20 @@ pub async fn command(args: &CompareArgs, cancel: CancellationToken) -> Result<i3
         }
     }
     let cmp = judge(&plan, settings)?;
-    for (file, format) in [(&args.markdown, Format::Markdown), (&args.json, Format::Json)] {
-        let file = file.clone().unwrap_or_else(|| plan.out.join(default_name(format)));
+    for (file, format, default) in
+        [(&args.markdown, Format::Markdown, "compare.md"), (&args.json, Format::Json, "compare.json")]
+    {
+        let file = file.clone().unwrap_or_else(|| plan.out.join(default));
         write_atomic(&file, render(&cmp, format)?.as_bytes())?;
     }
     print!("{}", render(&cmp, args.format)?);
     console::note(&format!(
         "A/B rounds in {} (judge them again with: dbbench compare {} {})",
         plan.out.display(),
-        side_dir(&plan, Side::Baseline).display(),
-        side_dir(&plan, Side::Candidate).display()
+        plan.side_dir(Side::Baseline).display(),
+        plan.side_dir(Side::Candidate).display()
     ));
     Ok(cmp.exit_code())
-}
-
-fn side_dir(plan: &AbPlan, side: Side) -> PathBuf {
-    plan.out.join(side.name())
-}
-
-fn default_name(format: Format) -> &'static str {
-    match format {
-        Format::Markdown => "compare.md",
-        Format::Json => "compare.json",
-        Format::Text => "compare.txt",
-    }
 }
 
 /// The time left, from the mean time of a side's run so far.
@@ -215,14 +208,14 @@ fn interrupted(plan: &AbPlan) -> Error {
     Error::Incomplete(format!(
         "interrupted: the A/B was not judged; the rounds measured are in {} (compare them with: dbbench compare {} {})",
         plan.out.display(),
-        side_dir(plan, Side::Baseline).display(),
-        side_dir(plan, Side::Candidate).display()
+        plan.side_dir(Side::Baseline).display(),
+        plan.side_dir(Side::Candidate).display()
     ))
 }
 
 /// The comparison of every round measured.
 pub fn judge(plan: &AbPlan, settings: Settings) -> Result<Comparison> {
-    let (b, c) = (side_dir(plan, Side::Baseline), side_dir(plan, Side::Candidate));
+    let (b, c) = (plan.side_dir(Side::Baseline), plan.side_dir(Side::Candidate));
     let (base, cand) = (load_side(&b)?, load_side(&c)?);
     super::compare(&b, &base, &c, &cand, settings)
 }
