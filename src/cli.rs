@@ -250,10 +250,24 @@ pub fn describe_plan(plan: &Plan) -> String {
         }
     }
     if d.source != spec::DatasetSource::Synthetic {
-        let _ = writeln!(out, "  when missing: {:?}", d.fallback);
+        let what = match (d.fallback, &d.missing_hint) {
+            (spec::Fallback::Synthetic, _) => "synthetic data stands in".to_string(),
+            (spec::Fallback::Error, Some(hint)) => format!("error: {hint}"),
+            (spec::Fallback::Error, None) => "error".to_string(),
+        };
+        let _ = writeln!(out, "  when missing: {what}");
+    }
+    if let Some(n) = d.query_sample {
+        let _ = writeln!(out, "  queries: a sample of {n}, drawn with the seed");
     }
     for a in &plan.attributes {
-        let _ = writeln!(out, "attribute {} ({:?}): {:?}", a.def.name, a.def.kind, a.gen);
+        let kind = format!("{:?}", a.def.kind).to_lowercase();
+        let how = match &a.gen {
+            spec::AttributeGen::Keyword { values, weights } => format!("drawn from {values:?}, weights {weights:?}"),
+            spec::AttributeGen::Integer { min, max } => format!("drawn uniformly from {min} to {max}"),
+            spec::AttributeGen::Data { field } => format!("read from each document's metadata.{field}"),
+        };
+        let _ = writeln!(out, "attribute {} ({kind}): {how}", a.def.name);
     }
     for e in &plan.engines {
         let url = e.config.url.as_deref().map(redact_url).unwrap_or_else(|| "-".into());

@@ -110,6 +110,17 @@ pub fn significant(v: Option<f64>) -> String {
     }
 }
 
+/// A share (0.025 = 2.5%) as a percentage with enough digits to tell small shares apart:
+/// "30.0%", "2.50%", "0.083%".
+pub fn percent(share: f64) -> String {
+    let p = 100.0 * share;
+    match p.abs() {
+        a if a >= 10.0 || a == 0.0 => format!("{p:.1}%"),
+        a if a >= 1.0 => format!("{p:.2}%"),
+        _ => format!("{p:.3}%"),
+    }
+}
+
 /// A relative change (0.1 = 10%) with its sign, one decimal: "+10.0%".
 pub fn signed_percent(change: f64) -> String {
     format!("{:+.1}%", 100.0 * change)

@@ -129,6 +129,99 @@ async fn chroma_runs_a_per_query_ef_search_at_its_collection_value() {
     d.cleanup().await.unwrap();
 }
 
+/// Mean recall@10 of `d`'s kNN over `ds`'s queries, and the ids it returned.
+async fn recall(d: &dyn Driver, ds: &dbbench::data::Dataset, truth: &[Vec<u64>]) -> (f64, Vec<Vec<u64>>) {
+    let params = SearchParams::new();
+    let (mut sum, mut all) = (0.0, Vec::new());
+    for (q, want) in truth.iter().enumerate() {
+        let op = dbbench::driver::Op::Knn { vector: ds.query_vector(q), k: 10, filter: None, params: &params };
+        let dbbench::driver::Outcome::Hits(got) = d.execute(&op).await.unwrap() else { panic!("knn answers hits") };
+        sum += got.iter().filter(|id| want.contains(id)).count() as f64 / 10.0;
+        all.push(got);
+    }
+    (sum / truth.len() as f64, all)
+}
+
+async fn collection(http: &reqwest::Client, name: &str) -> Option<serde_json::Value> {
+    let resp = http.get(format!("{}/collections/{name}", api())).send().await.unwrap();
+    (resp.status() != 404).then_some(())?;
+    Some(resp.json().await.unwrap())
+}
+
+/// Chroma reads `ef_search` when it loads a collection's index, so `set_effort` searches a
+/// copy built at the value: recall must move with it, the configured value must search the
+/// collection itself, a copy is reused until a write makes it stale, a foreign collection
+/// in a copy's name is refused and left alone, and cleanup drops every copy.
+#[tokio::test]
+async fn chroma_set_effort_searches_a_copy_built_at_that_ef_search() {
+    use dbbench::spec::{DatasetPlan, SyntheticSpec};
+    let plan = DatasetPlan::synthetic(SyntheticSpec {
+        docs: 3000,
+        queries: 40,
+        dim: 48,
+        clusters: 1,
+        vocabulary: 100,
+        words_per_doc: 3,
+        ..Default::default()
+    });
+    let ds = dbbench::data::build(&plan, &[], 11).unwrap();
+    let truth = dbbench::data::truth::exact_knn(&ds, 10, None);
+    // A sparse graph, so that a small ef_search loses neighbours a large one finds.
+    let d = open("ef_search = 200\nmax_neighbors = 4\nef_construction = 10");
+    let schema = ds.schema("dbbench_conformance_effort");
+    let http = reqwest::Client::new();
+    for name in ["dbbench_conformance_effort-ef10", "dbbench_conformance_effort-ef20"] {
+        let _ = http.delete(format!("{}/collections/{name}", api())).send().await;
+    }
+    d.prepare(&schema).await.unwrap();
+    let records: Vec<_> = (0..ds.len()).map(|i| ds.record(i)).collect();
+    for chunk in records.chunks(500) {
+        d.load(chunk).await.unwrap();
+    }
+    d.finish_load().await.unwrap();
+    let knob = d.effort_knob(dbbench::driver::OpKind::Knn).unwrap();
+    assert_eq!(knob.scope, dbbench::driver::KnobScope::Index { configured: 200 });
+
+    let (high, at_configured) = recall(d.as_ref(), &ds, &truth).await;
+    d.set_effort(Some(10)).await.unwrap();
+    let copy = collection(&http, "dbbench_conformance_effort-ef10").await.expect("a copy at ef_search 10");
+    assert_eq!(copy["metadata"]["created_by"], "dbbench", "the copy is marked as dbbench's");
+    assert_eq!(copy["configuration_json"]["hnsw"]["ef_search"], 10, "{copy}");
+    let (low, _) = recall(d.as_ref(), &ds, &truth).await;
+    eprintln!("recall@10 at ef_search 10: {low:.3}, at 200: {high:.3}");
+    assert!(low + 0.05 < high, "recall@10 at ef_search 10 ({low:.3}) is below that at 200 ({high:.3})");
+
+    d.set_effort(Some(200)).await.unwrap();
+    assert_eq!(recall(d.as_ref(), &ds, &truth).await.1, at_configured, "the configured value searches the collection");
+    d.set_effort(Some(10)).await.unwrap();
+    let again = collection(&http, "dbbench_conformance_effort-ef10").await.unwrap();
+    assert_eq!(again["id"], copy["id"], "an up-to-date copy is reused");
+
+    let new = dbbench::driver::Record { id: 1_000_000, ..ds.record(0) };
+    d.execute(&dbbench::driver::Op::Insert { record: &new }).await.unwrap();
+    d.set_effort(None).await.unwrap();
+    d.set_effort(Some(10)).await.unwrap();
+    let rebuilt = collection(&http, "dbbench_conformance_effort-ef10").await.unwrap();
+    assert_ne!(rebuilt["id"], copy["id"], "a write makes the copy stale, so it is built again");
+
+    let made = http
+        .post(format!("{}/collections", api()))
+        .json(&json!({ "name": "dbbench_conformance_effort-ef20", "metadata": { "owner": "someone" } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "{}", made.text().await.unwrap());
+    let err = d.set_effort(Some(20)).await.unwrap_err();
+    assert!(err.message.contains("not created by dbbench"), "{}", err.message);
+    assert!(collection(&http, "dbbench_conformance_effort-ef20").await.is_some(), "their collection is untouched");
+
+    d.set_effort(None).await.unwrap();
+    d.cleanup().await.unwrap();
+    assert!(collection(&http, "dbbench_conformance_effort-ef10").await.is_none(), "cleanup drops the copies");
+    assert!(collection(&http, "dbbench_conformance_effort").await.is_none(), "and the collection");
+    http.delete(format!("{}/collections/dbbench_conformance_effort-ef20", api())).send().await.unwrap();
+}
+
 #[tokio::test]
 async fn chroma_unreachable_is_reported_as_unreachable() {
     let cfg = EngineConfig {

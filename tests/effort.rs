@@ -186,6 +186,70 @@ k = 10
     assert_eq!(exact, ["sweep@exact"]);
 }
 
+/// A knob of the index itself (as Chroma's `ef_search`): every sweep step and tuning
+/// pass searches at its own value, put in force by `set_effort`, and the phase after
+/// searches at the configured value again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_knob_is_put_in_force_for_each_step_and_back_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(
+        dir.path(),
+        r#"
+[engines.index]
+driver = "scripted"
+[engines.index.settings]
+index_effort = 8
+recall_curve = [[4, 0.5], [8, 0.8], [16, 1.0]]
+
+[[phases]]
+name = "sweep"
+requests = 40
+concurrency = 2
+effort = [4, 16]
+[[phases.ops]]
+op = "knn"
+k = 10
+
+[[phases]]
+name = "tuned"
+requests = 40
+concurrency = 2
+target_recall = 0.9
+effort = [4, 8, 16]
+[[phases.ops]]
+op = "knn"
+k = 10
+
+[[phases]]
+name = "after"
+requests = 40
+concurrency = 2
+[[phases.ops]]
+op = "knn"
+k = 10
+"#,
+    )
+    .await;
+    for (name, recall) in [("sweep@effort=4", 0.5), ("sweep@effort=16", 1.0), ("after", 0.8)] {
+        let q = &phase(&r, "index", name).ops[0].quality;
+        assert!(close(q.recall_at_k, recall), "{name}: {q:?}");
+    }
+    let tuned = phase(&r, "index", "tuned");
+    let t = tuned.tuning.as_ref().unwrap();
+    let tried: Vec<(Option<u64>, Option<f64>)> = t.steps.iter().map(|s| (s.step.value, s.recall)).collect();
+    assert_eq!(tried.len(), 2, "16 passes, then 8 fails: {tried:?}");
+    for (value, recall) in tried {
+        let want = match value {
+            Some(4) => 0.5,
+            Some(8) => 0.8,
+            _ => 1.0,
+        };
+        assert!(close(recall, want), "tuning pass at {value:?}: {recall:?}");
+    }
+    assert_eq!(t.chosen.value, Some(16));
+    assert!(close(tuned.ops[0].quality.recall_at_k, 1.0), "measured at the chosen value");
+}
+
 #[test]
 fn bad_effort_input_is_refused_with_its_line() {
     // `at`: the key whose line the error must name.

@@ -26,6 +26,8 @@ struct CorpusLine {
     title: String,
     #[serde(default)]
     text: String,
+    #[serde(default)]
+    metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -163,8 +165,19 @@ pub fn load(plan: &DatasetPlan) -> Result<RawDataset> {
             })
             .collect(),
         vectors,
+        metadata: corpus.into_iter().map(|d| d.metadata).collect(),
+        judgments: judgments_kind(dir)?,
         queries,
     })
+}
+
+/// What `dataset.json` beside the corpus says the judgments are (`"judgments": "pseudo"`
+/// in a folder dbbench's WordNet builder wrote); `None` without the file or the key.
+fn judgments_kind(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join("dataset.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&path, format!("not JSON: {e}")))?;
+    Ok(v.get("judgments").and_then(|j| j.as_str()).map(str::to_string))
 }
 
 #[cfg(test)]
@@ -199,6 +212,8 @@ mod tests {
             metric: None,
             max_docs: None,
             max_queries: None,
+            query_sample: None,
+            missing_hint: None,
             fallback: Fallback::Error,
             synthetic: SyntheticSpec::default(),
         };

@@ -60,6 +60,8 @@ pub struct Dataset {
     /// Per record, one value per attribute in `attribute_defs` order.
     pub attributes: Vec<Vec<AttrValue>>,
     pub queries: Queries,
+    /// What the judgments are, when the dataset says (`"pseudo"`: not human judgments).
+    pub judgments: Option<String>,
     /// SHA-256 over everything an engine or the ground truth sees.
     pub fingerprint: String,
 }
@@ -113,6 +115,11 @@ pub struct RawDataset {
     pub doc_ids: Vec<String>,
     pub vectors: Vec<f32>,
     pub texts: Vec<Arc<str>>,
+    /// Each document's `metadata` object (BEIR), for attributes read from the dataset;
+    /// empty when the source has none.
+    pub metadata: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// What the judgments are, when the dataset says (`"pseudo"`: not human judgments).
+    pub judgments: Option<String>,
     pub queries: Queries,
 }
 
@@ -129,17 +136,20 @@ pub fn build(plan: &DatasetPlan, attributes: &[AttributePlan], seed: u64) -> Res
                     (synthetic::generate(&plan.synthetic, seed), Some(reason))
                 }
                 (Some(m), Fallback::Error) => {
+                    let what_to_do = plan.missing_hint.clone().unwrap_or_else(|| {
+                        "fetch the dataset or set dataset.fallback = \"synthetic\"".to_string()
+                    });
                     return Err(Error::Dataset {
                         path: plan.path.clone().unwrap_or_default(),
-                        message: format!("{m} is missing; fetch the dataset or set dataset.fallback = \"synthetic\""),
-                    })
+                        message: format!("{m} is missing; {what_to_do}"),
+                    });
                 }
                 (None, _) if plan.source == DatasetSource::Beir => (beir::load(plan)?, None),
                 (None, _) => (vecfile::load_vectors_dataset(plan)?, None),
             }
         }
     };
-    Ok(attach(raw, plan, attributes, seed, fallback_reason))
+    attach(raw, plan, attributes, seed, fallback_reason)
 }
 
 fn missing_files(plan: &DatasetPlan) -> Option<String> {
@@ -166,13 +176,16 @@ fn attach(
     attributes: &[AttributePlan],
     seed: u64,
     fallback_reason: Option<String>,
-) -> Dataset {
+) -> Result<Dataset> {
     let mut raw = raw;
     if let Some(max) = plan.max_docs {
         truncate_docs(&mut raw, max);
     }
     if let Some(max) = plan.max_queries {
         truncate_queries(&mut raw.queries, max, raw.dim);
+    }
+    if let Some(n) = plan.query_sample {
+        sample_queries(&mut raw.queries, n, raw.dim, seed);
     }
     let n = raw.doc_ids.len();
     let mut per_record: Vec<Vec<AttrValue>> = vec![Vec::with_capacity(attributes.len()); n];
@@ -191,11 +204,20 @@ fn attach(
                     rec.push(AttrValue::Integer(rng.gen_range(*min..=*max)));
                 }
             }
+            AttributeGen::Data { field } => {
+                let values = data_attribute(&raw, a, field).map_err(|message| Error::Dataset {
+                    path: plan.path.clone().unwrap_or_default(),
+                    message,
+                })?;
+                for (rec, v) in per_record.iter_mut().zip(values) {
+                    rec.push(v);
+                }
+            }
         }
     }
     let attribute_defs: Vec<AttributeDef> = attributes.iter().map(|a| a.def.clone()).collect();
     let fingerprint = fingerprint(&raw, &attribute_defs, &per_record);
-    Dataset {
+    Ok(Dataset {
         name: raw.name,
         source: raw.source,
         fallback_reason,
@@ -207,7 +229,55 @@ fn attach(
         attribute_defs,
         attributes: per_record,
         queries: raw.queries,
+        judgments: raw.judgments,
         fingerprint,
+    })
+}
+
+/// Attribute `a` of every document, read from its `metadata.<field>`.
+fn data_attribute(raw: &RawDataset, a: &AttributePlan, field: &str) -> std::result::Result<Vec<AttrValue>, String> {
+    let name = &a.def.name;
+    let n = raw.doc_ids.len();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let v = raw.metadata.get(i).and_then(|m| m.get(field));
+        let value = match (a.def.kind, v) {
+            (crate::driver::AttrKind::Keyword, Some(serde_json::Value::String(s))) => Some(AttrValue::Keyword(s.clone())),
+            (crate::driver::AttrKind::Integer, Some(serde_json::Value::Number(x))) => x.as_i64().map(AttrValue::Integer),
+            _ => None,
+        };
+        let Some(value) = value else {
+            let found = v.map_or_else(|| "missing".to_string(), |v| format!("{v}"));
+            return Err(format!(
+                "document {} (line {}): metadata {field:?} is {found}, but attribute {name:?} ({}) reads it as {}",
+                raw.doc_ids[i],
+                i + 1,
+                a.origin,
+                format!("{:?}", a.def.kind).to_lowercase()
+            ));
+        };
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// Keep `n` of the queries, drawn with `seed`, in their order.
+fn sample_queries(q: &mut Queries, n: usize, dim: usize, seed: u64) {
+    if q.ids.len() <= n {
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ name_hash("query_sample"));
+    let mut keep = rand::seq::index::sample(&mut rng, q.ids.len(), n).into_vec();
+    keep.sort_unstable();
+    q.ids = keep.iter().map(|&i| std::mem::take(&mut q.ids[i])).collect();
+    if !q.vectors.is_empty() {
+        q.vectors = keep.iter().flat_map(|&i| q.vectors[i * dim..(i + 1) * dim].to_vec()).collect();
+    }
+    if !q.texts.is_empty() {
+        q.texts = keep.iter().map(|&i| std::mem::take(&mut q.texts[i])).collect();
+    }
+    if let Some(j) = &mut q.judgments {
+        *j = keep.iter().map(|&i| std::mem::take(&mut j[i])).collect();
     }
 }
 
@@ -218,6 +288,7 @@ fn truncate_docs(raw: &mut RawDataset, max: usize) {
     raw.doc_ids.truncate(max);
     raw.vectors.truncate(max * raw.dim);
     raw.texts.truncate(max);
+    raw.metadata.truncate(max);
     if let Some(j) = &mut raw.queries.judgments {
         for q in j.iter_mut() {
             q.retain(|(doc, _)| (*doc as usize) < max);
@@ -284,10 +355,12 @@ mod tests {
             AttributePlan {
                 def: AttributeDef { name: "bucket".into(), kind: crate::driver::AttrKind::Integer },
                 gen: AttributeGen::Integer { min: 0, max: 9 },
+                origin: "w.toml:1".into(),
             },
             AttributePlan {
                 def: AttributeDef { name: "lang".into(), kind: crate::driver::AttrKind::Keyword },
                 gen: AttributeGen::Keyword { values: vec!["en".into(), "de".into()], weights: vec![9.0, 1.0] },
+                origin: "w.toml:6".into(),
             },
         ];
         let ds = build(&plan(), &attrs, 1).unwrap();
@@ -300,6 +373,70 @@ mod tests {
         assert_eq!(ds.fingerprint, again.fingerprint, "same seed, same data");
         let other = build(&plan(), &attrs, 2).unwrap();
         assert_ne!(ds.fingerprint, other.fingerprint);
+    }
+
+    /// A BEIR folder with `pos` and `lemmas` in each document's metadata.
+    fn beir_with_metadata(dir: &Path, second_pos: &str) -> DatasetPlan {
+        std::fs::write(
+            dir.join("corpus.jsonl"),
+            format!(
+                "{{\"_id\":\"a\",\"text\":\"x\",\"metadata\":{{\"pos\":\"n\",\"lemmas\":2}}}}\n\
+                 {{\"_id\":\"b\",\"text\":\"y\",\"metadata\":{{\"pos\":{second_pos},\"lemmas\":1}}}}\n"
+            ),
+        )
+        .unwrap();
+        let queries: String = (0..20).map(|i| format!("{{\"_id\":\"q{i}\",\"text\":\"x\"}}\n")).collect();
+        std::fs::write(dir.join("queries.jsonl"), queries).unwrap();
+        std::fs::write(dir.join("dataset.json"), "{\"judgments\": \"pseudo\"}").unwrap();
+        let mut p = plan();
+        p.source = DatasetSource::Beir;
+        p.path = Some(dir.to_path_buf());
+        p
+    }
+
+    fn read(name: &str, kind: crate::driver::AttrKind, field: &str) -> AttributePlan {
+        AttributePlan {
+            def: AttributeDef { name: name.into(), kind },
+            gen: AttributeGen::Data { field: field.into() },
+            origin: "w.toml:9".into(),
+        }
+    }
+
+    #[test]
+    fn attributes_read_from_the_dataset_take_each_documents_own_value() {
+        use crate::driver::AttrKind;
+        let dir = tempfile::tempdir().unwrap();
+        let p = beir_with_metadata(dir.path(), "\"v\"");
+        let attrs = [read("pos", AttrKind::Keyword, "pos"), read("lemmas", AttrKind::Integer, "lemmas")];
+        let ds = build(&p, &attrs, 1).unwrap();
+        assert_eq!(
+            ds.attributes,
+            vec![
+                vec![AttrValue::Keyword("n".into()), AttrValue::Integer(2)],
+                vec![AttrValue::Keyword("v".into()), AttrValue::Integer(1)]
+            ]
+        );
+        assert_eq!(build(&p, &attrs, 99).unwrap().attributes, ds.attributes, "the seed does not touch them");
+        assert_eq!(ds.judgments.as_deref(), Some("pseudo"), "dataset.json says what the judgments are");
+        // A value of the wrong type names the document, the key and the declaration.
+        let p = beir_with_metadata(dir.path(), "7");
+        let Err(Error::Dataset { message, .. }) = build(&p, &attrs, 1) else { panic!("a number is not a keyword") };
+        assert!(message.contains("document b (line 2): metadata \"pos\" is 7") && message.contains("w.toml:9"), "{message}");
+    }
+
+    #[test]
+    fn a_query_sample_is_seeded_and_keeps_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = beir_with_metadata(dir.path(), "\"v\"");
+        p.query_sample = Some(5);
+        let ids = |seed| build(&p, &[], seed).unwrap().queries.ids;
+        let a = ids(1);
+        assert_eq!(a.len(), 5);
+        assert_eq!(a, ids(1), "same seed, same sample");
+        assert_ne!(a, ids(2), "another seed, another sample");
+        let mut sorted = a.clone();
+        sorted.sort_by_key(|q| q[1..].parse::<u32>().unwrap());
+        assert_eq!(a, sorted, "in file order");
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub fn generate(spec: &SyntheticSpec, seed: u64) -> RawDataset {
         doc_ids: (0..spec.docs).map(|i| format!("doc{i}")).collect(),
         vectors,
         texts,
+        metadata: Vec::new(),
+        judgments: None,
         queries: Queries {
             ids: (0..spec.queries).map(|i| format!("q{i}")).collect(),
             vectors: query_vectors,

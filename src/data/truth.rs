@@ -374,6 +374,7 @@ mod tests {
         let attrs = vec![AttributePlan {
             def: AttributeDef { name: "bucket".into(), kind: AttrKind::Integer },
             gen: AttributeGen::Integer { min: 0, max: 9 },
+            origin: "w.toml:1".into(),
         }];
         build(&plan, &attrs, 3).unwrap()
     }

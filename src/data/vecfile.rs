@@ -159,6 +159,8 @@ pub fn load_vectors_dataset(plan: &DatasetPlan) -> Result<RawDataset> {
         dim: base.cols,
         doc_ids: (0..base.rows).map(|i| i.to_string()).collect(),
         texts: Vec::new(),
+        metadata: Vec::new(),
+        judgments: None,
         vectors: base.data,
         queries: Queries {
             ids: (0..queries.rows).map(|i| i.to_string()).collect(),

@@ -15,7 +15,11 @@
 //! params: a workload's per-op `params.ef_search` (pgvector's knob) is recorded in
 //! Chroma's results as not applicable, and Chroma searches at its collection's value,
 //! which its settings in results show. Refusing it instead would make every workload that
-//! tunes another engine per op unable to run Chroma beside it. `add` keeps an existing
+//! tunes another engine per op unable to run Chroma beside it. Sweeps and tuning reach
+//! other values through `set_effort`: a copy of the collection (ids, vectors, metadata;
+//! no documents) built at that `ef_search`, named `<collection>-ef<value>` and marked
+//! like the collection, searched by kNN until the configured value is put back. A copy
+//! is kept for later steps until a write to the collection makes it stale. `add` keeps an existing
 //! id without an error, `update` and `delete` succeed on unknown ids, so write counts are
 //! what the server says, not rows found. `/api/v2/version` reports the server API version ("1.0.0" for chromadb
 //! 1.5.9); the package version is not exposed over HTTP.
@@ -48,6 +52,8 @@ pub const KIND: DriverKind = DriverKind {
 
 /// Tenant and database that hold every dbbench collection.
 pub const TENANT: &str = "dbbench";
+/// The largest `ef_search` a sweep or tuning asks Chroma for.
+const MAX_EF_SEARCH: u64 = 10_000;
 pub const DATABASE: &str = "dbbench";
 /// Collection metadata key and value that mark a collection as dbbench's own.
 pub use super::shared::{MARKER_KEY, MARKER_VALUE};
@@ -81,8 +87,9 @@ pub struct Settings {
     /// HNSW space. Derived from the workload's metric; if given it must agree with it.
     pub space: Option<String>,
     pub ef_construction: u32,
-    /// Fixed per collection in Chroma: a per-op `params.ef_search` cannot change it (it is
-    /// recorded as not applicable).
+    /// The collection's, fixed once its index is loaded: a per-op `params.ef_search` cannot
+    /// change it (it is recorded as not applicable); sweeps and tuning search copies of
+    /// the collection built at their values.
     pub ef_search: u32,
     pub max_neighbors: u32,
     /// Auth token (`${ENV}` is expanded). Never printed or written.
@@ -236,6 +243,29 @@ pub struct Chroma {
     /// Records sent to `load` since `prepare`: `add` keeps an existing id silently, so
     /// `finish_load` compares this with the server's count.
     sent: AtomicU64,
+    /// Writes to the collection since `prepare`: a copy made before the last one is stale.
+    writes: AtomicU64,
+    /// Copies of the collection at other `ef_search` values (`set_effort`).
+    copies: tokio::sync::Mutex<BTreeMap<u32, EffortCopy>>,
+    /// The query URL of the copy kNN searches, when one is in force.
+    searching: std::sync::RwLock<Option<Arc<str>>>,
+}
+
+/// The collection rebuilt at another `ef_search`.
+struct EffortCopy {
+    name: String,
+    query_url: Arc<str>,
+    /// `Chroma::writes` when it was copied.
+    writes: u64,
+}
+
+/// One page of records as `get` returns them and `add` takes them (documents left out:
+/// a copy serves kNN only).
+#[derive(Serialize, Deserialize)]
+struct Page {
+    ids: Vec<String>,
+    embeddings: Vec<Vec<f32>>,
+    metadatas: Vec<Option<Map<String, Value>>>,
 }
 
 #[derive(Serialize)]
@@ -257,6 +287,8 @@ struct GetBody<'a> {
     where_document: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<usize>,
     include: &'a [&'static str],
 }
 
@@ -335,7 +367,64 @@ impl Chroma {
             client,
             state: Prepared::new("chroma"),
             sent: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            copies: tokio::sync::Mutex::new(BTreeMap::new()),
+            searching: std::sync::RwLock::new(None),
         })
+    }
+
+    fn collections(&self, ef_search: u32) -> Collections<'_> {
+        Collections { db: self, ef_search }
+    }
+
+    fn records_url(&self, id: &str) -> String {
+        format!("{}/collections/{id}", self.database_url())
+    }
+
+    fn search_in(&self, url: Option<Arc<str>>) {
+        *self.searching.write().unwrap_or_else(|p| p.into_inner()) = url;
+    }
+
+    /// Build `<collection>-ef<value>`: created like the collection but at `ef_search`,
+    /// filled page by page from it, and checked to hold as many records.
+    async fn copy_at(&self, st: &State, ef_search: u32) -> DriverResult<EffortCopy> {
+        let writes = self.writes.load(Ordering::Relaxed);
+        let mut schema = st.schema.clone();
+        schema.collection = format!("{}-ef{ef_search}", st.schema.collection);
+        let id = shared::prepare_own(&mut self.collections(ef_search), &schema).await?;
+        let records = self.records_url(&id);
+        let add_url = format!("{records}/add");
+        let mut offset = 0;
+        loop {
+            let body = GetBody {
+                ids: None,
+                where_: None,
+                where_document: None,
+                limit: Some(st.max_batch),
+                offset: Some(offset),
+                include: &["embeddings", "metadatas"],
+            };
+            let page: Page = self
+                .post("copy: get", &st.get_url, &body)
+                .await?
+                .json()
+                .await
+                .map_err(|e| transport_error("copy: get", e))?;
+            if page.ids.is_empty() {
+                break;
+            }
+            offset += page.ids.len();
+            self.post("copy: add", &add_url, &page).await?;
+        }
+        let (from, to): (u64, u64) =
+            (self.get_json("count", &st.count_url).await?, self.get_json("count", &format!("{records}/count")).await?);
+        if from != to || to != offset as u64 {
+            return Err(DriverError::other(format!(
+                "chroma: the copy {} holds {to} records, the collection {from}, {offset} were read",
+                schema.collection
+            )));
+        }
+        Ok(EffortCopy { name: schema.collection, query_url: Arc::from(format!("{records}/query")), writes })
     }
 
     fn database_url(&self) -> String {
@@ -425,8 +514,10 @@ impl Chroma {
     async fn knn(&self, st: &State, vector: &[f32], k: usize, filter: Option<&Filter>) -> DriverResult<Outcome> {
         let body =
             QueryBody { query_embeddings: [vector], n_results: k, include: [], where_: filter.map(where_clause) };
+        let copy = self.searching.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let url = copy.as_deref().unwrap_or(&st.query_url);
         let resp: QueryResponse =
-            self.post("query", &st.query_url, &body).await?.json().await.map_err(|e| transport_error("query", e))?;
+            self.post("query", url, &body).await?.json().await.map_err(|e| transport_error("query", e))?;
         let ids = resp.ids.into_iter().next().unwrap_or_default();
         Ok(Outcome::Hits(ids.iter().map(|s| parse_id(s)).collect::<DriverResult<_>>()?))
     }
@@ -440,6 +531,7 @@ impl Chroma {
             where_: filter.map(where_clause),
             where_document: Some(doc),
             limit: Some(k),
+            offset: None,
             include: &[],
         };
         let resp: GetResponse =
@@ -449,8 +541,11 @@ impl Chroma {
 }
 
 /// Chroma's calls on dbbench's namespace: collections in tenant and database `dbbench`,
-/// marked by their metadata.
-struct Collections<'a>(&'a Chroma);
+/// marked by their metadata, created at `ef_search`.
+struct Collections<'a> {
+    db: &'a Chroma,
+    ef_search: u32,
+}
 
 #[async_trait]
 impl Namespace for Collections<'_> {
@@ -470,8 +565,8 @@ impl Namespace for Collections<'_> {
     const REMEDY: &'static str = "rename or delete it yourself";
 
     async fn find(&mut self, collection: &str) -> DriverResult<Found> {
-        let url = format!("{}/collections/{collection}", self.0.database_url());
-        let resp = self.0.client.get(&url).send().await.map_err(|e| transport_error("get collection", e))?;
+        let url = format!("{}/collections/{collection}", self.db.database_url());
+        let resp = self.db.client.get(&url).send().await.map_err(|e| transport_error("get collection", e))?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(Found::Absent);
         }
@@ -485,20 +580,20 @@ impl Namespace for Collections<'_> {
     }
 
     async fn create(&mut self, schema: &Schema) -> DriverResult<String> {
-        let s = &self.0.settings;
+        let s = &self.db.settings;
         let body = json!({
             "name": schema.collection,
             "configuration": { "hnsw": {
                 "space": space(schema.metric),
                 "ef_construction": s.ef_construction,
-                "ef_search": s.ef_search,
+                "ef_search": self.ef_search,
                 "max_neighbors": s.max_neighbors,
             }},
             "metadata": { MARKER_KEY: MARKER_VALUE },
         });
         let created: Value = self
-            .0
-            .post("create collection", &format!("{}/collections", self.0.database_url()), &body)
+            .db
+            .post("create collection", &format!("{}/collections", self.db.database_url()), &body)
             .await?
             .json()
             .await
@@ -511,8 +606,8 @@ impl Namespace for Collections<'_> {
     }
 
     async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
-        let url = format!("{}/collections/{collection}", self.0.database_url());
-        let resp = self.0.client.delete(&url).send().await.map_err(|e| transport_error("delete collection", e))?;
+        let url = format!("{}/collections/{collection}", self.db.database_url());
+        let resp = self.db.client.delete(&url).send().await.map_err(|e| transport_error("delete collection", e))?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -553,10 +648,10 @@ impl Driver for Chroma {
         self.create_if_missing("create tenant", &format!("{}/tenants", self.api), TENANT).await?;
         self.create_if_missing("create database", &format!("{}/tenants/{TENANT}/databases", self.api), DATABASE)
             .await?;
-        let id = shared::prepare_own(&mut Collections(self), schema).await?;
+        let id = shared::prepare_own(&mut self.collections(self.settings.ef_search), schema).await?;
         let preflight: Value = self.get_json("pre-flight-checks", &format!("{}/pre-flight-checks", self.api)).await?;
         let max_batch = preflight.get("max_batch_size").and_then(Value::as_u64).unwrap_or(1000).max(1) as usize;
-        let records = format!("{}/collections/{id}", self.database_url());
+        let records = self.records_url(&id);
         self.state.set(State {
             schema: schema.clone(),
             query_url: format!("{records}/query"),
@@ -621,6 +716,7 @@ impl Driver for Chroma {
                     where_: None,
                     where_document: None,
                     limit: None,
+                    offset: None,
                     include: &["embeddings", "documents", "metadatas"],
                 };
                 let resp: GetResponse =
@@ -631,6 +727,7 @@ impl Driver for Chroma {
                 // `add` rather than `upsert`: an insert must never overwrite a record. Chroma
                 // answers an existing id with success and keeps the old record, which one
                 // round trip cannot detect; dbbench inserts only ids it never loaded.
+                self.writes.fetch_add(1, Ordering::Relaxed);
                 self.post("add", &st.add_url, &Self::add_body(&st.schema, std::slice::from_ref(*record))).await?;
                 Ok(Outcome::Written(1))
             }
@@ -641,6 +738,7 @@ impl Driver for Chroma {
                 // Chroma merges the given metadata keys into the record's metadata. It
                 // answers an unknown id with success too, so one row is reported.
                 let body = json!({ "ids": [id.to_string()], "metadatas": [{ *field: value_json(value) }] });
+                self.writes.fetch_add(1, Ordering::Relaxed);
                 self.post("update", &st.update_url, &body).await?;
                 Ok(Outcome::Written(1))
             }
@@ -650,6 +748,7 @@ impl Driver for Chroma {
                     #[serde(default)]
                     deleted: Option<u64>,
                 }
+                self.writes.fetch_add(1, Ordering::Relaxed);
                 let resp: Deleted = self
                     .post("delete", &st.delete_url, &json!({ "ids": [id.to_string()] }))
                     .await?
@@ -686,7 +785,11 @@ impl Driver for Chroma {
         settings.insert("ef_construction".into(), json!(s.ef_construction));
         settings.insert(
             "ef_search".into(),
-            json!(format!("{} (fixed per collection: a per-op params.ef_search is not applicable)", s.ef_search)),
+            json!(format!(
+                "{} (fixed per collection: a per-op params.ef_search is not applicable; sweeps and tuning search \
+                 copies of the collection built at their values)",
+                s.ef_search
+            )),
         );
         settings.insert("max_neighbors".into(), json!(s.max_neighbors));
         settings.insert("timeout_ms".into(), json!(s.timeout_ms));
@@ -704,16 +807,49 @@ impl Driver for Chroma {
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
+        self.search_in(None);
+        let copies = std::mem::take(&mut *self.copies.lock().await);
+        let mut first_error = None;
+        for (ef, copy) in copies {
+            if let Err(e) = shared::release_prepared(&mut self.collections(ef), Some(&copy.name)).await {
+                first_error.get_or_insert(e);
+            }
+        }
         let st = self.state.take();
-        shared::release_prepared(&mut Collections(self), st.as_deref().map(|s| s.schema.collection.as_str())).await
+        let ns = &mut self.collections(self.settings.ef_search);
+        shared::release_prepared(ns, st.as_deref().map(|s| s.schema.collection.as_str())).await?;
+        first_error.map_or(Ok(()), Err)
     }
 
     /// `ef_search` is part of the collection's configuration, read when the server loads
     /// the collection's HNSW index; a loaded index keeps it (changing the configuration
     /// afterwards updates the stored value only, as measured: recall stayed the same at
-    /// every value), so a collection has one setting, `settings.ef_search`.
+    /// every value), so another value needs another collection (`set_effort`).
     fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
-        Some(Knob { scope: KnobScope::Fixed(u64::from(self.settings.ef_search)), ..Knob::request("ef_search", 10_000) })
+        let configured = u64::from(self.settings.ef_search);
+        Some(Knob { scope: KnobScope::Index { configured }, ..Knob::request("ef_search", MAX_EF_SEARCH) })
+    }
+
+    /// kNN searches the collection itself at its configured `ef_search` (and at `None`),
+    /// else a copy at `value`, built now unless one made since the last write exists.
+    async fn set_effort(&self, value: Option<u64>) -> DriverResult<()> {
+        let ef = value.map(|v| v.clamp(1, MAX_EF_SEARCH) as u32).filter(|&v| v != self.settings.ef_search);
+        let Some(ef) = ef else {
+            self.search_in(None);
+            return Ok(());
+        };
+        let st = self.state.get()?;
+        let mut copies = self.copies.lock().await;
+        let writes = self.writes.load(Ordering::Relaxed);
+        if copies.get(&ef).is_none_or(|c| c.writes != writes) {
+            // A stale copy is replaced (`prepare_own` drops the marked collection first).
+            copies.remove(&ef);
+            self.search_in(None);
+            let copy = self.copy_at(&st, ef).await?;
+            copies.insert(ef, copy);
+        }
+        self.search_in(copies.get(&ef).map(|c| c.query_url.clone()));
+        Ok(())
     }
 }
 

@@ -174,6 +174,14 @@ pub trait Driver: Send + Sync {
     fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
         None
     }
+
+    /// Put a value of a `KnobScope::Index` knob in force for the searches that follow
+    /// (`None`: back to the value the engine is configured with). The driver may build an
+    /// index for it, which takes time outside every measurement; writes go on to the
+    /// index as configured. Drivers without such a knob need not implement it.
+    async fn set_effort(&self, _value: Option<u64>) -> DriverResult<()> {
+        Ok(())
+    }
 }
 
 /// Where an effort knob is set.
@@ -181,10 +189,11 @@ pub trait Driver: Send + Sync {
 pub enum KnobScope {
     /// A per-request search param (`Op::params`), named `Knob::param`.
     Request,
-    /// Fixed for the life of the loaded index, at this value (Chroma 1.5 reads its
+    /// A setting of the index itself, configured at `configured` (Chroma 1.5 reads its
     /// collection's `ef_search` when it loads the index, and a loaded index keeps it):
-    /// a sweep or tuning has this one setting.
-    Fixed(u64),
+    /// before each step the runner calls `Driver::set_effort`, which builds an index at
+    /// that value if it has none, and afterwards puts the configured one back.
+    Index { configured: u64 },
 }
 
 /// An engine's search-effort knob: what an engine-neutral effort value becomes.

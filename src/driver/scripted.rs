@@ -40,6 +40,10 @@ pub struct Script {
     pub recall_curve: Vec<(u64, f64)>,
     /// Extra service time per unit of effort, microseconds (a costlier search).
     pub latency_per_effort_us: u64,
+    /// Makes effort a setting of the index, configured at this value (as Chroma's
+    /// `ef_search` is): `set_effort` changes it, and the per-request `effort` param is
+    /// not read. Absent: effort is the per-request param.
+    pub index_effort: Option<u64>,
     /// The name of an environment variable which, when set, holds settings (TOML, e.g.
     /// `latency_us = 13000, jitter_seed = 2`) that replace these at open time. It stands in
     /// for an engine that changed between two runs of the same workload file (whose
@@ -90,15 +94,18 @@ pub struct Scripted {
     placements: Mutex<BTreeMap<usize, BTreeSet<String>>>,
     /// What was loaded, kept only with a `recall_curve` (to know the exact top k).
     stored: Mutex<Option<(Schema, Vec<Record>)>>,
+    /// The index's effort in force, with `index_effort`.
+    index_now: AtomicU64,
 }
 
 impl Scripted {
     pub fn new(script: Script) -> Self {
         Scripted {
-            script,
             requests: AtomicU64::new(0),
             placements: Mutex::new(BTreeMap::new()),
             stored: Mutex::new(None),
+            index_now: AtomicU64::new(script.index_effort.unwrap_or(0)),
+            script,
         }
     }
 
@@ -197,6 +204,9 @@ impl Driver for Scripted {
         }
         let s = &self.script;
         let effort = match op {
+            Op::Knn { .. } | Op::Hybrid { .. } if s.index_effort.is_some() => {
+                Some(self.index_now.load(Ordering::Relaxed))
+            }
             Op::Knn { params, .. } | Op::Hybrid { params, .. } => {
                 EFFORT.integer("scripted", params)?.map(|e| e.max(0) as u64)
             }
@@ -247,6 +257,19 @@ impl Driver for Scripted {
     }
 
     fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
-        (!self.script.recall_curve.is_empty()).then_some(Knob::request(EFFORT.name, 1_000_000))
+        let knob = Knob::request(EFFORT.name, 1_000_000);
+        let scope = match self.script.index_effort {
+            Some(configured) => KnobScope::Index { configured },
+            None => KnobScope::Request,
+        };
+        (!self.script.recall_curve.is_empty()).then_some(Knob { scope, ..knob })
+    }
+
+    async fn set_effort(&self, value: Option<u64>) -> DriverResult<()> {
+        let Some(configured) = self.script.index_effort else {
+            return Err(DriverError::other("scripted: set_effort without index_effort"));
+        };
+        self.index_now.store(value.unwrap_or(configured), Ordering::Relaxed);
+        Ok(())
     }
 }

@@ -25,6 +25,17 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         r.dbbench.version,
         short(&r.dbbench.commit)
     );
+    if let Some(note) = super::judgments_note(&run.dataset) {
+        let _ = writeln!(out, "The judgments are {note}.\n");
+    }
+    let filters = super::filter_lines(&run.dataset);
+    if !filters.is_empty() {
+        let _ = writeln!(out, "Filters, measured on the data:\n");
+        for f in &filters {
+            let _ = writeln!(out, "- {f}");
+        }
+        out.push('\n');
+    }
     if !run.complete {
         let _ = writeln!(
             out,

@@ -86,6 +86,25 @@ pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
 }
 
 /// Escape text for a Markdown table cell.
+/// What the dataset's judgments are, in words, when it says they are not human ones.
+pub fn judgments_note(d: &crate::results::DatasetInfo) -> Option<&'static str> {
+    match d.judgments.as_deref() {
+        Some("pseudo") => Some(
+            "pseudo-judgments: each query is judged relevant to its own source document only, by construction, \
+             not by a person; nDCG@10 is measured against them",
+        ),
+        _ => None,
+    }
+}
+
+/// Each filter of the workload with the share of the corpus it admits, in words.
+pub fn filter_lines(d: &crate::results::DatasetInfo) -> Vec<String> {
+    d.filters
+        .iter()
+        .map(|f| format!("{}: {} of {} documents ({})", f.filter, f.admitted, d.docs, crate::format::percent(f.selectivity)))
+        .collect()
+}
+
 pub fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }

@@ -93,8 +93,25 @@ pub struct DatasetInfo {
     pub metric: String,
     /// Whether relevance judgments were available (nDCG, recall@100, MRR).
     pub judged: bool,
+    /// What the judgments are, when the dataset says: `"pseudo"` for judgments nobody
+    /// made (WordNet: a usage example is relevant to its own sense only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgments: Option<String>,
     pub fingerprint: String,
     pub attributes: Vec<AttributeDef>,
+    /// Each filter of the workload's ops with the share of the corpus it admits, counted
+    /// on the data as loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<FilterShare>,
+}
+
+/// How much of the corpus a filter admits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterShare {
+    pub filter: String,
+    pub admitted: usize,
+    /// `admitted` over the corpus's documents.
+    pub selectivity: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

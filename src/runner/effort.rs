@@ -4,8 +4,10 @@
 //!
 //! Each driver says which knob engine-neutral effort turns (`Driver::effort_knob`);
 //! an engine that searches exactly has none, and so one step. A per-request knob is
-//! written into every op's params for the step; a knob fixed for the loaded index
-//! (Chroma's `ef_search`) gives one step at its value.
+//! written into every op's params for the step; a knob of the index itself (Chroma's
+//! `ef_search`) is put in force before the step by `Driver::set_effort` (which may build
+//! an index at that value, outside every measurement), and the configured value is put
+//! back when the phase ends.
 //!
 //! Every step is a separate run of `EngineRun::phase`: its own workers, metrics and
 //! histograms, so no request of one step is counted in another.
@@ -37,14 +39,6 @@ fn settings(plan: &EffortPlan, engine: &str, knob: Option<Knob>, k: usize) -> Ve
     let Some(knob) = knob else {
         return vec![EffortStep { phase: String::new(), effort: None, knob: None, value: None }];
     };
-    if let KnobScope::Fixed(value) = knob.scope {
-        return vec![EffortStep {
-            phase: String::new(),
-            effort: None,
-            knob: Some(knob.param.to_string()),
-            value: Some(value),
-        }];
-    }
     let mut out: Vec<EffortStep> = Vec::new();
     for &v in values {
         let (effort, value) = if explicit { (None, v) } else { (Some(v), knob.value(v, k)) };
@@ -121,13 +115,49 @@ impl EngineRun<'_> {
         for s in &mut steps {
             s.phase = phase.name.clone();
         }
-        let out = match plan.mode {
+        let mut out = match plan.mode {
             EffortMode::Sweep => self.sweep(phase, &steps, knob, &ctx).await,
             EffortMode::Tune { target, tuning_share } => {
                 self.tune(phase, &steps, knob, target, tuning_share, &ctx).await
             }
         };
+        if knob.is_some_and(|k| matches!(k.scope, KnobScope::Index { .. })) {
+            if let Err(e) = ctx.driver.set_effort(None).await {
+                let note = format!("could not put the configured setting back after the phase: {}", e.message);
+                out.push(self.failed_phase(phase, note));
+            }
+        }
         out
+    }
+
+    /// Put `step`'s value of an index-scoped knob in force (`Driver::set_effort`), saying
+    /// how long it took when the engine had to build for it; `Err` is the failed phase.
+    async fn in_force(
+        &self,
+        phase: &PhasePlan,
+        step: &EffortStep,
+        knob: Option<Knob>,
+        ctx: &StepCtx<'_>,
+    ) -> Result<(), PhaseResult> {
+        let (Some(knob), Some(value)) = (knob, step.value) else { return Ok(()) };
+        if !matches!(knob.scope, KnobScope::Index { .. }) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let done = tokio::select! {
+            r = ctx.driver.set_effort(Some(value)) => r,
+            _ = self.cancel.cancelled() => return Err(self.failed_phase(phase, "interrupted (Ctrl-C)".into())),
+        };
+        match done {
+            Ok(()) => {
+                let took = started.elapsed().as_secs_f64();
+                if took >= 0.5 {
+                    console::note(&format!("  phase {}: {}={value} in force ({took:.1}s to build)", phase.name, knob.param));
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.failed_phase(phase, format!("could not set {}={value}: {}", knob.param, e.message))),
+        }
     }
 
     async fn sweep(
@@ -140,6 +170,10 @@ impl EngineRun<'_> {
         let mut out = Vec::new();
         for step in steps {
             if self.cancel.is_cancelled() {
+                break;
+            }
+            if let Err(r) = self.in_force(phase, step, knob, ctx).await {
+                out.push(r);
                 break;
             }
             let derived = derive(phase, step, knob, format!("{}@{}", phase.name, step.label()));
@@ -167,6 +201,7 @@ impl EngineRun<'_> {
         queries: &Arc<Vec<usize>>,
         ctx: &StepCtx<'_>,
     ) -> Result<TuningStep, PhaseResult> {
+        self.in_force(phase, step, knob, ctx).await?;
         let name = format!("{} (tuning {})", phase.name, step.setting());
         let mut derived = derive(phase, step, knob, name);
         derived.stop = Stop::Requests(queries.len() as u64);
@@ -265,6 +300,9 @@ impl EngineRun<'_> {
             steps: tried,
         };
         console::note(&format!("  phase {}: {}", phase.name, tuning_info.summary()));
+        if let Err(r) = self.in_force(phase, step, knob, ctx).await {
+            return vec![r];
+        }
         let derived = derive(phase, step, knob, phase.name.clone());
         let mut results =
             self.phase(&derived, Some(heldout), ctx.driver, ctx.profile, ctx.keys, ctx.seed, ctx.corpus_changed).await;
@@ -310,10 +348,9 @@ mod tests {
         );
         // An engine's own list is its knob's values, unmapped.
         assert_eq!(values(settings(&plan, "b", Some(es), 10)), [(None, Some(3)), (None, Some(7))]);
-        // A knob fixed for the loaded index has one setting, at its value.
-        let fixed = settings(&plan, "a", Some(Knob { scope: KnobScope::Fixed(100), ..es }), 10);
-        assert_eq!(values(fixed.clone()), [(None, Some(100))]);
-        assert_eq!(fixed[0].setting(), "num_candidates=100");
+        // A knob of the index itself steps through the same values as a per-request one.
+        let index = Knob { scope: KnobScope::Index { configured: 100 }, ..es };
+        assert_eq!(values(settings(&plan, "a", Some(index), 10)), values(settings(&plan, "a", Some(es), 10)));
         // An exact engine has one setting.
         let exact = settings(&plan, "a", None, 10);
         assert_eq!(exact.len(), 1);

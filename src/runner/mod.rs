@@ -20,7 +20,7 @@ use crate::data::{self, Dataset};
 use crate::driver::{self, Capabilities, Driver, ErrorKind, OpKind, ParamDef, ParamUse};
 use crate::error::{Error, Result};
 use crate::results::*;
-use crate::spec::{EnginePlan, OpPlan, PhasePlan, Plan, Schedule, Stop};
+use crate::spec::{AttributeGen, AttributePlan, EnginePlan, OpPlan, PhasePlan, Plan, Schedule, Stop};
 
 pub mod console;
 mod effort;
@@ -173,7 +173,11 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
             ds.queries.len(),
             ds.dim,
             ds.metric.as_str(),
-            if ds.judged() { ", judged" } else { "" },
+            match (ds.judged(), ds.judgments.as_deref()) {
+                (false, _) => String::new(),
+                (true, None) => ", judged".to_string(),
+                (true, Some(kind)) => format!(", judged ({kind})"),
+            },
             t.elapsed().as_secs_f64()
         ));
         if let Some(reason) = &ds.fallback_reason {
@@ -217,6 +221,8 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
                 dim: ds.dim,
                 metric: ds.metric.as_str().to_string(),
                 judged: ds.judged(),
+                judgments: ds.judgments.clone(),
+                filters: filter_shares(&plan, &ds),
                 fingerprint: ds.fingerprint.clone(),
                 attributes: ds.attribute_defs.clone(),
             },
@@ -226,14 +232,32 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
         },
         engines: Vec::new(),
     };
+    for f in &results.run.dataset.filters {
+        console::note(&format!(
+            "filter {}: {} of {} documents ({})",
+            f.filter,
+            f.admitted,
+            results.run.dataset.docs,
+            crate::format::percent(f.selectivity)
+        ));
+    }
     let results_path = results.write(&opts.out_dir)?;
     console::note(&format!("writing {}", results_path.display()));
 
     let threads = Arc::new(
         ClientThreads::per_core().map_err(|e| Error::Runtime(format!("cannot start the client threads: {e}")))?,
     );
-    let mut run =
-        EngineRun { plan: &plan, ds, truth, threads, opts: &opts, cancel: cancel.clone(), results: &mut results };
+    let write_ranges = write_ranges(&plan, &ds);
+    let mut run = EngineRun {
+        plan: &plan,
+        ds,
+        truth,
+        threads,
+        opts: &opts,
+        cancel: cancel.clone(),
+        results: &mut results,
+        write_ranges,
+    };
     for engine in &plan.engines {
         if cancel.is_cancelled() {
             break;
@@ -270,6 +294,8 @@ struct EngineRun<'a> {
     opts: &'a RunOptions,
     cancel: CancellationToken,
     results: &'a mut RunResults,
+    /// `write_ranges` of the plan on this dataset.
+    write_ranges: Vec<AttributePlan>,
 }
 
 impl EngineRun<'_> {
@@ -475,6 +501,23 @@ impl EngineRun<'_> {
         })
     }
 
+    /// `phase` as a result that failed before any request (`note` says why).
+    fn failed_phase(&self, phase: &PhasePlan, note: String) -> PhaseResult {
+        PhaseResult {
+            name: phase.name.clone(),
+            complete: false,
+            note: Some(note),
+            schedule: schedule_info(phase, &self.threads),
+            warmup_s: 0.0,
+            elapsed_s: 0.0,
+            rate: None,
+            ops: Vec::new(),
+            repetition: 1,
+            step: None,
+            tuning: None,
+        }
+    }
+
     /// Warm up and measure one phase (`queries`: only these of the dataset's queries).
     #[allow(clippy::too_many_arguments)]
     async fn phase(
@@ -496,7 +539,7 @@ impl EngineRun<'_> {
                     let truth =
                         matches!(op.kind, OpKind::Knn | OpKind::Hybrid).then(|| self.truth[&truth_key(op)].clone());
                     runnable.push(
-                        PreparedOp::new(op.clone(), truth, keys.loaded, &self.plan.attributes)
+                        PreparedOp::new(op.clone(), truth, keys.loaded, &self.write_ranges)
                             .with_queries(queries.clone()),
                     );
                     ops_out.push(None);
@@ -633,6 +676,42 @@ pub(crate) struct DriverProfile<'a> {
 
 /// `params`: the search params the engine's driver declares, to record which of the op's
 /// it applied.
+/// The plan's attributes, those read from the data as the integer range their values
+/// span there (what an update of one writes).
+fn write_ranges(plan: &Plan, ds: &Dataset) -> Vec<AttributePlan> {
+    let mut out = plan.attributes.clone();
+    for (i, a) in out.iter_mut().enumerate() {
+        if !matches!(a.gen, AttributeGen::Data { .. }) || a.def.kind != driver::AttrKind::Integer {
+            continue;
+        }
+        let values = ds.attributes.iter().filter_map(|r| match r.get(i) {
+            Some(driver::AttrValue::Integer(v)) => Some(*v),
+            _ => None,
+        });
+        let (min, max) = values.fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if min <= max {
+            a.gen = AttributeGen::Integer { min, max };
+        }
+    }
+    out
+}
+
+/// Each distinct filter of the plan's ops, with how much of `ds` it admits.
+fn filter_shares(plan: &Plan, ds: &Dataset) -> Vec<FilterShare> {
+    let schema = ds.schema("selectivity");
+    let mut out: Vec<FilterShare> = Vec::new();
+    for f in plan.phases.iter().flat_map(|p| &p.ops).filter_map(|o| o.filter.as_ref()) {
+        let filter = f.to_string();
+        if out.iter().any(|s| s.filter == filter) {
+            continue;
+        }
+        let admitted = ds.attributes.iter().filter(|a| f.matches(&schema, a)).count();
+        let selectivity = if ds.is_empty() { 0.0 } else { admitted as f64 / ds.len() as f64 };
+        out.push(FilterShare { filter, admitted, selectivity });
+    }
+    out
+}
+
 fn describe_op(op: &OpPlan, caps: &Capabilities, params: &[ParamDef]) -> OpDescription {
     OpDescription {
         kind: op.kind,

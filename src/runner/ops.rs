@@ -131,7 +131,8 @@ impl PreparedOp {
             .and_then(|f| attributes.iter().find(|a| &a.def.name == f))
             .map(|a| match a.gen {
                 AttributeGen::Integer { min, max } => (min, max),
-                AttributeGen::Keyword { .. } => (0, 0),
+                // The runner passes attributes read from the data as the range they span.
+                AttributeGen::Keyword { .. } | AttributeGen::Data { .. } => (0, 0),
             })
             .unwrap_or((0, 0));
         PreparedOp { plan, truth, zipf, write_range, cursor: AtomicU64::new(0), queries: None }

@@ -99,10 +99,18 @@ pub struct DatasetSpec {
     /// are all cut keep no judgments.
     #[serde(default)]
     pub max_docs: Option<usize>,
+    /// Keep at most this many queries (the first ones).
     #[serde(default)]
     pub max_queries: Option<usize>,
+    /// Keep a sample of this many queries, drawn with the workload's seed (in file order).
+    #[serde(default)]
+    pub query_sample: Option<usize>,
     #[serde(default)]
     pub fallback: Fallback,
+    /// Said when the files are missing (and not replaced by synthetic data): how to get
+    /// them, e.g. the command that builds them.
+    #[serde(default)]
+    pub missing_hint: Option<String>,
     #[serde(default)]
     pub synthetic: SyntheticSpec,
 }
@@ -142,8 +150,8 @@ impl Default for SyntheticSpec {
     }
 }
 
-/// A metadata attribute dbbench attaches to every record, drawn from the seed, so that
-/// filters have a known selectivity on any dataset.
+/// A metadata attribute of every record: drawn from the seed (so that filters have a
+/// known selectivity on any dataset), or read from the dataset (`from`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeSpec {
@@ -163,6 +171,10 @@ pub struct AttributeSpec {
     pub min: Option<i64>,
     #[serde(default)]
     pub max: Option<i64>,
+    /// Read from the dataset instead: the key of each document's `metadata` object in a
+    /// BEIR `corpus.jsonl` (e.g. "lexname"). Takes no values/weights/cardinality/min/max.
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,6 +48,8 @@ pub struct DatasetPlan {
     pub metric: Option<Metric>,
     pub max_docs: Option<usize>,
     pub max_queries: Option<usize>,
+    pub query_sample: Option<usize>,
+    pub missing_hint: Option<String>,
     pub fallback: Fallback,
     pub synthetic: SyntheticSpec,
 }
@@ -66,6 +68,8 @@ impl DatasetPlan {
             metric: None,
             max_docs: None,
             max_queries: None,
+            query_sample: None,
+            missing_hint: None,
             fallback: Fallback::Error,
             synthetic: spec,
         }
@@ -76,12 +80,16 @@ impl DatasetPlan {
 pub enum AttributeGen {
     Keyword { values: Vec<String>, weights: Vec<f64> },
     Integer { min: i64, max: i64 },
+    /// Read from each document's `metadata.<field>` in the dataset.
+    Data { field: String },
 }
 
 #[derive(Debug, Clone)]
 pub struct AttributePlan {
     pub def: AttributeDef,
     pub gen: AttributeGen,
+    /// Where it is declared (`file:line`), for errors found when the dataset is read.
+    pub origin: String,
 }
 
 pub struct EnginePlan {
@@ -267,6 +275,7 @@ pub fn parse_plan(
     let attributes = validate_attributes(&src, &file.attributes)?;
     let schema_attrs: Vec<AttributeDef> = attributes.iter().map(|a| a.def.clone()).collect();
     let dataset = validate_dataset(&src, &file.dataset, &base_dir, env)?;
+    check_data_attributes(&src, &file.attributes, &dataset)?;
     let engines = validate_engines(&src, &file.engines, &base_dir, overrides, env)?;
     if file.load.batch_size == 0 || file.load.concurrency == 0 {
         return Err(src.error(0..0, "load.batch_size and load.concurrency must be at least 1"));
@@ -329,8 +338,17 @@ fn validate_attributes(src: &Source, specs: &[Spanned<AttributeSpec>]) -> Result
         if !seen.insert(a.name.clone()) {
             return Err(src.error(span, format!("attribute {:?} is declared twice", a.name)));
         }
-        let gen = match a.kind {
-            AttrKind::Keyword => {
+        let gen = match (a.kind, &a.from) {
+            (_, Some(field)) => {
+                if a.values.is_some() || a.weights.is_some() || a.cardinality.is_some() || a.min.is_some() || a.max.is_some() {
+                    return Err(src.error(span, format!("attribute {:?}: from = {field:?} reads it from the dataset, so it takes no values/weights/cardinality/min/max", a.name)));
+                }
+                if field.is_empty() {
+                    return Err(src.error(span, format!("attribute {:?}: from = \"\" names no metadata key", a.name)));
+                }
+                AttributeGen::Data { field: field.clone() }
+            }
+            (AttrKind::Keyword, None) => {
                 if a.min.is_some() || a.max.is_some() {
                     return Err(src.error(span, format!("attribute {:?}: min/max are for integer attributes; a keyword takes values = [...] or cardinality = N", a.name)));
                 }
@@ -357,7 +375,7 @@ fn validate_attributes(src: &Source, specs: &[Spanned<AttributeSpec>]) -> Result
                 };
                 AttributeGen::Keyword { values, weights }
             }
-            AttrKind::Integer => {
+            (AttrKind::Integer, None) => {
                 if a.values.is_some() || a.cardinality.is_some() || a.weights.is_some() {
                     return Err(src.error(
                         span,
@@ -378,9 +396,58 @@ fn validate_attributes(src: &Source, specs: &[Spanned<AttributeSpec>]) -> Result
                 }
             }
         };
-        out.push(AttributePlan { def: AttributeDef { name: a.name.clone(), kind: a.kind }, gen });
+        let (line, _) = src.position(span.start);
+        let origin = format!("{}:{line}", src.file.display());
+        out.push(AttributePlan { def: AttributeDef { name: a.name.clone(), kind: a.kind }, gen, origin });
     }
     Ok(out)
+}
+
+/// Attributes read from the dataset (`from`) need a BEIR corpus, no synthetic stand-in,
+/// and, when the corpus is there, the key in its first document's metadata.
+fn check_data_attributes(src: &Source, specs: &[Spanned<AttributeSpec>], dataset: &DatasetPlan) -> Result<()> {
+    let mut first_doc: Option<Option<serde_json::Map<String, serde_json::Value>>> = None;
+    for s in specs {
+        let (span, a) = (s.span(), s.get_ref());
+        let Some(field) = &a.from else { continue };
+        if dataset.source != DatasetSource::Beir {
+            return Err(src.error(
+                span,
+                format!("attribute {:?}: from = {field:?} reads a BEIR corpus's document metadata; this dataset is not source = \"beir\"", a.name),
+            ));
+        }
+        if dataset.fallback == Fallback::Synthetic {
+            return Err(src.error(
+                span,
+                format!("attribute {:?}: from = {field:?} reads the dataset, which synthetic data cannot stand in for; set dataset.fallback = \"error\"", a.name),
+            ));
+        }
+        let Some(corpus) = dataset.path.as_ref().map(|p| p.join("corpus.jsonl")) else { continue };
+        let meta = first_doc.get_or_insert_with(|| first_metadata(&corpus));
+        let Some(meta) = meta else { continue };
+        if !meta.contains_key(field) {
+            let keys: Vec<&str> = meta.keys().map(String::as_str).collect();
+            return Err(src.error(
+                span,
+                format!(
+                    "attribute {:?}: the dataset carries no metadata {field:?} (the first document of {} has {keys:?})",
+                    a.name,
+                    corpus.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `metadata` object of a corpus.jsonl's first document (empty when it has none);
+/// `None` when the file cannot be read (loading the dataset reports that).
+fn first_metadata(corpus: &Path) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(corpus).ok()?;
+    let line = std::io::BufReader::new(file).lines().map_while(|l| l.ok()).find(|l| !l.trim().is_empty())?;
+    let doc: serde_json::Value = serde_json::from_str(&line).ok()?;
+    Some(doc.get("metadata").and_then(|m| m.as_object()).cloned().unwrap_or_default())
 }
 
 fn expand_path(
@@ -421,6 +488,8 @@ fn validate_dataset(
         metric: d.metric,
         max_docs: d.max_docs,
         max_queries: d.max_queries,
+        query_sample: d.query_sample,
+        missing_hint: d.missing_hint.clone(),
         fallback: d.fallback,
         synthetic: d.synthetic.clone(),
     };
@@ -435,8 +504,8 @@ fn validate_dataset(
         }
         _ => {}
     }
-    if d.max_docs == Some(0) || d.max_queries == Some(0) {
-        return Err(src.error(span, "dataset.max_docs and max_queries must be at least 1 when given"));
+    if d.max_docs == Some(0) || d.max_queries == Some(0) || d.query_sample == Some(0) {
+        return Err(src.error(span, "dataset.max_docs, max_queries and query_sample must be at least 1 when given"));
     }
     let s = &d.synthetic;
     if s.docs == 0
@@ -993,6 +1062,37 @@ filter = { field = "bucket", lt = 100 }
             }
             other => panic!("expected a spec error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn attributes_read_from_the_dataset_need_a_beir_corpus_that_carries_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("corpus.jsonl"),
+            "{\"_id\":\"a\",\"text\":\"x\",\"metadata\":{\"pos\":\"n\",\"lemmas\":2}}\n",
+        )
+        .unwrap();
+        let beir = format!("source = \"beir\"\npath = {:?}", dir.path().display().to_string());
+        let with = |dataset: &str, attr: &str| {
+            MINIMAL
+                .replace("source = \"synthetic\"", dataset)
+                .replace("kind = \"integer\"\nmin = 0\nmax = 999", attr)
+                .replace("filter = { field = \"bucket\", lt = 100 }", "filter = { field = \"bucket\", eq = \"n\" }")
+        };
+        let plan = parse(&with(&beir, "kind = \"keyword\"\nfrom = \"pos\"")).unwrap();
+        assert!(matches!(&plan.attributes[0].gen, AttributeGen::Data { field } if field == "pos"));
+        assert_eq!(plan.attributes[0].origin, "w.toml:9");
+        // A key the corpus does not carry: refused at the attribute, naming what it has.
+        let (line, m) = err_of(&with(&beir, "kind = \"keyword\"\nfrom = \"lexname\""));
+        assert_eq!(line, 9);
+        assert!(m.contains("carries no metadata \"lexname\"") && m.contains("has [\"pos\", \"lemmas\"]"), "{m}");
+        // Generated and read at once, read from synthetic data, or with a synthetic stand-in.
+        let (_, m) = err_of(&with(&beir, "kind = \"keyword\"\nfrom = \"pos\"\nvalues = [\"n\"]"));
+        assert!(m.contains("takes no values"), "{m}");
+        let (_, m) = err_of(&with("source = \"synthetic\"", "kind = \"keyword\"\nfrom = \"pos\""));
+        assert!(m.contains("not source = \"beir\""), "{m}");
+        let (_, m) = err_of(&with(&format!("{beir}\nfallback = \"synthetic\""), "kind = \"keyword\"\nfrom = \"pos\""));
+        assert!(m.contains("set dataset.fallback = \"error\""), "{m}");
     }
 
     #[test]

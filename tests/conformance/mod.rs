@@ -48,10 +48,12 @@ pub fn dataset() -> Dataset {
                 values: vec!["en".into(), "de".into(), "fr".into()],
                 weights: vec![6.0, 3.0, 1.0],
             },
+            origin: "conformance".into(),
         },
         AttributePlan {
             def: AttributeDef { name: "year".into(), kind: AttrKind::Integer },
             gen: AttributeGen::Integer { min: 2000, max: 2019 },
+            origin: "conformance".into(),
         },
     ];
     data::build(&plan, &attrs, 7).expect("synthetic dataset")
