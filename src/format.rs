@@ -94,6 +94,11 @@ pub fn count(v: f64) -> String {
     format!("{v:.0}")
 }
 
+/// Bytes in MiB, no decimals ("512 MiB").
+pub fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
 /// Bytes in GiB, one decimal (machine memory).
 pub fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)

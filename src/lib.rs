@@ -20,6 +20,7 @@ pub mod metric;
 pub mod metrics;
 pub mod quality;
 pub mod report;
+pub mod resources;
 pub mod results;
 pub mod runner;
 pub mod spec;

@@ -392,7 +392,8 @@ fn an_ab_run_interleaves_both_workloads_and_catches_a_slower_candidate() {
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds an A/B run"));
     // Too few rounds to test anything: refused before any run.
-    let few = Command::new(BIN).args(["compare", "--ab", "--rounds", "2"]).arg(f.workload()).arg(&slow).output().unwrap();
+    let few =
+        Command::new(BIN).args(["compare", "--ab", "--rounds", "2"]).arg(f.workload()).arg(&slow).output().unwrap();
     assert_eq!(few.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&few.stderr).contains("at least 3 rounds"));
 }

@@ -84,7 +84,27 @@ query_vectors = "queries.minilm.npy"
 qrels = "qrels/test.tsv"
 metric = "cosine"
 
+[[attributes]]
+name = "pos"
+kind = "keyword"
+from = "pos"
+
+[[attributes]]
+name = "lemmas"
+kind = "integer"
+from = "lemmas"
+
 [engines.sqlite]
+
+[[phases]]
+name = "knn-noun"
+requests = 50
+concurrency = 2
+[[phases.ops]]
+op = "knn"
+label = "knn-pos-n"
+k = 10
+filter = {{ field = "pos", eq = "n" }}
 
 [[phases]]
 name = "quality-knn"
@@ -121,6 +141,25 @@ query_order = "cycle"
     assert_eq!(dataset["queries"], queries as u64);
     assert_eq!(dataset["dim"], 384);
     assert_eq!(dataset["judged"], true);
+    assert_eq!(dataset["judgments"], "pseudo", "results say the judgments are pseudo-judgments");
+    let report = std::fs::read_to_string(dir.path().join("run/report.md")).unwrap();
+    assert!(report.contains("The judgments are pseudo-judgments"), "report.md says so too");
+
+    // The real part of speech, read from the corpus: the filter's selectivity in results
+    // is the count in corpus.jsonl, and exact search under it is exact.
+    let nouns = std::fs::read_to_string(data.join("corpus.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| serde_json::from_str::<Value>(l).unwrap()["metadata"]["pos"] == "n")
+        .count();
+    assert!(nouns > SLICE / 2 && nouns < SLICE, "most synsets are nouns: {nouns}");
+    let filters = dataset["filters"].as_array().unwrap();
+    assert_eq!(filters.len(), 1, "{filters:?}");
+    assert_eq!(filters[0]["filter"], "pos = \"n\"");
+    assert_eq!(filters[0]["admitted"], nouns as u64);
+    assert!((filters[0]["selectivity"].as_f64().unwrap() - nouns as f64 / SLICE as f64).abs() < 1e-12);
+    let filtered = op(&results, "knn-noun", "knn-pos-n");
+    assert_eq!(filtered["recall_at_k"].as_f64(), Some(1.0), "exact filtered search: {filtered}");
 
     // One relevant synset among 2,000: a random ranking scores nDCG@10 about 0.002.
     let knn = op(&results, "quality-knn", "knn-100");

@@ -136,9 +136,10 @@ pub fn build(plan: &DatasetPlan, attributes: &[AttributePlan], seed: u64) -> Res
                     (synthetic::generate(&plan.synthetic, seed), Some(reason))
                 }
                 (Some(m), Fallback::Error) => {
-                    let what_to_do = plan.missing_hint.clone().unwrap_or_else(|| {
-                        "fetch the dataset or set dataset.fallback = \"synthetic\"".to_string()
-                    });
+                    let what_to_do = plan
+                        .missing_hint
+                        .clone()
+                        .unwrap_or_else(|| "fetch the dataset or set dataset.fallback = \"synthetic\"".to_string());
                     return Err(Error::Dataset {
                         path: plan.path.clone().unwrap_or_default(),
                         message: format!("{m} is missing; {what_to_do}"),
@@ -205,10 +206,8 @@ fn attach(
                 }
             }
             AttributeGen::Data { field } => {
-                let values = data_attribute(&raw, a, field).map_err(|message| Error::Dataset {
-                    path: plan.path.clone().unwrap_or_default(),
-                    message,
-                })?;
+                let values = data_attribute(&raw, a, field)
+                    .map_err(|message| Error::Dataset { path: plan.path.clone().unwrap_or_default(), message })?;
                 for (rec, v) in per_record.iter_mut().zip(values) {
                     rec.push(v);
                 }
@@ -242,8 +241,12 @@ fn data_attribute(raw: &RawDataset, a: &AttributePlan, field: &str) -> std::resu
     for i in 0..n {
         let v = raw.metadata.get(i).and_then(|m| m.get(field));
         let value = match (a.def.kind, v) {
-            (crate::driver::AttrKind::Keyword, Some(serde_json::Value::String(s))) => Some(AttrValue::Keyword(s.clone())),
-            (crate::driver::AttrKind::Integer, Some(serde_json::Value::Number(x))) => x.as_i64().map(AttrValue::Integer),
+            (crate::driver::AttrKind::Keyword, Some(serde_json::Value::String(s))) => {
+                Some(AttrValue::Keyword(s.clone()))
+            }
+            (crate::driver::AttrKind::Integer, Some(serde_json::Value::Number(x))) => {
+                x.as_i64().map(AttrValue::Integer)
+            }
             _ => None,
         };
         let Some(value) = value else {
@@ -421,7 +424,10 @@ mod tests {
         // A value of the wrong type names the document, the key and the declaration.
         let p = beir_with_metadata(dir.path(), "7");
         let Err(Error::Dataset { message, .. }) = build(&p, &attrs, 1) else { panic!("a number is not a keyword") };
-        assert!(message.contains("document b (line 2): metadata \"pos\" is 7") && message.contains("w.toml:9"), "{message}");
+        assert!(
+            message.contains("document b (line 2): metadata \"pos\" is 7") && message.contains("w.toml:9"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -115,6 +115,8 @@ struct Page<'a> {
     frontiers: Vec<FrontierSection>,
     phases: Vec<PhaseSection>,
     load: LoadSection,
+    resource_notes: Vec<String>,
+    resources: Vec<super::ResourceRow>,
     conditions: Conditions<'a>,
 }
 
@@ -135,6 +137,8 @@ impl<'a> Page<'a> {
             frontiers: effort::frontiers(r).iter().map(FrontierSection::of).collect(),
             phases: phase_views(r).iter().map(|p| PhaseSection::of(r, p)).collect(),
             load: LoadSection::of(r),
+            resource_notes: super::resource_rows(r).0,
+            resources: super::resource_rows(r).1,
             conditions: Conditions::of(r),
         }
     }

@@ -198,6 +198,34 @@ fn effort_tables(r: &RunResults, out: &mut String) {
         }
         out.push('\n');
     }
+    let (notes, rows) = super::resource_rows(r);
+    if !rows.is_empty() || !notes.is_empty() {
+        let _ = writeln!(out, "## Engine resources\n");
+        for n in &notes {
+            let _ = writeln!(out, "- {}", md_cell(n));
+        }
+        if !rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| engine | stage | s | CPU s | cores | peak MiB | mean MiB | memory |\n|---|---|---:|---:|---:|---:|---:|---|"
+            );
+            for x in &rows {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    md_cell(&x.engine),
+                    md_cell(&x.stage),
+                    x.seconds,
+                    x.cpu_s,
+                    x.cores,
+                    x.peak_mib,
+                    x.mean_mib,
+                    x.kind
+                );
+            }
+        }
+        out.push('\n');
+    }
     for f in effort::frontiers(r) {
         let _ = writeln!(out, "## Sweep: {} / {}\n", md_cell(&f.phase), md_cell(&f.op));
         let _ = writeln!(

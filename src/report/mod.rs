@@ -86,6 +86,53 @@ pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
 }
 
 /// Escape text for a Markdown table cell.
+/// One row of the resources table: what an engine's processes used in one stage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResourceRow {
+    pub engine: String,
+    /// "load", "index build" or a phase's name.
+    pub stage: String,
+    pub seconds: String,
+    pub cpu_s: String,
+    pub cores: String,
+    pub peak_mib: String,
+    pub mean_mib: String,
+    /// "PSS" or "RSS".
+    pub kind: String,
+}
+
+/// Per engine: the processes measured (or why none were), and a row per stage.
+pub fn resource_rows(r: &RunResults) -> (Vec<String>, Vec<ResourceRow>) {
+    let mut notes = Vec::new();
+    let mut rows = Vec::new();
+    for e in &r.engines {
+        let Some(res) = &e.resources else { continue };
+        match (&res.watched, &res.not_measured) {
+            (Some(w), _) => notes.push(format!("{}: {w}", e.name)),
+            (None, Some(why)) => notes.push(format!("{}: not measured: {why}", e.name)),
+            (None, None) => {}
+        }
+        let stages = [("load".to_string(), res.load.as_ref()), ("index build".to_string(), res.index.as_ref())]
+            .into_iter()
+            .chain(e.phases.iter().map(|p| (p.display_name(), p.resources.as_ref())));
+        for (stage, u) in stages {
+            let Some(u) = u else { continue };
+            let mib = |b: u64| format!("{:.0}", b as f64 / (1u64 << 20) as f64);
+            rows.push(ResourceRow {
+                engine: e.name.clone(),
+                stage,
+                seconds: format!("{:.1}", u.seconds),
+                cpu_s: format!("{:.2}", u.cpu_s),
+                cores: format!("{:.2}", u.cpu_cores),
+                peak_mib: mib(u.memory_peak_bytes),
+                mean_mib: mib(u.memory_mean_bytes),
+                kind: u.memory_kind.to_uppercase(),
+            });
+        }
+    }
+    (notes, rows)
+}
+
 /// What the dataset's judgments are, in words, when it says they are not human ones.
 pub fn judgments_note(d: &crate::results::DatasetInfo) -> Option<&'static str> {
     match d.judgments.as_deref() {
@@ -101,7 +148,9 @@ pub fn judgments_note(d: &crate::results::DatasetInfo) -> Option<&'static str> {
 pub fn filter_lines(d: &crate::results::DatasetInfo) -> Vec<String> {
     d.filters
         .iter()
-        .map(|f| format!("{}: {} of {} documents ({})", f.filter, f.admitted, d.docs, crate::format::percent(f.selectivity)))
+        .map(|f| {
+            format!("{}: {} of {} documents ({})", f.filter, f.admitted, d.docs, crate::format::percent(f.selectivity))
+        })
         .collect()
 }
 

@@ -177,6 +177,10 @@ pub struct EngineResult {
     pub capabilities: serde_json::Value,
     pub load: Option<LoadResult>,
     pub index: Option<IndexResult>,
+    /// What the engine's processes used (CPU, memory) during load and index build; each
+    /// phase carries its own. Absent in results written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<EngineResources>,
     pub phases: Vec<PhaseResult>,
 }
 
@@ -186,6 +190,21 @@ pub struct LoadResult {
     pub batches: u64,
     pub seconds: f64,
     pub records_per_s: f64,
+}
+
+/// Which processes were measured for an engine, and what they used outside the phases.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineResources {
+    /// The processes measured ("pid file .services/pgvector/pid (...)"), or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watched: Option<String>,
+    /// Why nothing was measured (an engine on another machine, no pid file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_measured: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::resources::Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<crate::resources::Usage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +241,9 @@ pub struct PhaseResult {
     /// Set on a phase tuned to a target recall: how the setting measured here was chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuning: Option<Tuning>,
+    /// What the engine's processes used during the measured run (not the warmup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::resources::Usage>,
 }
 
 fn first_repetition() -> u32 {

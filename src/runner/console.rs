@@ -115,6 +115,15 @@ pub fn phase_line(p: &PhaseResult) {
     if !p.complete {
         let _ = write!(line, " INCOMPLETE: {}", p.note.as_deref().unwrap_or(""));
     }
+    if let Some(u) = &p.resources {
+        let _ = write!(
+            line,
+            " engine: {:.2} cores, {} {}",
+            u.cpu_cores,
+            format::mib(u.memory_peak_bytes),
+            u.memory_kind.to_uppercase()
+        );
+    }
     eprintln!("{line}");
     for o in &p.ops {
         if o.status != OpStatus::Ok {

@@ -152,7 +152,10 @@ impl EngineRun<'_> {
             Ok(()) => {
                 let took = started.elapsed().as_secs_f64();
                 if took >= 0.5 {
-                    console::note(&format!("  phase {}: {}={value} in force ({took:.1}s to build)", phase.name, knob.param));
+                    console::note(&format!(
+                        "  phase {}: {}={value} in force ({took:.1}s to build)",
+                        phase.name, knob.param
+                    ));
                 }
                 Ok(())
             }

@@ -19,6 +19,7 @@ use crate::data::truth::TruthCache;
 use crate::data::{self, Dataset};
 use crate::driver::{self, Capabilities, Driver, ErrorKind, OpKind, ParamDef, ParamUse};
 use crate::error::{Error, Result};
+use crate::resources;
 use crate::results::*;
 use crate::spec::{AttributeGen, AttributePlan, EnginePlan, OpPlan, PhasePlan, Plan, Schedule, Stop};
 
@@ -257,6 +258,7 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
         cancel: cancel.clone(),
         results: &mut results,
         write_ranges,
+        monitor: None,
     };
     for engine in &plan.engines {
         if cancel.is_cancelled() {
@@ -296,6 +298,8 @@ struct EngineRun<'a> {
     results: &'a mut RunResults,
     /// `write_ranges` of the plan on this dataset.
     write_ranges: Vec<AttributePlan>,
+    /// The current engine's processes, sampled (when they can be watched).
+    monitor: Option<resources::Monitor>,
 }
 
 impl EngineRun<'_> {
@@ -330,8 +334,10 @@ impl EngineRun<'_> {
             capabilities: serde_json::to_value(&caps).unwrap_or_default(),
             load: None,
             index: None,
+            resources: None,
             phases: Vec::new(),
         });
+        self.monitor = None;
         let driver: Arc<dyn Driver> = match (ep.kind.open)(cfg) {
             Ok(d) => Arc::from(d),
             Err(e) => return self.fail(format!("could not open the driver: {e}")),
@@ -361,7 +367,20 @@ impl EngineRun<'_> {
                 return self.save();
             }
         }
+        let watched = watch_for(ep);
+        self.current().resources = Some(match &watched {
+            Ok(w) => EngineResources { watched: Some(w.what.clone()), not_measured: None, load: None, index: None },
+            Err(why) => EngineResources { watched: None, not_measured: Some(why.clone()), load: None, index: None },
+        });
+        match watched {
+            Ok(w) => {
+                console::note(&format!("  resources: {}", w.what));
+                self.monitor = Some(resources::Monitor::start(w, RESOURCE_INTERVAL));
+            }
+            Err(why) => console::note(&format!("  resources: not measured: {why}")),
+        }
         let outcome = self.engine_phases(ep, &driver, &caps).await;
+        self.monitor = None;
         if self.plan.load.cleanup {
             match tokio::time::timeout(Duration::from_secs(30), driver.cleanup()).await {
                 Ok(Ok(())) => {}
@@ -390,21 +409,30 @@ impl EngineRun<'_> {
         }
 
         // Load.
+        let mark = self.mark();
         let load = tokio::select! {
             r = self.load(driver) => r,
             _ = self.cancel.cancelled() => return self.fail("interrupted (Ctrl-C) during the load".into()),
         };
         match load {
             Ok(l) => {
+                let usage = self.usage_since(mark);
                 console::note(&format!(
-                    "  load: {} records in {:.2}s ({:.0} records/s)",
-                    l.records, l.seconds, l.records_per_s
+                    "  load: {} records in {:.2}s ({:.0} records/s){}",
+                    l.records,
+                    l.seconds,
+                    l.records_per_s,
+                    usage_text(usage.as_ref())
                 ));
                 self.current().load = Some(l);
+                if let Some(r) = &mut self.current().resources {
+                    r.load = usage;
+                }
             }
             Err(msg) => return self.fail(format!("load failed: {msg}")),
         }
         let started = Instant::now();
+        let mark = self.mark();
         let index = tokio::select! {
             r = driver.finish_load() => r,
             _ = self.cancel.cancelled() => return self.fail("interrupted (Ctrl-C) during the index build".into()),
@@ -412,9 +440,13 @@ impl EngineRun<'_> {
         match index {
             Ok(stats) => {
                 let seconds = started.elapsed().as_secs_f64();
-                console::note(&format!("  index build and refresh: {seconds:.2}s"));
+                let usage = self.usage_since(mark);
+                console::note(&format!("  index build and refresh: {seconds:.2}s{}", usage_text(usage.as_ref())));
                 self.current().index =
                     Some(IndexResult { seconds, stats: serde_json::to_value(&stats).unwrap_or_default() });
+                if let Some(r) = &mut self.current().resources {
+                    r.index = usage;
+                }
             }
             Err(e) => return self.fail(format!("finish_load failed: {}", e.message)),
         }
@@ -501,6 +533,14 @@ impl EngineRun<'_> {
         })
     }
 
+    fn mark(&self) -> Option<resources::Mark> {
+        self.monitor.as_ref().map(resources::Monitor::mark)
+    }
+
+    fn usage_since(&self, mark: Option<resources::Mark>) -> Option<resources::Usage> {
+        self.monitor.as_ref()?.since(mark?)
+    }
+
     /// `phase` as a result that failed before any request (`note` says why).
     fn failed_phase(&self, phase: &PhasePlan, note: String) -> PhaseResult {
         PhaseResult {
@@ -515,6 +555,7 @@ impl EngineRun<'_> {
             repetition: 1,
             step: None,
             tuning: None,
+            resources: None,
         }
     }
 
@@ -560,6 +601,7 @@ impl EngineRun<'_> {
             repetition: 1,
             step: None,
             tuning: None,
+            resources: None,
         };
         if corpus_changed && phase.ops.iter().any(|o| matches!(o.kind, OpKind::Knn | OpKind::Hybrid)) {
             result.note =
@@ -631,7 +673,9 @@ impl EngineRun<'_> {
             n => format!("  {} ({}/{n})", phase.name, result.repetition),
         };
         let bar = console::phase_bar(self.opts.progress, &label, phase.stop, counter.clone());
+        let mark = self.mark();
         let measured = run_phase(env, phase.schedule, phase.stop, seed, &self.cancel, counter).await;
+        result.resources = self.usage_since(mark);
         bar.finish();
         let elapsed = measured.elapsed.as_secs_f64();
         result.elapsed_s = elapsed;
@@ -676,6 +720,44 @@ pub(crate) struct DriverProfile<'a> {
 
 /// `params`: the search params the engine's driver declares, to record which of the op's
 /// it applied.
+/// How often an engine's processes are sampled.
+const RESOURCE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The processes to watch for `ep`: an embedded engine runs in dbbench's own process; a
+/// server on this machine is found from the pid file `services/up.sh` wrote.
+fn watch_for(ep: &EnginePlan) -> std::result::Result<resources::Watch, String> {
+    if ep.kind.default_url.is_none() {
+        return Ok(resources::Watch::this_process(&ep.config.name));
+    }
+    let url = ep.config.url.as_deref().or(ep.kind.default_url).unwrap_or_default();
+    let host = url.split("://").nth(1).unwrap_or(url);
+    let host = host.rsplit('@').next().unwrap_or(host);
+    let host = host.split(['/', '?']).next().unwrap_or(host);
+    let host = if host.starts_with('[') {
+        host.split(']').next().map(|h| &h[1..]).unwrap_or(host)
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    if !["127.0.0.1", "localhost", "::1"].contains(&host) {
+        return Err(format!("the engine is at {host}, not on this machine"));
+    }
+    resources::Watch::service(&resources::services_dir(), ep.kind.kind)
+}
+
+/// ", 1.52 CPU s (0.76 cores), 512 MiB peak" for console lines.
+fn usage_text(u: Option<&resources::Usage>) -> String {
+    u.map(|u| {
+        format!(
+            ", {:.2} CPU s ({:.2} cores), {} peak {}",
+            u.cpu_s,
+            u.cpu_cores,
+            crate::format::mib(u.memory_peak_bytes),
+            u.memory_kind.to_uppercase()
+        )
+    })
+    .unwrap_or_default()
+}
+
 /// The plan's attributes, those read from the data as the integer range their values
 /// span there (what an update of one writes).
 fn write_ranges(plan: &Plan, ds: &Dataset) -> Vec<AttributePlan> {

@@ -78,10 +78,18 @@ impl DatasetPlan {
 
 #[derive(Debug, Clone)]
 pub enum AttributeGen {
-    Keyword { values: Vec<String>, weights: Vec<f64> },
-    Integer { min: i64, max: i64 },
+    Keyword {
+        values: Vec<String>,
+        weights: Vec<f64>,
+    },
+    Integer {
+        min: i64,
+        max: i64,
+    },
     /// Read from each document's `metadata.<field>` in the dataset.
-    Data { field: String },
+    Data {
+        field: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -340,7 +348,12 @@ fn validate_attributes(src: &Source, specs: &[Spanned<AttributeSpec>]) -> Result
         }
         let gen = match (a.kind, &a.from) {
             (_, Some(field)) => {
-                if a.values.is_some() || a.weights.is_some() || a.cardinality.is_some() || a.min.is_some() || a.max.is_some() {
+                if a.values.is_some()
+                    || a.weights.is_some()
+                    || a.cardinality.is_some()
+                    || a.min.is_some()
+                    || a.max.is_some()
+                {
                     return Err(src.error(span, format!("attribute {:?}: from = {field:?} reads it from the dataset, so it takes no values/weights/cardinality/min/max", a.name)));
                 }
                 if field.is_empty() {
