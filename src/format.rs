@@ -20,6 +20,8 @@ pub enum Unit {
     /// Seconds (load, index build).
     Seconds,
     Bytes,
+    /// Mebibytes (an engine's memory and disk).
+    Mib,
     /// A whole number of things (requests, errors).
     Count,
 }
@@ -35,6 +37,7 @@ impl Unit {
             Unit::Fraction => format!("{}%", trim_zeros(format!("{:.3}", x * 100.0))),
             Unit::Seconds => seconds(x),
             Unit::Bytes => gib(x as u64),
+            Unit::Mib => format!("{x:.1}"),
             Unit::Count => count(x),
         }
     }
@@ -49,6 +52,7 @@ impl Unit {
             Unit::Fraction => format!("{}%", trim_zeros(format!("{:.3}", x * 100.0))),
             Unit::Seconds => format!("{} s", trim_zeros(seconds(x))),
             Unit::Bytes => gib(x as u64),
+            Unit::Mib => format!("{} MiB", trim_zeros(format!("{x:.1}"))),
             Unit::Count => count(x),
         }
     }

@@ -20,6 +20,25 @@ use crate::format::Unit;
 use crate::metrics::{decode_histogram, LatencySummary};
 use crate::results::{EngineResult, IntervalResult, OpResult, OpStatus};
 
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// Every usage measured for an engine (load, index build, phases), or why there is none.
+fn engine_usages(e: &EngineResult) -> Result<Vec<&crate::resources::Usage>, String> {
+    let r = e.resources.as_ref().ok_or_else(|| "resources were not measured".to_string())?;
+    if let Some(why) = &r.not_measured {
+        return Err(format!("resources were not measured: {why}"));
+    }
+    let all: Vec<_> = [r.load.as_ref(), r.index.as_ref()]
+        .into_iter()
+        .chain(e.phases.iter().map(|p| p.resources.as_ref()))
+        .flatten()
+        .collect();
+    if all.is_empty() {
+        return Err("no resource sample was taken".into());
+    }
+    Ok(all)
+}
+
 /// Whether a larger value is better or worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -93,6 +112,16 @@ pub enum Source {
     LoadSeconds,
     /// The engine's index build and wait-until-searchable time (engine-wide).
     IndexSeconds,
+    /// The highest memory of the engine's processes over load, index build and every
+    /// measured phase (engine-wide).
+    MemoryPeak,
+    /// CPU seconds of the engine's processes over load, index build and every measured
+    /// phase (engine-wide).
+    CpuSeconds,
+    /// The size the driver reports after the index build (engine-wide).
+    Disk,
+    /// That size over the records it holds (engine-wide).
+    BytesPerRecord,
 }
 
 /// One metric's declaration.
@@ -157,10 +186,14 @@ pub enum Metric {
     ErrorRate,
     LoadSeconds,
     IndexSeconds,
+    MemoryPeakMib,
+    CpuSeconds,
+    DiskMib,
+    BytesPerRecord,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 15] = [
+    pub const ALL: [Metric; 19] = [
         Metric::P50Ms,
         Metric::P90Ms,
         Metric::P95Ms,
@@ -176,6 +209,10 @@ impl Metric {
         Metric::ErrorRate,
         Metric::LoadSeconds,
         Metric::IndexSeconds,
+        Metric::MemoryPeakMib,
+        Metric::CpuSeconds,
+        Metric::DiskMib,
+        Metric::BytesPerRecord,
     ];
 
     /// The declaration: the one place each metric is described.
@@ -269,6 +306,46 @@ impl Metric {
                 help: "time to build indexes and wait until searchable, s (per engine: no phase or op)",
                 source: Source::IndexSeconds,
             },
+            Metric::MemoryPeakMib => MetricDef {
+                name: "memory_peak_mib",
+                unit: Unit::Mib,
+                direction: Direction::LowerIsBetter,
+                min_count: 0,
+                column: "peak MiB",
+                prose: "peak memory",
+                help: "highest memory (PSS) of the engine's processes over load, index build and the measured phases, MiB (per engine)",
+                source: Source::MemoryPeak,
+            },
+            Metric::CpuSeconds => MetricDef {
+                name: "cpu_seconds",
+                unit: Unit::Seconds,
+                direction: Direction::LowerIsBetter,
+                min_count: 0,
+                column: "CPU s",
+                prose: "CPU time",
+                help: "CPU seconds of the engine's processes over load, index build and the measured phases (per engine)",
+                source: Source::CpuSeconds,
+            },
+            Metric::DiskMib => MetricDef {
+                name: "disk_mib",
+                unit: Unit::Mib,
+                direction: Direction::LowerIsBetter,
+                min_count: 0,
+                column: "disk MiB",
+                prose: "size on disk",
+                help: "size the engine reports for its data after the index build, MiB (per engine)",
+                source: Source::Disk,
+            },
+            Metric::BytesPerRecord => MetricDef {
+                name: "bytes_per_record",
+                unit: Unit::Count,
+                direction: Direction::LowerIsBetter,
+                min_count: 0,
+                column: "bytes/record",
+                prose: "bytes per record",
+                help: "that size over the records the engine holds (per engine)",
+                source: Source::BytesPerRecord,
+            },
         }
     }
 
@@ -290,7 +367,15 @@ impl Metric {
 
     /// Measured once per engine (load, index build), not per op.
     pub const fn engine_wide(self) -> bool {
-        matches!(self.def().source, Source::LoadSeconds | Source::IndexSeconds)
+        matches!(
+            self.def().source,
+            Source::LoadSeconds
+                | Source::IndexSeconds
+                | Source::MemoryPeak
+                | Source::CpuSeconds
+                | Source::Disk
+                | Source::BytesPerRecord
+        )
     }
 
     /// Retrieval quality, scored for search ops only.
@@ -367,7 +452,12 @@ impl Metric {
                     Ok(o.errors as f64 / total as f64)
                 }
             }
-            Source::LoadSeconds | Source::IndexSeconds => Err("engine-wide metric".into()),
+            Source::LoadSeconds
+            | Source::IndexSeconds
+            | Source::MemoryPeak
+            | Source::CpuSeconds
+            | Source::Disk
+            | Source::BytesPerRecord => Err("engine-wide metric".into()),
         }
     }
 
@@ -382,6 +472,22 @@ impl Metric {
             Source::LoadSeconds => e.load.as_ref().map(|l| l.seconds).ok_or_else(|| "no load was recorded".into()),
             Source::IndexSeconds => {
                 e.index.as_ref().map(|i| i.seconds).ok_or_else(|| "no index build was recorded".into())
+            }
+            Source::MemoryPeak | Source::CpuSeconds => {
+                let usages = engine_usages(e)?;
+                Ok(if self.def().source == Source::MemoryPeak {
+                    usages.iter().map(|u| u.memory_peak_bytes).max().unwrap_or(0) as f64 / MIB
+                } else {
+                    usages.iter().map(|u| u.cpu_s).sum()
+                })
+            }
+            Source::Disk | Source::BytesPerRecord => {
+                let (bytes, per) = e.disk().ok_or_else(|| "the engine reported no size".to_string())?;
+                if self.def().source == Source::Disk {
+                    Ok(bytes as f64 / MIB)
+                } else {
+                    per.ok_or_else(|| "the engine reported no record count".into())
+                }
             }
             _ => Err(format!("{} is measured per op", self.name())),
         }

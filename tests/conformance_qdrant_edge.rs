@@ -33,14 +33,20 @@ async fn qdrant_edge_passes_the_conformance_suite() {
 
 /// 400 vectors of 16 floats are 25 KiB: a 1 KiB threshold makes the optimizer index
 /// every segment and makes searches use the graph. With hnsw_ef = 400 (every point a
-/// candidate) the graph search finds the exact neighbours, filtered or not.
+/// candidate) the graph search is near exact; under a filter it walks only the points
+/// that match, and a neighbour reached only through excluded points can be missed
+/// (0.990 seen under `lang = "en" and year >= 2010`), so the floor is 0.98, not 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qdrant_edge_passes_the_conformance_suite_through_hnsw() {
     let dir = tempfile::tempdir().unwrap();
     let kind = driver::find_kind("qdrant-edge").unwrap();
     let settings = "indexing_threshold_kb = 1\nfull_scan_threshold_kb = 1\nhnsw_ef = 400";
     let d = (kind.open)(&config_with(dir.path(), settings)).unwrap();
-    let stats = conformance::run_suite(d.as_ref(), &conformance::Expect::exact()).await;
+    let stats = conformance::run_suite(
+        d.as_ref(),
+        &conformance::Expect { knn_min_recall: 0.98, ..conformance::Expect::exact() },
+    )
+    .await;
     // The engine counts indexed vectors over both named vectors: 400 dense + 400 BM25.
     assert_eq!(stats.details["indexed_vectors"], 800, "every vector is indexed: {:?}", stats.details);
 }

@@ -136,8 +136,10 @@ capabilities = ["knn"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_steps_are_separate_measurements() {
     let dir = tempfile::tempdir().unwrap();
-    // Each unit of effort adds 1 ms: step e's requests take e ms (+ 0.1), so a request
-    // counted in the wrong step would fall outside that step's latency band.
+    // Each unit of effort adds 1 ms: step e's requests sleep at least e ms (+ 0.1). A
+    // request of an earlier step counted in a later one would sit below that step's
+    // floor; one of a later step counted in an earlier one would make a count other
+    // than the step's own 25. (No ceiling is asserted: a loaded machine may oversleep.)
     let r = run(
         dir.path(),
         r#"
@@ -174,9 +176,7 @@ k = 10
         assert_eq!(o.count, 25, "{}: exactly its own requests", p.name);
         let h = dbbench::metrics::decode_histogram(&o.histograms.latency).unwrap();
         let min = h.min() as f64 / 1e6; // nanoseconds
-        let max = o.latency_ms.max.unwrap();
         assert!(min >= effort, "{}: min {min} ms below its own {effort} ms", p.name);
-        assert!(max < effort * 2.0, "{}: max {max} ms reaches the next step's {} ms", p.name, effort * 2.0);
         assert!(close(o.quality.recall_at_k, recall), "{}: {:?}", p.name, o.quality);
         assert_eq!(h.len(), 25, "{}: the histogram holds its own requests only", p.name);
     }

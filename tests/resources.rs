@@ -63,3 +63,76 @@ fn the_sampler_sees_a_childs_memory_and_cpu_through_its_parent() {
     assert_eq!(usage.memory_kind, "pss");
     assert!(usage.samples >= 10, "sampled every 50 ms for over 1.5 s: {}", usage.samples);
 }
+
+/// A whole run on sqlite (embedded, so dbbench's own process is watched): every stage
+/// has a usage, the engine-wide metrics read them and the driver's size, and a bound on
+/// them decides the verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_measures_each_stage_and_judges_resource_bounds() {
+    use dbbench::metric::Metric;
+    use dbbench::report::recommend;
+    let dir = tempfile::tempdir().unwrap();
+    let workload = |bound: &str| {
+        format!(
+            r#"
+[workload]
+name = "resources"
+seed = 1
+[dataset]
+source = "synthetic"
+[dataset.synthetic]
+docs = 2000
+queries = 20
+dim = 16
+[engines.sqlite]
+[[phases]]
+name = "knn"
+requests = 300
+concurrency = 2
+[[phases.ops]]
+op = "knn"
+k = 10
+[requirements]
+[[requirements.slo]]
+metric = "memory_peak_mib"
+max = {bound}
+"#
+        )
+    };
+    let run = |bound: &'static str, out: &'static str| {
+        let file = dir.path().join(format!("{out}.toml"));
+        std::fs::write(&file, workload(bound)).unwrap();
+        let plan = dbbench::spec::load_plan(&file, &dbbench::spec::Overrides::default()).unwrap();
+        let opts = dbbench::runner::RunOptions {
+            run_id: out.into(),
+            out_dir: dir.path().join(out),
+            cache_dir: dir.path().join("cache"),
+            progress: false,
+            repeat: 1,
+        };
+        async move {
+            let summary = dbbench::runner::run(plan, opts, tokio_util::sync::CancellationToken::new()).await.unwrap();
+            dbbench::results::RunResults::read(&summary.results_path).unwrap()
+        }
+    };
+    let r = run("100000", "roomy").await;
+    let e = &r.engines[0];
+    let res = e.resources.as_ref().expect("resources recorded");
+    assert!(res.watched.as_deref().unwrap().contains("dbbench's own process"), "{res:?}");
+    let phase = e.phases[0].resources.as_ref().expect("the phase has a usage");
+    assert!(phase.memory_peak_bytes > 1 << 20 && phase.samples >= 2, "{phase:?}");
+    assert!(res.load.is_some() && res.index.is_some(), "{res:?}");
+    let peak = Metric::MemoryPeakMib.read_engine(e).unwrap();
+    assert!(peak >= phase.memory_peak_bytes as f64 / (1u64 << 20) as f64);
+    assert!(Metric::CpuSeconds.read_engine(e).unwrap() >= phase.cpu_s);
+    let size = e.index.as_ref().unwrap().stats["size_bytes"].as_u64().expect("sqlite reports its file size");
+    assert_eq!(Metric::DiskMib.read_engine(e).unwrap(), size as f64 / (1u64 << 20) as f64);
+    assert_eq!(Metric::BytesPerRecord.read_engine(e).unwrap(), size as f64 / 2000.0);
+    assert_eq!(recommend::evaluate(&r).fit, ["sqlite"]);
+    assert!(std::fs::read_to_string(dir.path().join("roomy/report.md")).unwrap().contains("## Engine resources"));
+
+    let tight = run("1", "tight").await;
+    let v = recommend::evaluate(&tight);
+    assert!(v.fit.is_empty(), "1 MiB is below any process's memory: {v:?}");
+    assert!(v.reasons.iter().any(|l| l.contains("peak memory")), "{:?}", v.reasons);
+}

@@ -109,6 +109,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
     }
 
     effort_tables(r, &mut out);
+    resource_section(r, &mut out);
 
     let _ = writeln!(out, "## Results\n\nLatency in ms; ★ marks the best value of a column.\n");
     for p in phase_views(r) {
@@ -170,6 +171,44 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
     out
 }
 
+/// What each engine's processes used in each stage, and what its data takes on disk.
+fn resource_section(r: &RunResults, out: &mut String) {
+    let (notes, rows) = super::resource_rows(r);
+    let disks: Vec<_> = r.engines.iter().filter_map(|e| e.disk().map(|d| (e, d))).collect();
+    if !rows.is_empty() || !notes.is_empty() || !disks.is_empty() {
+        let _ = writeln!(out, "## Engine resources\n");
+        for n in &notes {
+            let _ = writeln!(out, "- {}", md_cell(n));
+        }
+        for (e, (bytes, per)) in &disks {
+            let per = per.map(|p| format!(", {p:.0} bytes per record")).unwrap_or_default();
+            let mib = *bytes as f64 / (1u64 << 20) as f64;
+            let _ = writeln!(out, "- {}: {mib:.1} MiB on disk after the index build{per}", md_cell(&e.name));
+        }
+        if !rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| engine | stage | s | CPU s | cores | peak MiB | mean MiB | memory |\n|---|---|---:|---:|---:|---:|---:|---|"
+            );
+            for x in &rows {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    md_cell(&x.engine),
+                    md_cell(&x.stage),
+                    x.seconds,
+                    x.cpu_s,
+                    x.cores,
+                    x.peak_mib,
+                    x.mean_mib,
+                    x.kind
+                );
+            }
+        }
+        out.push('\n');
+    }
+}
+
 /// Tuned comparisons at their target recall, then each sweep's steps.
 fn effort_tables(r: &RunResults, out: &mut String) {
     for t in effort::tuned(r) {
@@ -195,34 +234,6 @@ fn effort_tables(r: &RunResults, out: &mut String) {
                 md_cell(&verdict),
                 row.tried
             );
-        }
-        out.push('\n');
-    }
-    let (notes, rows) = super::resource_rows(r);
-    if !rows.is_empty() || !notes.is_empty() {
-        let _ = writeln!(out, "## Engine resources\n");
-        for n in &notes {
-            let _ = writeln!(out, "- {}", md_cell(n));
-        }
-        if !rows.is_empty() {
-            let _ = writeln!(
-                out,
-                "\n| engine | stage | s | CPU s | cores | peak MiB | mean MiB | memory |\n|---|---|---:|---:|---:|---:|---:|---|"
-            );
-            for x in &rows {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                    md_cell(&x.engine),
-                    md_cell(&x.stage),
-                    x.seconds,
-                    x.cpu_s,
-                    x.cores,
-                    x.peak_mib,
-                    x.mean_mib,
-                    x.kind
-                );
-            }
         }
         out.push('\n');
     }

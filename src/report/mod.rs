@@ -85,7 +85,6 @@ pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
     views
 }
 
-/// Escape text for a Markdown table cell.
 /// One row of the resources table: what an engine's processes used in one stage.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ResourceRow {
@@ -154,6 +153,7 @@ pub fn filter_lines(d: &crate::results::DatasetInfo) -> Vec<String> {
         .collect()
 }
 
+/// Escape text for a Markdown table cell.
 pub fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }

@@ -184,6 +184,18 @@ pub struct EngineResult {
     pub phases: Vec<PhaseResult>,
 }
 
+impl EngineResult {
+    /// Bytes the driver reports the engine's data takes after the index build (its own
+    /// size API: PostgreSQL's relation sizes, Elasticsearch's store, the files of sqlite
+    /// and qdrant-edge), and per record when it also reports how many it holds.
+    pub fn disk(&self) -> Option<(u64, Option<f64>)> {
+        let stats = &self.index.as_ref()?.stats;
+        let bytes = stats.get("size_bytes")?.as_u64()?;
+        let records = stats.get("records").and_then(serde_json::Value::as_u64).filter(|&r| r > 0);
+        Some((bytes, records.map(|r| bytes as f64 / r as f64)))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadResult {
     pub records: u64,
