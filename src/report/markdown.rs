@@ -80,15 +80,16 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         let _ = writeln!(out, "## Not a recommendation\n\n{}\n", v.headline);
         let _ = writeln!(out, "| phase | op | fastest | by | ms | notes |\n|---|---|---|---|---:|---|");
         for w in &v.winners {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} |",
-                md_cell(&w.phase),
-                md_cell(&w.op),
-                w.engine.as_deref().map(md_cell).unwrap_or_else(|| "-".into()),
-                w.by,
-                format::ms(w.value_ms),
-                md_cell(&w.note)
+            table_row(
+                &mut out,
+                &[
+                    md_cell(&w.phase),
+                    md_cell(&w.op),
+                    w.engine.as_deref().map(md_cell).unwrap_or_else(|| "-".into()),
+                    w.by.to_string(),
+                    format::ms(w.value_ms),
+                    md_cell(&w.note),
+                ],
             );
         }
         out.push('\n');
@@ -191,17 +192,18 @@ fn resource_section(r: &RunResults, out: &mut String) {
                 "\n| engine | stage | s | CPU s | cores | peak MiB | mean MiB | memory |\n|---|---|---:|---:|---:|---:|---:|---|"
             );
             for x in &rows {
-                let _ = writeln!(
+                table_row(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                    md_cell(&x.engine),
-                    md_cell(&x.stage),
-                    x.seconds,
-                    x.cpu_s,
-                    x.cores,
-                    x.peak_mib,
-                    x.mean_mib,
-                    x.kind
+                    &[
+                        md_cell(&x.engine),
+                        md_cell(&x.stage),
+                        x.seconds.clone(),
+                        x.cpu_s.clone(),
+                        x.cores.clone(),
+                        x.peak_mib.clone(),
+                        x.mean_mib.clone(),
+                        x.kind.clone(),
+                    ],
                 );
             }
         }
@@ -220,19 +222,19 @@ fn effort_tables(r: &RunResults, out: &mut String) {
         );
         for row in &t.rows {
             let verdict = if row.reached { row.summary.clone() } else { format!("**NOT REACHED**: {}", row.summary) };
-            let _ = writeln!(
+            table_row(
                 out,
-                "| {} | {} | `{}` | {} | {} | {} | {} | {} | {} ({} settings tried) |",
-                md_cell(&row.engine),
-                md_cell(&row.op),
-                row.setting,
-                format::ratio(row.tuning_recall),
-                format::ratio(row.heldout_recall),
-                format::rate(row.throughput_ops_s),
-                format::ms(row.p50_ms),
-                format::ms(row.p99_ms),
-                md_cell(&verdict),
-                row.tried
+                &[
+                    md_cell(&row.engine),
+                    md_cell(&row.op),
+                    format!("`{}`", row.setting),
+                    format::ratio(row.tuning_recall),
+                    format::ratio(row.heldout_recall),
+                    format::rate(row.throughput_ops_s),
+                    format::ms(row.p50_ms),
+                    format::ms(row.p99_ms),
+                    format!("{} ({} settings tried)", md_cell(&verdict), row.tried),
+                ],
             );
         }
         out.push('\n');
@@ -246,20 +248,26 @@ fn effort_tables(r: &RunResults, out: &mut String) {
         );
         for (_, name, pts) in &f.engines {
             for p in pts {
-                let _ = writeln!(
+                table_row(
                     out,
-                    "| {} | `{}` | {} | {} | {} | {} |",
-                    md_cell(name),
-                    p.setting,
-                    format::ratio(p.recall),
-                    format::rate(p.throughput_ops_s),
-                    format::ms(p.p50_ms),
-                    format::ms(p.p99_ms)
+                    &[
+                        md_cell(name),
+                        format!("`{}`", p.setting),
+                        format::ratio(p.recall),
+                        format::rate(p.throughput_ops_s),
+                        format::ms(p.p50_ms),
+                        format::ms(p.p99_ms),
+                    ],
                 );
             }
         }
         out.push('\n');
     }
+}
+
+/// One row of a Markdown table, its cells already escaped.
+fn table_row(out: &mut String, cells: &[String]) {
+    let _ = writeln!(out, "| {} |", cells.join(" | "));
 }
 
 fn short(s: &str) -> &str {

@@ -543,12 +543,17 @@ impl EngineRun<'_> {
 
     /// `phase` as a result that failed before any request (`note` says why).
     fn failed_phase(&self, phase: &PhasePlan, note: String) -> PhaseResult {
+        PhaseResult { complete: false, note: Some(note), warmup_s: 0.0, ..self.blank_phase(phase) }
+    }
+
+    /// A complete phase result with nothing measured yet.
+    fn blank_phase(&self, phase: &PhasePlan) -> PhaseResult {
         PhaseResult {
             name: phase.name.clone(),
-            complete: false,
-            note: Some(note),
+            complete: true,
+            note: None,
             schedule: schedule_info(phase, &self.threads),
-            warmup_s: 0.0,
+            warmup_s: phase.warmup.as_secs_f64(),
             elapsed_s: 0.0,
             rate: None,
             ops: Vec::new(),
@@ -588,21 +593,7 @@ impl EngineRun<'_> {
                 Err(why) => ops_out.push(Some(OpResult::unsupported(describe(op), why))),
             }
         }
-        let schedule_info = schedule_info(phase, &self.threads);
-        let mut result = PhaseResult {
-            name: phase.name.clone(),
-            complete: true,
-            note: None,
-            schedule: schedule_info,
-            warmup_s: phase.warmup.as_secs_f64(),
-            elapsed_s: 0.0,
-            rate: None,
-            ops: Vec::new(),
-            repetition: 1,
-            step: None,
-            tuning: None,
-            resources: None,
-        };
+        let mut result = self.blank_phase(phase);
         if corpus_changed && phase.ops.iter().any(|o| matches!(o.kind, OpKind::Knn | OpKind::Hybrid)) {
             result.note =
                 Some("an earlier phase wrote to the corpus: recall is measured against the data as loaded".into());
