@@ -178,6 +178,48 @@ pub struct Usage {
     pub processes: usize,
     pub samples: usize,
     pub seconds: f64,
+    /// When the window began: seconds from the start of the engine's sampling (its
+    /// load), the time axis of [`EngineResources::timeline`](crate::results::EngineResources).
+    #[serde(default)]
+    pub start_s: f64,
+}
+
+/// The watched processes in one second: where the memory curve and CPU curve are drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Seconds from the start of sampling, at the second's last reading.
+    pub t_s: f64,
+    /// The highest memory read in that second.
+    pub memory_bytes: u64,
+    /// CPU cores busy since the point before (since the first reading, for the first).
+    pub cpu_cores: f64,
+}
+
+/// One point per whole second of sampling (see [`Point`]).
+pub fn per_second(samples: &[Sample]) -> Vec<Point> {
+    let mut out: Vec<Point> = Vec::new();
+    let Some(first) = samples.first() else { return out };
+    let (mut prev_t, mut prev_cpu) = (first.t, first.cpu_s);
+    let mut i = 0;
+    while i < samples.len() {
+        let second = samples[i].t.floor();
+        let mut j = i;
+        let mut peak = 0;
+        while j < samples.len() && samples[j].t.floor() == second {
+            peak = peak.max(samples[j].memory_bytes);
+            j += 1;
+        }
+        let last = samples[j - 1];
+        let dt = last.t - prev_t;
+        out.push(Point {
+            t_s: last.t,
+            memory_bytes: peak,
+            cpu_cores: if dt > 0.0 { ((last.cpu_s - prev_cpu) / dt).max(0.0) } else { 0.0 },
+        });
+        (prev_t, prev_cpu) = (last.t, last.cpu_s);
+        i = j;
+    }
+    out
 }
 
 /// Samples one process tree every `interval` until dropped.
@@ -229,6 +271,11 @@ impl Monitor {
         Mark(sample(self.watch.pid, &tree(self.watch.pid), self.started))
     }
 
+    /// Every second sampled so far (see [`per_second`]).
+    pub fn timeline(&self) -> Vec<Point> {
+        per_second(&self.samples.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Usage from `mark` until now; `None` when the processes could not be read.
     pub fn since(&self, mark: Mark) -> Option<Usage> {
         let first = mark.0?;
@@ -253,6 +300,7 @@ fn usage(within: &[Sample], first: Sample, last: Sample) -> Usage {
         processes: last.processes,
         samples: within.len(),
         seconds,
+        start_s: first.t,
     }
 }
 
@@ -290,6 +338,21 @@ mod tests {
         assert_eq!((u.cpu_s, u.cpu_cores, u.seconds), (3.0, 1.5, 2.0));
         assert_eq!((u.memory_peak_bytes, u.memory_mean_bytes, u.samples), (500, 300, 3));
         assert_eq!(u.memory_kind, "pss");
+    }
+
+    #[test]
+    fn per_second_keeps_each_seconds_peak_and_the_cores_between_its_last_readings() {
+        let s = |t: f64, cpu_s: f64, memory_bytes: u64| Sample { t, cpu_s, memory_bytes, processes: 1, pss: true };
+        // Second 0: two readings (peak 300); second 1: none; second 2: two readings.
+        let pts = per_second(&[s(0.2, 1.0, 300), s(0.8, 1.3, 200), s(2.1, 2.6, 50), s(2.8, 3.3, 80)]);
+        let got: Vec<(f64, u64, f64)> = pts.iter().map(|p| (p.t_s, p.memory_bytes, p.cpu_cores)).collect();
+        // 0.3 CPU s over 0.6 s, then 2.0 CPU s over 2.0 s.
+        let want = [(0.8, 300, 0.5), (2.8, 80, 1.0)];
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g.0 - w.0).abs() < 1e-9 && g.1 == w.1 && (g.2 - w.2).abs() < 1e-9, "{got:?}");
+        }
+        assert!(per_second(&[]).is_empty());
     }
 
     #[test]

@@ -129,7 +129,21 @@ max = {bound}
     assert_eq!(Metric::DiskMib.read_engine(e).unwrap(), size as f64 / (1u64 << 20) as f64);
     assert_eq!(Metric::BytesPerRecord.read_engine(e).unwrap(), size as f64 / 2000.0);
     assert_eq!(recommend::evaluate(&r).fit, ["sqlite"]);
+    // The reports are written from results alone, as `dbbench run` and `dbbench report` do.
+    dbbench::report::write_reports(&r, &dir.path().join("roomy")).unwrap();
     assert!(std::fs::read_to_string(dir.path().join("roomy/report.md")).unwrap().contains("## Engine resources"));
+    // Memory and CPU over time: a point per second sampled, in order, covering the stages.
+    let t = &res.timeline;
+    assert!(!t.is_empty(), "{res:?}");
+    assert!(t.windows(2).all(|w| w[0].t_s < w[1].t_s), "{t:?}");
+    assert!(t.iter().all(|p| p.memory_bytes > 1 << 20 && p.cpu_cores >= 0.0), "{t:?}");
+    let load = res.load.as_ref().unwrap();
+    assert!(
+        load.start_s <= res.index.as_ref().unwrap().start_s && res.index.as_ref().unwrap().start_s <= phase.start_s
+    );
+    assert!(t.last().unwrap().t_s + 1.0 >= phase.start_s, "the timeline reaches the phase: {t:?} {phase:?}");
+    let html = std::fs::read_to_string(dir.path().join("roomy/report.html")).unwrap();
+    assert!(html.contains("Engine memory and CPU per second"), "the chart is drawn");
 
     let tight = run("1", "tight").await;
     let v = recommend::evaluate(&tight);

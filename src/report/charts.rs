@@ -168,75 +168,140 @@ where
         .map_err(err)
 }
 
-/// Throughput (top) and p99 latency (bottom) per second of a phase, one line per engine.
-pub fn timeline(title: &str, series: &[(String, usize, &[IntervalResult])]) -> Result<String, String> {
-    let usable: Vec<&(String, usize, &[IntervalResult])> = series.iter().filter(|s| !s.2.is_empty()).collect();
-    if usable.is_empty() {
-        return Err("no per-second intervals were recorded".into());
-    }
-    let tput: Vec<Line> = usable
-        .iter()
-        .map(|(n, c, iv)| Line {
-            name: n.clone(),
-            color: *c,
-            points: iv.iter().map(|i| (i.t_s as f64, i.ok as f64)).collect(),
-        })
-        .collect();
-    let p99: Vec<Line> = usable
-        .iter()
-        .map(|(n, c, iv)| Line {
-            name: n.clone(),
-            color: *c,
-            points: iv.iter().filter_map(|i| i.p99_ms.map(|p| (i.t_s as f64, p))).collect(),
-        })
-        .collect();
-    let xmax = usable.iter().flat_map(|s| s.2.iter().map(|i| i.t_s as f64)).fold(1.0f64, f64::max);
-    let tmax = nice_max(tput.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max));
-    let pmax = nice_max(p99.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max));
+/// One panel of a two-panel time chart: its lines, the y axis and what to say when no
+/// line has a point.
+struct Panel<'a> {
+    lines: Vec<Line>,
+    y_desc: &'a str,
+    y_fmt: fn(&f64) -> String,
+    empty: &'a str,
+}
+
+fn plain(y: &f64) -> String {
+    crate::format::trim_zeros(format!("{y:.2}"))
+}
+
+/// Panels stacked over one x axis (time), one line per engine in each.
+fn stacked(title: &str, x_desc: &str, panels: &[Panel]) -> Result<String, String> {
+    let xmax = panels.iter().flat_map(|p| &p.lines).flat_map(|l| l.points.iter().map(|p| p.0)).fold(1.0f64, f64::max);
+    let panel_height = (HEIGHT + 100) / 2;
     let mut buf = String::new();
     {
-        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT + 140)).into_drawing_area();
+        let height = panel_height * panels.len() as u32 + 40;
+        let root = SVGBackend::with_string(&mut buf, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let root = root.titled(title, ("sans-serif", 17)).map_err(err)?;
-        let (top, bottom) = root.split_vertically((HEIGHT + 100) / 2);
-        {
-            let mut chart = ChartBuilder::on(&top)
+        let areas = root.split_evenly((panels.len(), 1));
+        for (area, panel) in areas.iter().zip(panels) {
+            if panel.lines.iter().all(|l| l.points.is_empty()) {
+                area.draw(&Text::new(panel.empty, (80, 60), ("sans-serif", 14))).map_err(err)?;
+                continue;
+            }
+            let ymax = nice_max(panel.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max));
+            let mut chart = ChartBuilder::on(area)
                 .margin(10)
                 .x_label_area_size(36)
                 .y_label_area_size(62)
-                .build_cartesian_2d(0f64..xmax, 0f64..tmax)
+                .build_cartesian_2d(0f64..xmax, 0f64..ymax)
                 .map_err(err)?;
             chart
                 .configure_mesh()
-                .x_desc("seconds from phase start")
-                .y_desc("throughput (ops/s)")
+                .x_desc(x_desc)
+                .y_desc(panel.y_desc)
+                .y_label_formatter(&panel.y_fmt)
                 .draw()
                 .map_err(err)?;
-            draw_lines(&mut chart, &tput, SeriesLabelPosition::UpperLeft)?;
-        }
-        if p99.iter().all(|l| l.points.is_empty()) {
-            bottom
-                .draw(&Text::new("p99 per second: no successful requests", (80, 60), ("sans-serif", 14)))
-                .map_err(err)?;
-        } else {
-            let mut chart = ChartBuilder::on(&bottom)
-                .margin(10)
-                .x_label_area_size(36)
-                .y_label_area_size(62)
-                .build_cartesian_2d(0f64..xmax, 0f64..pmax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_desc("seconds from phase start")
-                .y_desc("p99 latency (ms)")
-                .y_label_formatter(&|y| crate::format::ms(Some(*y)))
-                .draw()
-                .map_err(err)?;
-            draw_lines(&mut chart, &p99, SeriesLabelPosition::UpperLeft)?;
+            draw_lines(&mut chart, &panel.lines, SeriesLabelPosition::UpperLeft)?;
         }
         root.present().map_err(err)?;
     }
     Ok(buf)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 20) as f64
+}
+
+/// One engine's memory during a phase: (seconds from the phase's start, bytes).
+pub type MemorySeries = (String, usize, Vec<(f64, u64)>);
+
+/// Throughput, p99 latency and (where sampled) the engine's memory per second of a
+/// phase, one line per engine in each panel.
+pub fn timeline(
+    title: &str,
+    series: &[(String, usize, &[IntervalResult])],
+    memory: &[MemorySeries],
+) -> Result<String, String> {
+    let usable: Vec<&(String, usize, &[IntervalResult])> = series.iter().filter(|s| !s.2.is_empty()).collect();
+    if usable.is_empty() {
+        return Err("no per-second intervals were recorded".into());
+    }
+    let lines = |point: fn(&IntervalResult) -> Option<f64>| -> Vec<Line> {
+        usable
+            .iter()
+            .map(|(n, c, iv)| Line {
+                name: n.clone(),
+                color: *c,
+                points: iv.iter().filter_map(|i| point(i).map(|y| (i.t_s as f64, y))).collect(),
+            })
+            .collect()
+    };
+    let mut panels = vec![
+        Panel { lines: lines(|i| Some(i.ok as f64)), y_desc: "throughput (ops/s)", y_fmt: plain, empty: "" },
+        Panel {
+            lines: lines(|i| i.p99_ms),
+            y_desc: "p99 latency (ms)",
+            y_fmt: |y| crate::format::ms(Some(*y)),
+            empty: "p99 per second: no successful requests",
+        },
+    ];
+    if memory.iter().any(|m| !m.2.is_empty()) {
+        let lines = memory
+            .iter()
+            .map(|(n, c, pts)| Line {
+                name: n.clone(),
+                color: *c,
+                points: pts.iter().map(|&(t, b)| (t, mib(b))).collect(),
+            })
+            .collect();
+        panels.push(Panel { lines, y_desc: "engine memory (MiB)", y_fmt: |y| format!("{y:.0}"), empty: "" });
+    }
+    stacked(title, "seconds from phase start", &panels)
+}
+
+/// Memory (top) and CPU cores busy (bottom) of each engine's processes, per second from
+/// the start of its load to the end of its last phase, one line per engine.
+pub fn resource_timeline(
+    title: &str,
+    series: &[(String, usize, &[crate::resources::Point])],
+) -> Result<String, String> {
+    let usable: Vec<_> = series.iter().filter(|s| !s.2.is_empty()).collect();
+    if usable.is_empty() {
+        return Err("no engine's resources were sampled".into());
+    }
+    let lines = |point: fn(&crate::resources::Point) -> f64| -> Vec<Line> {
+        usable
+            .iter()
+            .map(|(n, c, pts)| Line {
+                name: n.clone(),
+                color: *c,
+                points: pts.iter().map(|p| (p.t_s, point(p))).collect(),
+            })
+            .collect()
+    };
+    stacked(
+        title,
+        "seconds from the engine's load start",
+        &[
+            Panel {
+                lines: lines(|p| mib(p.memory_bytes)),
+                y_desc: "memory (MiB)",
+                y_fmt: |y| format!("{y:.0}"),
+                empty: "",
+            },
+            Panel { lines: lines(|p| p.cpu_cores), y_desc: "CPU cores busy", y_fmt: plain, empty: "" },
+        ],
+    )
 }
 
 /// Recall against x (throughput, or p99 latency) for a sweep of search effort: one
@@ -383,7 +448,8 @@ mod tests {
     #[test]
     fn empty_data_is_a_reason_not_a_panic() {
         assert!(spectrum("t", &[("a".into(), 0, new_histogram(SIGFIG))]).is_err());
-        assert!(timeline("t", &[("a".into(), 0, &[])]).is_err());
+        assert!(timeline("t", &[("a".into(), 0, &[])], &[]).is_err());
+        assert!(resource_timeline("t", &[("a".into(), 0, &[])]).is_err());
         assert!(recall_frontier("t", "throughput (ops/s)", &[]).is_err());
         assert!(load_bars("t", &[("a".into(), None, None)]).is_err());
     }

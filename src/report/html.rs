@@ -117,10 +117,29 @@ struct Page<'a> {
     load: LoadSection,
     resource_notes: Vec<String>,
     resources: Vec<super::ResourceRow>,
+    /// Memory and CPU over time, when any engine's processes were sampled.
+    resource_chart: Option<Chart>,
     conditions: Conditions<'a>,
 }
 
 const NO_REASON: &str = "reason not recorded";
+
+fn resource_chart(r: &RunResults) -> Option<Chart> {
+    let series: Vec<(String, usize, &[crate::resources::Point])> = r
+        .engines
+        .iter()
+        .filter_map(|e| {
+            let t = &e.resources.as_ref()?.timeline;
+            (!t.is_empty()).then(|| (e.name.clone(), engine_index(r, &e.name), t.as_slice()))
+        })
+        .collect();
+    (!series.is_empty()).then(|| {
+        Chart::of(
+            "engine memory and CPU over time",
+            charts::resource_timeline("Engine memory and CPU per second, load to last phase", &series),
+        )
+    })
+}
 
 impl<'a> Page<'a> {
     fn of(r: &'a RunResults, v: &'a Verdict) -> Page<'a> {
@@ -139,6 +158,7 @@ impl<'a> Page<'a> {
             load: LoadSection::of(r),
             resource_notes: super::resource_rows(r).0,
             resources: super::resource_rows(r).1,
+            resource_chart: resource_chart(r),
             conditions: Conditions::of(r),
         }
     }
@@ -358,6 +378,17 @@ impl OpSection {
                 (e.name.clone(), engine_index(r, &e.name), whole_seconds(&op.intervals, elapsed))
             })
             .collect();
+        let memory: Vec<charts::MemorySeries> = o
+            .engines
+            .iter()
+            .filter(|(_, op)| op.status == OpStatus::Ok)
+            .map(|(e, _)| (e.name.clone(), engine_index(r, &e.name), phase_memory(e, p)))
+            .collect();
+        let over_time = if memory.iter().any(|m| !m.2.is_empty()) {
+            "throughput, p99 and engine memory"
+        } else {
+            "throughput and p99"
+        };
         let charts = vec![
             Chart::of(
                 format!("{what} latency by percentile"),
@@ -365,7 +396,7 @@ impl OpSection {
             ),
             Chart::of(
                 format!("{what} over time"),
-                charts::timeline(&format!("{what}: throughput and p99 per whole second"), &series),
+                charts::timeline(&format!("{what}: {over_time} per whole second"), &series, &memory),
             ),
         ];
         OpSection {
@@ -444,6 +475,21 @@ impl OpTable {
             .collect();
         OpTable { columns: columns.iter().map(|c| c.column(o.first.k)).collect(), span: columns.len() + 1, rows }
     }
+}
+
+/// The engine's memory per second while `p` was measured, from its timeline: (seconds
+/// from the phase's start, bytes); empty where resources were not sampled.
+fn phase_memory(e: &EngineResult, p: &PhaseView) -> Vec<(f64, u64)> {
+    let (Some(res), Some(u)) =
+        (e.resources.as_ref(), e.phases.iter().find(|x| x.name == p.name).and_then(|x| x.resources.as_ref()))
+    else {
+        return Vec::new();
+    };
+    res.timeline
+        .iter()
+        .filter(|pt| pt.t_s >= u.start_s && pt.t_s <= u.start_s + u.seconds + 1.0)
+        .map(|pt| (pt.t_s - u.start_s, pt.memory_bytes))
+        .collect()
 }
 
 /// The intervals without a trailing second that the phase ended inside: its few

@@ -217,6 +217,10 @@ pub struct EngineResources {
     pub load: Option<crate::resources::Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<crate::resources::Usage>,
+    /// Memory and CPU per second, from the start of the load to the end of the last
+    /// phase (the warmups included); each usage's `start_s` places it on this axis.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<crate::resources::Point>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -369,8 +369,20 @@ impl EngineRun<'_> {
         }
         let watched = watch_for(ep);
         self.current().resources = Some(match &watched {
-            Ok(w) => EngineResources { watched: Some(w.what.clone()), not_measured: None, load: None, index: None },
-            Err(why) => EngineResources { watched: None, not_measured: Some(why.clone()), load: None, index: None },
+            Ok(w) => EngineResources {
+                watched: Some(w.what.clone()),
+                not_measured: None,
+                load: None,
+                index: None,
+                timeline: Vec::new(),
+            },
+            Err(why) => EngineResources {
+                watched: None,
+                not_measured: Some(why.clone()),
+                load: None,
+                index: None,
+                timeline: Vec::new(),
+            },
         });
         match watched {
             Ok(w) => {
@@ -380,7 +392,12 @@ impl EngineRun<'_> {
             Err(why) => console::note(&format!("  resources: not measured: {why}")),
         }
         let outcome = self.engine_phases(ep, &driver, &caps).await;
-        self.monitor = None;
+        if let Some(m) = self.monitor.take() {
+            let timeline = m.timeline();
+            if let Some(r) = self.current().resources.as_mut() {
+                r.timeline = timeline;
+            }
+        }
         if self.plan.load.cleanup {
             match tokio::time::timeout(Duration::from_secs(30), driver.cleanup()).await {
                 Ok(Ok(())) => {}
