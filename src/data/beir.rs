@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::vecfile::read_matrix;
-use super::{Queries, RawDataset};
+use super::{DocIds, Queries, RawDataset};
 use crate::driver::Metric;
 use crate::error::{Error, Result};
 use crate::spec::DatasetPlan;
@@ -156,7 +156,7 @@ pub fn load(plan: &DatasetPlan) -> Result<RawDataset> {
         source: format!("beir folder {}", dir.display()),
         metric: plan.metric.unwrap_or(Metric::Cosine),
         dim,
-        doc_ids: corpus.iter().map(|d| d.id.clone()).collect(),
+        doc_ids: DocIds::Named(corpus.iter().map(|d| d.id.clone()).collect()),
         texts: corpus
             .iter()
             .map(|d| {
@@ -218,7 +218,7 @@ mod tests {
             synthetic: SyntheticSpec::default(),
         };
         let raw = load(&plan).unwrap();
-        assert_eq!(raw.doc_ids, vec!["d1", "d2"]);
+        assert_eq!(raw.doc_ids, DocIds::Named(vec!["d1".into(), "d2".into()]));
         assert_eq!(&*raw.texts[0], "Cats purr");
         assert_eq!(raw.queries.ids, vec!["q1"]);
         assert_eq!(raw.queries.judgments, Some(vec![vec![(0, 1)]]));

@@ -52,7 +52,7 @@ pub struct Dataset {
     pub fallback_reason: Option<String>,
     pub metric: Metric,
     pub dim: usize,
-    pub doc_ids: Vec<String>,
+    pub doc_ids: DocIds,
     /// Row-major, `len() * dim` values.
     pub vectors: Vec<f32>,
     pub texts: Vec<Arc<str>>,
@@ -106,13 +106,50 @@ impl Dataset {
     }
 }
 
+/// Documents' own ids: named (a BEIR corpus's), or numbered 0..n (generated data and
+/// vector files, where a string per record would cost more memory than it says: 56 bytes
+/// a record, half a gigabyte at 10 million).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocIds {
+    Numbered(usize),
+    Named(Vec<String>),
+}
+
+impl DocIds {
+    pub fn len(&self) -> usize {
+        match self {
+            DocIds::Numbered(n) => *n,
+            DocIds::Named(ids) => ids.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The id of document `i` (`i < len()`).
+    pub fn get(&self, i: usize) -> std::borrow::Cow<'_, str> {
+        match self {
+            DocIds::Numbered(_) => i.to_string().into(),
+            DocIds::Named(ids) => ids[i].as_str().into(),
+        }
+    }
+
+    pub fn truncate(&mut self, max: usize) {
+        match self {
+            DocIds::Numbered(n) => *n = (*n).min(max),
+            DocIds::Named(ids) => ids.truncate(max),
+        }
+    }
+}
+
 /// The raw material a source provides, before attributes are attached.
 pub struct RawDataset {
     pub name: String,
     pub source: String,
     pub metric: Metric,
     pub dim: usize,
-    pub doc_ids: Vec<String>,
+    pub doc_ids: DocIds,
     pub vectors: Vec<f32>,
     pub texts: Vec<Arc<str>>,
     /// Each document's `metadata` object (BEIR), for attributes read from the dataset;
@@ -253,7 +290,7 @@ fn data_attribute(raw: &RawDataset, a: &AttributePlan, field: &str) -> std::resu
             let found = v.map_or_else(|| "missing".to_string(), |v| format!("{v}"));
             return Err(format!(
                 "document {} (line {}): metadata {field:?} is {found}, but attribute {name:?} ({}) reads it as {}",
-                raw.doc_ids[i],
+                raw.doc_ids.get(i),
                 i + 1,
                 a.origin,
                 format!("{:?}", a.def.kind).to_lowercase()
@@ -347,6 +384,22 @@ fn fingerprint(raw: &RawDataset, defs: &[AttributeDef], attrs: &[Vec<AttrValue>]
 mod tests {
     use super::*;
     use crate::spec::SyntheticSpec;
+
+    #[test]
+    fn numbered_ids_are_positions_and_truncate_like_named_ones() {
+        let mut n = DocIds::Numbered(5);
+        let mut named = DocIds::Named(["a", "b", "c", "d", "e"].map(String::from).to_vec());
+        assert_eq!((n.len(), n.get(3).as_ref()), (5, "3"));
+        assert_eq!(named.get(3), "d");
+        n.truncate(2);
+        named.truncate(2);
+        assert_eq!((n.len(), named.len()), (2, 2));
+        n.truncate(9);
+        assert_eq!(n, DocIds::Numbered(2), "truncating never adds documents");
+        assert!(DocIds::Numbered(0).is_empty());
+        // A synthetic dataset numbers its documents: no string per record.
+        assert_eq!(build(&plan(), &[], 1).unwrap().doc_ids, DocIds::Numbered(2000));
+    }
 
     fn plan() -> DatasetPlan {
         DatasetPlan::synthetic(SyntheticSpec { docs: 2000, queries: 10, dim: 8, ..Default::default() })

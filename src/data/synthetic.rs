@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Zipf};
 
-use super::{Queries, RawDataset};
+use super::{DocIds, Queries, RawDataset};
 use crate::driver::Metric;
 use crate::spec::SyntheticSpec;
 
@@ -89,7 +89,7 @@ pub fn generate(spec: &SyntheticSpec, seed: u64) -> RawDataset {
         ),
         metric: spec.metric,
         dim,
-        doc_ids: (0..spec.docs).map(|i| format!("doc{i}")).collect(),
+        doc_ids: DocIds::Numbered(spec.docs),
         vectors,
         texts,
         metadata: Vec::new(),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Queries, RawDataset};
+use super::{DocIds, Queries, RawDataset};
 use crate::driver::Metric;
 use crate::error::{Error, Result};
 use crate::spec::DatasetPlan;
@@ -157,7 +157,7 @@ pub fn load_vectors_dataset(plan: &DatasetPlan) -> Result<RawDataset> {
         source: format!("vectors {} + {}", base_path.display(), query_path.display()),
         metric: plan.metric.unwrap_or(Metric::L2),
         dim: base.cols,
-        doc_ids: (0..base.rows).map(|i| i.to_string()).collect(),
+        doc_ids: DocIds::Numbered(base.rows),
         texts: Vec::new(),
         metadata: Vec::new(),
         judgments: None,
