@@ -45,6 +45,18 @@ pub fn bar(progress: bool, len: u64, prefix: &str) -> ProgressBar {
     bar
 }
 
+/// A spinner with the time elapsed, for work of no known length (an engine's index
+/// build); it ticks on its own until finished.
+pub fn spinner(progress: bool, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, target(progress));
+    bar.set_style(ProgressStyle::with_template("{prefix} {spinner} {elapsed}").expect("static template"));
+    bar.set_prefix(prefix.to_string());
+    if progress {
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    }
+    bar
+}
+
 /// A phase's bar, fed from the workers' completion counter by a ticker task.
 pub struct PhaseBar {
     bar: ProgressBar,

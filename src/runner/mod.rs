@@ -450,10 +450,15 @@ impl EngineRun<'_> {
         }
         let started = Instant::now();
         let mark = self.mark();
+        let spinner = console::spinner(self.opts.progress, "  index build and refresh");
         let index = tokio::select! {
             r = driver.finish_load() => r,
-            _ = self.cancel.cancelled() => return self.fail("interrupted (Ctrl-C) during the index build".into()),
+            _ = self.cancel.cancelled() => {
+                spinner.finish_and_clear();
+                return self.fail("interrupted (Ctrl-C) during the index build".into());
+            }
         };
+        spinner.finish_and_clear();
         match index {
             Ok(stats) => {
                 let seconds = started.elapsed().as_secs_f64();
