@@ -98,9 +98,14 @@ pub fn count(v: f64) -> String {
     format!("{v:.0}")
 }
 
+/// Bytes as a number of MiB.
+pub fn to_mib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 20) as f64
+}
+
 /// Bytes in MiB, no decimals ("512 MiB").
 pub fn mib(bytes: u64) -> String {
-    format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+    format!("{:.0} MiB", to_mib(bytes))
 }
 
 /// Bytes in GiB, one decimal (machine memory).

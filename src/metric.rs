@@ -20,23 +20,21 @@ use crate::format::Unit;
 use crate::metrics::{decode_histogram, LatencySummary};
 use crate::results::{EngineResult, IntervalResult, OpResult, OpStatus};
 
-const MIB: f64 = (1u64 << 20) as f64;
-
 /// Every usage measured for an engine (load, index build, phases), or why there is none.
 fn engine_usages(e: &EngineResult) -> Result<Vec<&crate::resources::Usage>, String> {
     let r = e.resources.as_ref().ok_or_else(|| "resources were not measured".to_string())?;
     if let Some(why) = &r.not_measured {
         return Err(format!("resources were not measured: {why}"));
     }
-    let all: Vec<_> = [r.load.as_ref(), r.index.as_ref()]
-        .into_iter()
-        .chain(e.phases.iter().map(|p| p.resources.as_ref()))
-        .flatten()
-        .collect();
+    let all: Vec<_> = e.stage_usages().into_iter().map(|(_, u)| u).collect();
     if all.is_empty() {
         return Err("no resource sample was taken".into());
     }
     Ok(all)
+}
+
+fn disk(e: &EngineResult) -> Result<(u64, Option<f64>), String> {
+    e.disk().ok_or_else(|| "the engine reported no size".to_string())
 }
 
 /// Whether a larger value is better or worse.
@@ -473,22 +471,12 @@ impl Metric {
             Source::IndexSeconds => {
                 e.index.as_ref().map(|i| i.seconds).ok_or_else(|| "no index build was recorded".into())
             }
-            Source::MemoryPeak | Source::CpuSeconds => {
-                let usages = engine_usages(e)?;
-                Ok(if self.def().source == Source::MemoryPeak {
-                    usages.iter().map(|u| u.memory_peak_bytes).max().unwrap_or(0) as f64 / MIB
-                } else {
-                    usages.iter().map(|u| u.cpu_s).sum()
-                })
+            Source::MemoryPeak => {
+                Ok(crate::format::to_mib(engine_usages(e)?.iter().map(|u| u.memory_peak_bytes).max().unwrap_or(0)))
             }
-            Source::Disk | Source::BytesPerRecord => {
-                let (bytes, per) = e.disk().ok_or_else(|| "the engine reported no size".to_string())?;
-                if self.def().source == Source::Disk {
-                    Ok(bytes as f64 / MIB)
-                } else {
-                    per.ok_or_else(|| "the engine reported no record count".into())
-                }
-            }
+            Source::CpuSeconds => Ok(engine_usages(e)?.iter().map(|u| u.cpu_s).sum()),
+            Source::Disk => Ok(crate::format::to_mib(disk(e)?.0)),
+            Source::BytesPerRecord => disk(e)?.1.ok_or_else(|| "the engine reported no record count".into()),
             _ => Err(format!("{} is measured per op", self.name())),
         }
     }

@@ -218,10 +218,6 @@ fn stacked(title: &str, x_desc: &str, panels: &[Panel]) -> Result<String, String
     Ok(buf)
 }
 
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1u64 << 20) as f64
-}
-
 /// One engine's memory during a phase: (seconds from the phase's start, bytes).
 pub type MemorySeries = (String, usize, Vec<(f64, u64)>);
 
@@ -261,7 +257,7 @@ pub fn timeline(
             .map(|(n, c, pts)| Line {
                 name: n.clone(),
                 color: *c,
-                points: pts.iter().map(|&(t, b)| (t, mib(b))).collect(),
+                points: pts.iter().map(|&(t, b)| (t, crate::format::to_mib(b))).collect(),
             })
             .collect();
         panels.push(Panel { lines, y_desc: "engine memory (MiB)", y_fmt: |y| format!("{y:.0}"), empty: "" });
@@ -294,7 +290,7 @@ pub fn resource_timeline(
         "seconds from the engine's load start",
         &[
             Panel {
-                lines: lines(|p| mib(p.memory_bytes)),
+                lines: lines(|p| crate::format::to_mib(p.memory_bytes)),
                 y_desc: "memory (MiB)",
                 y_fmt: |y| format!("{y:.0}"),
                 empty: "",

@@ -692,7 +692,7 @@ impl LoadSection {
                 load_s: e.load.as_ref().map(|l| format!("{:.2}", l.seconds)).unwrap_or_else(dash),
                 records_per_s: e.load.as_ref().map(|l| format!("{:.0}", l.records_per_s)).unwrap_or_else(dash),
                 index_s: e.index.as_ref().map(|i| format!("{:.2}", i.seconds)).unwrap_or_else(dash),
-                disk_mib: e.disk().map(|(b, _)| format!("{:.1}", b as f64 / (1u64 << 20) as f64)).unwrap_or_else(dash),
+                disk_mib: e.disk().map(|(b, _)| format!("{:.1}", format::to_mib(b))).unwrap_or_else(dash),
                 bytes_per_record: e.disk().and_then(|(_, per)| per).map(|p| format!("{p:.0}")).unwrap_or_else(dash),
                 index: e.index.as_ref().map(|i| i.stats.to_string()).unwrap_or_default(),
             });

@@ -183,7 +183,7 @@ fn resource_section(r: &RunResults, out: &mut String) {
         }
         for (e, (bytes, per)) in &disks {
             let per = per.map(|p| format!(", {p:.0} bytes per record")).unwrap_or_default();
-            let mib = *bytes as f64 / (1u64 << 20) as f64;
+            let mib = format::to_mib(*bytes);
             let _ = writeln!(out, "- {}: {mib:.1} MiB on disk after the index build{per}", md_cell(&e.name));
         }
         if !rows.is_empty() {

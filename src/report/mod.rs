@@ -111,12 +111,8 @@ pub fn resource_rows(r: &RunResults) -> (Vec<String>, Vec<ResourceRow>) {
             (None, Some(why)) => notes.push(format!("{}: not measured: {why}", e.name)),
             (None, None) => {}
         }
-        let stages = [("load".to_string(), res.load.as_ref()), ("index build".to_string(), res.index.as_ref())]
-            .into_iter()
-            .chain(e.phases.iter().map(|p| (p.display_name(), p.resources.as_ref())));
-        for (stage, u) in stages {
-            let Some(u) = u else { continue };
-            let mib = |b: u64| format!("{:.0}", b as f64 / (1u64 << 20) as f64);
+        for (stage, u) in e.stage_usages() {
+            let mib = |b: u64| format!("{:.0}", crate::format::to_mib(b));
             rows.push(ResourceRow {
                 engine: e.name.clone(),
                 stage,

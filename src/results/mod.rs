@@ -185,6 +185,17 @@ pub struct EngineResult {
 }
 
 impl EngineResult {
+    /// What the engine's processes used in each stage that was measured, in order: the
+    /// load, the index build, then each measured phase (by its display name).
+    pub fn stage_usages(&self) -> Vec<(String, &crate::resources::Usage)> {
+        let Some(res) = &self.resources else { return Vec::new() };
+        [("load".to_string(), res.load.as_ref()), ("index build".to_string(), res.index.as_ref())]
+            .into_iter()
+            .chain(self.phases.iter().map(|p| (p.display_name(), p.resources.as_ref())))
+            .filter_map(|(stage, u)| Some((stage, u?)))
+            .collect()
+    }
+
     /// Bytes the driver reports the engine's data takes after the index build (its own
     /// size API: PostgreSQL's relation sizes, Elasticsearch's store, the files of sqlite
     /// and qdrant-edge), and per record when it also reports how many it holds.
