@@ -8,6 +8,7 @@
 //! The connection pool (one round trip per request, search knobs set per session) is
 //! in `pool`; every SQL statement and the filter translation in `sql`.
 
+mod copy;
 mod pool;
 mod sql;
 
@@ -102,6 +103,10 @@ pub struct Settings {
     pub rrf_k: u32,
     /// Seconds to wait for a new connection before the server counts as unreachable.
     pub connect_timeout_s: f64,
+    /// `maintenance_work_mem` for the index build's session (e.g. "4GB"), over the
+    /// server's. pgvector builds an HNSW graph in memory while it fits there and much
+    /// more slowly on disk once it does not (1M x 384 needs about 2 GB).
+    pub maintenance_work_mem: Option<String>,
 }
 
 impl Default for Settings {
@@ -121,6 +126,7 @@ impl Default for Settings {
             hybrid_candidates: 100,
             rrf_k: 60,
             connect_timeout_s: 10.0,
+            maintenance_work_mem: None,
         }
     }
 }
@@ -169,6 +175,9 @@ impl Settings {
         }
         if !(s.connect_timeout_s > 0.0 && s.connect_timeout_s <= 600.0) {
             return bad("connect_timeout_s", "seconds, more than 0 and at most 600");
+        }
+        if s.maintenance_work_mem.as_deref().is_some_and(|m| !memory_size(m)) {
+            return bad("maintenance_work_mem", "a size in PostgreSQL's units, such as \"512MB\" or \"4GB\"");
         }
         Ok(s)
     }
@@ -477,6 +486,12 @@ impl PgVector {
     }
 }
 
+/// A memory size as PostgreSQL's settings take it: digits, then kB, MB, GB or TB.
+fn memory_size(s: &str) -> bool {
+    let unit = s.trim_start_matches(|c: char| c.is_ascii_digit());
+    unit.len() < s.len() && ["kB", "MB", "GB", "TB"].contains(&unit)
+}
+
 /// PostgreSQL's calls on dbbench's namespace: tables in schema `dbbench`, marked by a
 /// table comment starting with `dbbench:`, over one connection.
 struct Tables<'a> {
@@ -570,35 +585,23 @@ impl Driver for PgVector {
 
     async fn load(&self, batch: &[Record]) -> DriverResult<()> {
         let st = self.state.get()?;
-        let mut q = sqlx::query(&st.load_sql)
-            .bind(batch.iter().map(|r| r.id as i64).collect::<Vec<_>>())
-            .bind(batch.iter().map(|r| ::pgvector::Vector::from(r.vector.to_vec())).collect::<Vec<_>>())
-            .bind(batch.iter().map(|r| r.text.to_string()).collect::<Vec<_>>());
-        for (i, a) in st.schema.attributes.iter().enumerate() {
-            let bad = || DriverError::rejected(format!("pgvector: a record's {} is not a {:?}", a.name, a.kind));
-            q = match a.kind {
-                AttrKind::Integer => q.bind(
-                    batch
-                        .iter()
-                        .map(|r| match r.attributes.get(i) {
-                            Some(AttrValue::Integer(x)) => Ok(*x),
-                            _ => Err(bad()),
-                        })
-                        .collect::<DriverResult<Vec<i64>>>()?,
-                ),
-                AttrKind::Keyword => q.bind(
-                    batch
-                        .iter()
-                        .map(|r| match r.attributes.get(i) {
-                            Some(AttrValue::Keyword(x)) => Ok(x.clone()),
-                            _ => Err(bad()),
-                        })
-                        .collect::<DriverResult<Vec<String>>>()?,
-                ),
-            };
-        }
+        let data = copy::encode(batch, &st.schema).map_err(|m| {
+            DriverError::rejected(match m {
+                copy::Mismatch::Attribute(i) => {
+                    let a = &st.schema.attributes[i];
+                    format!("pgvector: a record's {} is not a {:?}", a.name, a.kind)
+                }
+                copy::Mismatch::Dim { got } => {
+                    format!("pgvector: a record has {got} dimensions, the table {}", st.schema.dim)
+                }
+            })
+        })?;
         let mut c = self.pool.acquire(None).await?;
-        q.execute(&mut c.pg).await.map_err(pg_err)?;
+        // A COPY that fails part-way leaves its connection mid-protocol: it is dropped,
+        // not released to the pool.
+        let mut copy = c.pg.copy_in_raw(&st.copy_sql).await.map_err(pg_err)?;
+        copy.send(data).await.map_err(pg_err)?;
+        copy.finish().await.map_err(pg_err)?;
         self.pool.release(c);
         Ok(())
     }
@@ -614,6 +617,9 @@ impl Driver for PgVector {
             Metric::Dot => "vector_ip_ops",
         };
         let mut ddl = Vec::new();
+        if let Some(m) = &s.maintenance_work_mem {
+            ddl.push(format!("SET maintenance_work_mem = {}", literal(m)));
+        }
         match s.index.as_str() {
             "hnsw" => ddl.push(format!(
                 "CREATE INDEX ON {} USING hnsw (embedding {opclass}) WITH (m = {}, ef_construction = {})",
@@ -633,6 +639,9 @@ impl Driver for PgVector {
         // visibility map written, so neither the first reads nor an autovacuum woken by
         // the bulk insert do that work inside a measured phase.
         ddl.push(format!("VACUUM (ANALYZE) {}", st.table));
+        if s.maintenance_work_mem.is_some() {
+            ddl.push("RESET maintenance_work_mem".into());
+        }
         for sql in &ddl {
             simple(&mut *pg, sql).await.map_err(pg_err)?;
         }
@@ -653,6 +662,10 @@ impl Driver for PgVector {
             )),
         );
         details.insert("plans".into(), serde_json::Value::Object(plans));
+        details.insert("load".into(), serde_json::json!("COPY ... FROM STDIN (FORMAT binary), one per batch"));
+        if let Some(m) = &s.maintenance_work_mem {
+            details.insert("maintenance_work_mem".into(), serde_json::json!(format!("{m} (the build's session)")));
+        }
         Ok(IndexStats { records: Some(records as u64), size_bytes: Some(size as u64), details })
     }
 
@@ -759,6 +772,11 @@ mod tests {
         assert!(err("ef_serch = 3").contains("unknown field"));
         assert!(err("m = 40").contains("ef_construction"));
         assert_eq!(Settings::parse(&cfg("lists = 400")).unwrap().probes(), 20);
+        let mem = Settings::parse(&cfg("maintenance_work_mem = \"4GB\"")).unwrap().maintenance_work_mem;
+        assert_eq!(mem.as_deref(), Some("4GB"));
+        for bad in ["4 GB", "GB", "4gb", "4GB'; drop", ""] {
+            assert!(err(&format!("maintenance_work_mem = {bad:?}")).contains("maintenance_work_mem"), "{bad}");
+        }
     }
 
     #[test]

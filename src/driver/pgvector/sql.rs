@@ -12,7 +12,7 @@ use sqlx::Postgres;
 use super::{Settings, SCHEMA};
 use crate::driver::sql_filter::Bind;
 pub(super) use crate::driver::sql_filter::{column, ident};
-use crate::driver::{AttrKind, Metric, Schema};
+use crate::driver::{Metric, Schema};
 
 /// A single-quoted SQL string literal.
 pub(super) fn literal(s: &str) -> String {
@@ -64,7 +64,8 @@ pub(super) struct State {
     /// `get_sql` locking the row, for read-modify-write.
     pub(super) get_for_update_sql: String,
     pub(super) insert_sql: String,
-    pub(super) load_sql: String,
+    /// `COPY ... FROM STDIN (FORMAT binary)`, the bulk load.
+    pub(super) copy_sql: String,
     /// `UPDATE ... SET <attribute> = $1 WHERE id = $2`, one per attribute in schema order.
     pub(super) update_sql: Vec<String>,
     pub(super) delete_sql: String,
@@ -94,18 +95,6 @@ impl State {
         let attr_cols: String = schema.attributes.iter().map(|a| format!(", {}", column(&a.name))).collect();
         let n = schema.attributes.len();
         let marks: String = (0..n).map(|i| format!(", ${}", i + 4)).collect();
-        let unnest: String = schema
-            .attributes
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let ty = match a.kind {
-                    AttrKind::Integer => "bigint",
-                    AttrKind::Keyword => "text",
-                };
-                format!(", ${}::{ty}[]", i + 4)
-            })
-            .collect();
         let norm = settings.rank_normalization;
         let knn_sql = knn_sql(&table, op, None);
         let text_sql = text_sql(&table, &config, norm, None);
@@ -122,9 +111,7 @@ impl State {
             delete_sql: format!("DELETE FROM {table} WHERE id = $1"),
             scan_sql: format!("SELECT id FROM {table} WHERE id >= $1 ORDER BY id LIMIT $2"),
             insert_sql: format!("INSERT INTO {table} (id, embedding, text{attr_cols}) VALUES ($1, $2, $3{marks})"),
-            load_sql: format!(
-                "INSERT INTO {table} (id, embedding, text{attr_cols}) SELECT * FROM unnest($1::bigint[], $2::vector[], $3::text[]{unnest})"
-            ),
+            copy_sql: super::copy::copy_sql(&table, &attr_cols),
             knn_sql,
             text_sql,
             hybrid_sql,
