@@ -25,7 +25,7 @@ use crate::spec::{self, Overrides, Plan, Schedule, Stop};
         retrieval quality against exact ground truth and relevance judgments, and writes results.json into a \
         run folder.\n\n\
         Exit codes: 0 ok, 1 runtime failure (engine failed, run interrupted), 2 bad input (file, flags, values).",
-    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
+    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench run workloads/growth.toml --out results/growth\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,6 +38,8 @@ pub enum Command {
     ///
     /// Engines that cannot be reached are skipped (with the reason and the command that
     /// starts them) and the run goes on with the others; --require-all makes that a failure.
+    /// A workload with `dataset.sizes` runs once per size into <out>/size-<N>/ and draws
+    /// how each engine's figures grow with the data in <out>/report.html.
     Run(RunArgs),
     /// Check a workload file and print the plan; contacts no engine and loads no data.
     Validate {
@@ -146,6 +148,9 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
         args.workload.display(),
         plan.workload.seed
     ));
+    if !plan.dataset.sizes.is_empty() {
+        return run_sizes(plan, opts, cancel, args.require_all).await;
+    }
     let summary = runner::run(plan, opts, cancel).await?;
     println!("\n{}", console::summary_table(&summary.results));
     println!("results: {}", summary.results_path.display());
@@ -182,6 +187,58 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
     if args.require_all && !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|e| e.name.as_str()).collect();
         return Err(Error::Incomplete(format!("--require-all: engines not reachable: {}", names.join(", "))));
+    }
+    Ok(0)
+}
+
+/// `dataset.sizes`: a run per size in `<out>/size-<N>/`, each with its reports, then the
+/// growth report over them in `<out>`. The exit code is the worst of the sizes'.
+async fn run_sizes(plan: spec::Plan, opts: RunOptions, cancel: CancellationToken, require_all: bool) -> Result<i32> {
+    let out_dir = opts.out_dir.clone();
+    let expected = plan.dataset.sizes.len();
+    let runs = runner::run_sizes(plan, opts, cancel.clone()).await?;
+    let mut dirs = Vec::new();
+    for (n, summary) in &runs {
+        println!("\nsize {n}:\n{}", console::summary_table(&summary.results));
+        let dir = runner::size_dir(*n);
+        write_run_reports(&summary.results, &out_dir.join(&dir));
+        dirs.push(dir);
+    }
+    let folded: Vec<(usize, &crate::results::RunResults)> = runs.iter().map(|(n, s)| (*n, &s.results)).collect();
+    let scaling = crate::report::scaling::build(&folded, &dirs, expected);
+    match crate::report::scaling::write(&scaling, &out_dir) {
+        Ok(_) => println!("growth by size: {}", out_dir.join(crate::report::HTML_FILE).display()),
+        Err(e) => console::warn(&format!("the growth report was not written: {e}")),
+    }
+    if cancel.is_cancelled() || runs.iter().any(|(_, s)| s.interrupted) {
+        return Err(Error::Incomplete(format!(
+            "interrupted after {} of {expected} sizes: what was measured is in {} (marked incomplete)",
+            runs.len(),
+            out_dir.display()
+        )));
+    }
+    let failed: Vec<String> = runs
+        .iter()
+        .flat_map(|(n, s)| {
+            s.failed_engines()
+                .into_iter()
+                .map(move |e| format!("{} at {n}: {}", e.name, e.reason.as_deref().unwrap_or("failed")))
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(Error::Incomplete(format!(
+            "the run is incomplete, {} (results measured before the failure are in {})",
+            failed.join("; "),
+            out_dir.display()
+        )));
+    }
+    let skipped: Vec<String> =
+        runs.last().map(|(_, s)| s.skipped_engines().iter().map(|e| e.name.clone()).collect()).unwrap_or_default();
+    if !skipped.is_empty() {
+        eprintln!("\nskipped engines (not reachable): {}", skipped.join(", "));
+        if require_all {
+            return Err(Error::Incomplete(format!("--require-all: engines not reachable: {}", skipped.join(", "))));
+        }
     }
     Ok(0)
 }
@@ -256,6 +313,10 @@ pub fn describe_plan(plan: &Plan) -> String {
             (spec::Fallback::Error, None) => "error".to_string(),
         };
         let _ = writeln!(out, "  when missing: {what}");
+    }
+    if !d.sizes.is_empty() {
+        let sizes: Vec<String> = d.sizes.iter().map(|n| n.to_string()).collect();
+        let _ = writeln!(out, "  sizes: {} (a run each, on the first N documents, in size-<N>/)", sizes.join(", "));
     }
     if let Some(n) = d.query_sample {
         let _ = writeln!(out, "  queries: a sample of {n}, drawn with the seed");

@@ -98,6 +98,17 @@ pub fn count(v: f64) -> String {
     format!("{v:.0}")
 }
 
+/// A count the way an axis names it: 500, 10k, 2.5M.
+pub fn compact(v: f64) -> String {
+    let (x, unit) = match v.abs() {
+        a if a >= 1e9 => (v / 1e9, "G"),
+        a if a >= 1e6 => (v / 1e6, "M"),
+        a if a >= 1e3 => (v / 1e3, "k"),
+        _ => (v, ""),
+    };
+    format!("{}{unit}", trim_zeros(format!("{x:.1}")))
+}
+
 /// Bytes as a number of MiB.
 pub fn to_mib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 20) as f64
@@ -157,6 +168,12 @@ pub fn trim_zeros(s: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_counts_name_their_thousands() {
+        let got: Vec<String> = [500.0, 1000.0, 10_000.0, 2_500_000.0, 1e6, 3e9].map(compact).to_vec();
+        assert_eq!(got, ["500", "1k", "10k", "2.5M", "1M", "3G"]);
+    }
 
     #[test]
     fn milliseconds_keep_three_significant_places() {

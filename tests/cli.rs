@@ -102,6 +102,16 @@ fn bad_workloads_exit_2_naming_file_line_and_what_to_do() {
             "environment variable DBBENCH_SURELY_UNSET_VAR is not set",
         ),
         ("toml", "[workload\nname = 1".to_string(), ":1:10:"),
+        (
+            "sizes",
+            SMALL.replace("source = \"synthetic\"", "source = \"synthetic\"\nsizes = [200, 100]"),
+            ":5:1: dataset.sizes: at least one size, each at least 1, in ascending order",
+        ),
+        (
+            "sizes-big",
+            SMALL.replace("source = \"synthetic\"", "source = \"synthetic\"\nsizes = [100, 500]"),
+            "the largest size, 500, is more than dataset.synthetic.docs = 300",
+        ),
     ];
     for (name, body, expected) in cases {
         let file = dir.path().join(format!("{name}.toml"));
@@ -279,6 +289,50 @@ fn ctrl_c_writes_what_was_measured_and_marks_the_run_incomplete() {
     assert_eq!(phase["complete"], false);
     let count: u64 = phase["ops"].as_array().unwrap().iter().map(|o| o["count"].as_u64().unwrap()).sum();
     assert!(count > 100, "the requests measured before Ctrl-C are kept: {count}");
+}
+
+/// `dataset.sizes`: a run per prefix, each with its own ground truth (an exact engine
+/// scores recall 1.0 at every size only if the truth is the prefix's), then the growth
+/// report over them.
+#[test]
+fn sizes_run_each_prefix_and_report_how_figures_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = SMALL.replace("source = \"synthetic\"", "source = \"synthetic\"\nsizes = [100, 300]");
+    std::fs::write(dir.path().join("w.toml"), body).unwrap();
+    let out = dbbench(&["run", "w.toml", "--out", "run", "--cache", "cache"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let read = |p: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run").join(p)).unwrap()).unwrap()
+    };
+    for n in [100u64, 300] {
+        let r = read(&format!("size-{n}/results.json"));
+        assert_eq!(r["run"]["dataset"]["docs"], n);
+        assert_eq!(r["run"]["complete"], true);
+        let sqlite = &r["engines"][0];
+        assert_eq!((sqlite["name"].as_str(), sqlite["load"]["records"].as_u64()), (Some("sqlite"), Some(n)));
+        let knn = &sqlite["phases"][0]["ops"][0];
+        assert_eq!(knn["recall_at_k"], 1.0, "size {n}: exact search against the prefix's truth");
+        assert!(dir.path().join(format!("run/size-{n}/report.html")).exists());
+    }
+    let s = read("scaling.json");
+    assert_eq!(s["complete"], true);
+    let sizes: Vec<u64> = s["sizes"].as_array().unwrap().iter().map(|z| z["size"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, [100, 300]);
+    let sqlite = &s["engines"][0];
+    assert_eq!(sqlite["name"], "sqlite");
+    let points = sqlite["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for p in points {
+        assert!(p["figures"]["load_seconds"].as_f64().unwrap() > 0.0, "{p}");
+        assert_eq!(p["ops"][0]["figures"]["recall_at_k"], 1.0, "{p}");
+    }
+    // The disk the engine reports grows with the records it holds.
+    let disk = |i: usize| points[i]["figures"]["disk_mib"].as_f64().unwrap();
+    assert!(disk(1) > disk(0), "{} then {}", disk(0), disk(1));
+    let html = std::fs::read_to_string(dir.path().join("run/report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("size-100/report.html"), "{html}");
+    let md = std::fs::read_to_string(dir.path().join("run/report.md")).unwrap();
+    assert!(md.contains("## load time (load s)") && md.contains("| sqlite |"), "{md}");
 }
 
 #[test]

@@ -211,6 +211,7 @@ mod tests {
             base_vectors: None,
             metric: None,
             max_docs: None,
+            sizes: Vec::new(),
             max_queries: None,
             query_sample: None,
             missing_hint: None,

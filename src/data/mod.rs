@@ -104,6 +104,42 @@ impl Dataset {
     pub fn judged(&self) -> bool {
         self.queries.judgments.is_some()
     }
+
+    /// The first `n` documents (all of them when `n >= len()`), with the same queries,
+    /// for a run at one of `dataset.sizes`. Judgments keep only the documents kept, as
+    /// `max_docs` does; the fingerprint names the prefix, so its ground truth is its own.
+    pub fn prefix(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        let mut doc_ids = self.doc_ids.clone();
+        doc_ids.truncate(n);
+        let judgments =
+            self.queries.judgments.as_ref().map(|j| {
+                j.iter().map(|q| q.iter().copied().filter(|(doc, _)| (*doc as usize) < n).collect()).collect()
+            });
+        let mut h = Sha256::new();
+        h.update(self.fingerprint.as_bytes());
+        h.update(format!("prefix {n}").as_bytes());
+        Dataset {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            fallback_reason: self.fallback_reason.clone(),
+            metric: self.metric,
+            dim: self.dim,
+            doc_ids,
+            vectors: self.vectors[..n * self.dim].to_vec(),
+            texts: self.texts[..n.min(self.texts.len())].to_vec(),
+            attribute_defs: self.attribute_defs.clone(),
+            attributes: self.attributes[..n].to_vec(),
+            queries: Queries {
+                ids: self.queries.ids.clone(),
+                vectors: self.queries.vectors.clone(),
+                texts: self.queries.texts.clone(),
+                judgments,
+            },
+            judgments: self.judgments.clone(),
+            fingerprint: if n == self.len() { self.fingerprint.clone() } else { hex(&h.finalize()) },
+        }
+    }
 }
 
 /// Documents' own ids: named (a BEIR corpus's), or numbered 0..n (generated data and
@@ -399,6 +435,20 @@ mod tests {
         assert!(DocIds::Numbered(0).is_empty());
         // A synthetic dataset numbers its documents: no string per record.
         assert_eq!(build(&plan(), &[], 1).unwrap().doc_ids, DocIds::Numbered(2000));
+    }
+
+    #[test]
+    fn a_prefix_is_the_first_documents_with_their_own_fingerprint() {
+        let mut ds = build(&plan(), &[], 1).unwrap();
+        ds.queries.judgments = Some(vec![vec![(3, 1), (1500, 2)]; ds.queries.len()]);
+        let p = ds.prefix(1000);
+        assert_eq!((p.len(), p.vectors.len(), p.texts.len(), p.attributes.len()), (1000, 8000, 1000, 1000));
+        assert_eq!(p.vector(999), ds.vector(999));
+        assert_eq!(p.queries.vectors, ds.queries.vectors, "the same queries at every size");
+        assert_eq!(p.queries.judgments.as_ref().unwrap()[0], vec![(3, 1)], "judged documents past the prefix go");
+        assert_ne!(p.fingerprint, ds.fingerprint, "a prefix's ground truth is cached apart");
+        assert_eq!(ds.prefix(1000).fingerprint, p.fingerprint);
+        assert_eq!(ds.prefix(5000).fingerprint, ds.fingerprint, "all of it is the dataset itself");
     }
 
     fn plan() -> DatasetPlan {

@@ -121,11 +121,7 @@ pub fn spectrum(title: &str, series: &[(String, usize, Histogram<u64>)]) -> Resu
     {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 17))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(62)
+        let mut chart = titled(&root, title)
             .build_cartesian_2d((1f64..xmax).log_scale().with_key_points(keys), 0f64..ymax)
             .map_err(err)?;
         chart
@@ -140,6 +136,17 @@ pub fn spectrum(title: &str, series: &[(String, usize, Histogram<u64>)]) -> Resu
         root.present().map_err(err)?;
     }
     Ok(buf)
+}
+
+/// A chart's frame as every single-panel chart here has it: the title above, room for
+/// the axes' labels.
+fn titled<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &'b str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 17)).margin(12).x_label_area_size(42).y_label_area_size(62);
+    b
 }
 
 fn draw_lines<'a, DB: DrawingBackend + 'a, X, Y>(
@@ -315,13 +322,7 @@ pub fn recall_frontier(title: &str, x_desc: &str, series: &[SweepSeries]) -> Res
     {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 17))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(62)
-            .build_cartesian_2d(0f64..xmax, ymin..1.02f64)
-            .map_err(err)?;
+        let mut chart = titled(&root, title).build_cartesian_2d(0f64..xmax, ymin..1.02f64).map_err(err)?;
         chart.configure_mesh().x_desc(x_desc).y_desc("recall@k").draw().map_err(err)?;
         let lines: Vec<Line> = usable
             .iter()
@@ -368,13 +369,7 @@ pub fn load_bars(title: &str, engines: &[(String, Option<f64>, Option<f64>)]) ->
     {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 17))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(62)
-            .build_cartesian_2d(0f64..n, 0f64..ymax)
-            .map_err(err)?;
+        let mut chart = titled(&root, title).build_cartesian_2d(0f64..n, 0f64..ymax).map_err(err)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -482,4 +477,53 @@ mod tests {
             assert!(svg.contains(text), "missing {text}");
         }
     }
+}
+
+/// A figure against dataset size, both axes on log scales (a straight line of slope 1
+/// grows in proportion to the data, a flat one not at all): one line per engine, a dot
+/// at each size it was measured at. Values that are not positive cannot sit on a log
+/// axis and are left out.
+pub fn growth(title: &str, y_desc: &str, lines: &[Line]) -> Result<String, String> {
+    let lines: Vec<Line> = lines
+        .iter()
+        .map(|l| Line {
+            name: l.name.clone(),
+            color: l.color,
+            points: l.points.iter().copied().filter(|&(x, y)| x > 0.0 && y > 0.0 && y.is_finite()).collect(),
+        })
+        .filter(|l| !l.points.is_empty())
+        .collect();
+    let all = || lines.iter().flat_map(|l| l.points.iter().copied());
+    let (Some(xmin), Some(ymin)) =
+        (all().map(|p| p.0).min_by(f64::total_cmp), all().map(|p| p.1).min_by(f64::total_cmp))
+    else {
+        return Err("no engine has this figure at any size".into());
+    };
+    let xmax = all().map(|p| p.0).fold(xmin, f64::max);
+    let ymax = all().map(|p| p.1).fold(ymin, f64::max);
+    // Half a decade of room either side, so a single size or equal values still draw.
+    let (x0, x1) = (xmin / 1.6, xmax * 1.6);
+    let (y0, y1) = (ymin / 2.0, ymax * 2.0);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart =
+            titled(&root, title).build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("documents loaded (log scale)")
+            .y_desc(y_desc)
+            .x_label_formatter(&|x| crate::format::compact(*x))
+            .y_label_formatter(&|y| crate::format::significant(Some(*y)))
+            .draw()
+            .map_err(err)?;
+        draw_lines(&mut chart, &lines, SeriesLabelPosition::UpperLeft)?;
+        for l in &lines {
+            let c = color(l.color);
+            chart.draw_series(l.points.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
 }

@@ -21,6 +21,7 @@ pub mod hlog;
 pub mod html;
 pub mod markdown;
 pub mod recommend;
+pub mod scaling;
 
 pub const HTML_FILE: &str = "report.html";
 pub const MARKDOWN_FILE: &str = "report.md";

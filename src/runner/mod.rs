@@ -161,12 +161,54 @@ fn ground_truth(ops: &[OpPlan], ds: &Dataset, cache: &TruthCache, progress: bool
 /// Run a validated plan. Returns the summary even when engines failed or the run was
 /// interrupted; the caller turns that into the exit code.
 pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Result<RunSummary> {
-    let started_at = chrono::Utc::now();
-    let run_id = opts.run_id.clone();
+    let ds = Arc::new(announced_dataset(&plan)?);
+    run_on(&plan, ds, opts, cancel).await
+}
 
-    let ds = {
+/// One run per size of `dataset.sizes`, smallest first, each on a prefix of the dataset
+/// (built once) into `<out>/size-<N>/` with a run id of its own, every engine loaded
+/// afresh. Stops at Ctrl-C or when a size fails outright; the sizes already run are
+/// returned, so their results stay where they were written.
+pub async fn run_sizes(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Result<Vec<(usize, RunSummary)>> {
+    let full = Arc::new(announced_dataset(&plan)?);
+    let sizes = &plan.dataset.sizes;
+    if let Some(&most) = sizes.last().filter(|&&n| n > full.len()) {
+        return Err(Error::Input(format!(
+            "{}: dataset.sizes: the largest size, {most}, is more than the dataset's {} documents; each size is a prefix of the data",
+            plan.workload.file.display(),
+            full.len()
+        )));
+    }
+    let mut done = Vec::new();
+    for &n in sizes {
+        if cancel.is_cancelled() {
+            break;
+        }
+        console::note(&format!("\n=== size {n} of {}: the first {n} documents", full.len()));
+        let ds = if n == full.len() { full.clone() } else { Arc::new(full.prefix(n)) };
+        let sized = RunOptions {
+            run_id: format!("{}-n{n}", opts.run_id),
+            out_dir: opts.out_dir.join(size_dir(n)),
+            cache_dir: opts.cache_dir.clone(),
+            progress: opts.progress,
+            repeat: opts.repeat,
+        };
+        let summary = run_on(&plan, ds, sized, cancel.clone()).await?;
+        done.push((n, summary));
+    }
+    Ok(done)
+}
+
+/// The folder, under a run's output folder, of the run at one of `dataset.sizes`.
+pub fn size_dir(n: usize) -> String {
+    format!("size-{n}")
+}
+
+/// Build the dataset and say what it is.
+fn announced_dataset(plan: &Plan) -> Result<Dataset> {
+    {
         let t = Instant::now();
-        let ds = build_dataset(&plan)?;
+        let ds = build_dataset(plan)?;
         console::note(&format!(
             "dataset {}: {} records, {} queries, dim {}, {}{} ({:.1}s)",
             ds.name,
@@ -184,8 +226,14 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
         if let Some(reason) = &ds.fallback_reason {
             console::warn(&format!("dataset: {reason}"));
         }
-        Arc::new(ds)
-    };
+        Ok(ds)
+    }
+}
+
+/// Run a validated plan on a dataset already built (the whole of it, or a prefix).
+async fn run_on(plan: &Plan, ds: Arc<Dataset>, opts: RunOptions, cancel: CancellationToken) -> Result<RunSummary> {
+    let started_at = chrono::Utc::now();
+    let run_id = opts.run_id.clone();
     let truth = {
         let ds = ds.clone();
         let cache = TruthCache::new(&opts.cache_dir);
@@ -223,7 +271,7 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
                 metric: ds.metric.as_str().to_string(),
                 judged: ds.judged(),
                 judgments: ds.judgments.clone(),
-                filters: filter_shares(&plan, &ds),
+                filters: filter_shares(plan, &ds),
                 fingerprint: ds.fingerprint.clone(),
                 attributes: ds.attribute_defs.clone(),
             },
@@ -248,9 +296,9 @@ pub async fn run(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Res
     let threads = Arc::new(
         ClientThreads::per_core().map_err(|e| Error::Runtime(format!("cannot start the client threads: {e}")))?,
     );
-    let write_ranges = write_ranges(&plan, &ds);
+    let write_ranges = write_ranges(plan, &ds);
     let mut run = EngineRun {
-        plan: &plan,
+        plan,
         ds,
         truth,
         threads,

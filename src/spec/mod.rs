@@ -99,6 +99,10 @@ pub struct DatasetSpec {
     /// are all cut keep no judgments.
     #[serde(default)]
     pub max_docs: Option<usize>,
+    /// Run every engine at each of these dataset sizes in turn (ascending), each a
+    /// prefix of the data (the first N documents), loaded into a fresh collection.
+    #[serde(default)]
+    pub sizes: Option<Vec<usize>>,
     /// Keep at most this many queries (the first ones).
     #[serde(default)]
     pub max_queries: Option<usize>,

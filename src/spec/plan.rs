@@ -47,6 +47,8 @@ pub struct DatasetPlan {
     pub base_vectors: Option<PathBuf>,
     pub metric: Option<Metric>,
     pub max_docs: Option<usize>,
+    /// Dataset sizes to run at in turn, ascending, each a prefix; empty: the whole data once.
+    pub sizes: Vec<usize>,
     pub max_queries: Option<usize>,
     pub query_sample: Option<usize>,
     pub missing_hint: Option<String>,
@@ -67,6 +69,7 @@ impl DatasetPlan {
             base_vectors: None,
             metric: None,
             max_docs: None,
+            sizes: Vec::new(),
             max_queries: None,
             query_sample: None,
             missing_hint: None,
@@ -500,6 +503,7 @@ fn validate_dataset(
         path,
         metric: d.metric,
         max_docs: d.max_docs,
+        sizes: d.sizes.clone().unwrap_or_default(),
         max_queries: d.max_queries,
         query_sample: d.query_sample,
         missing_hint: d.missing_hint.clone(),
@@ -519,6 +523,20 @@ fn validate_dataset(
     }
     if d.max_docs == Some(0) || d.max_queries == Some(0) || d.query_sample == Some(0) {
         return Err(src.error(span, "dataset.max_docs, max_queries and query_sample must be at least 1 when given"));
+    }
+    if let Some(sizes) = &d.sizes {
+        if sizes.is_empty() || sizes[0] == 0 || sizes.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(src.error(span, "dataset.sizes: at least one size, each at least 1, in ascending order, e.g. sizes = [10000, 100000, 1000000]"));
+        }
+        let most = sizes[sizes.len() - 1];
+        let cap = match (d.max_docs, d.source) {
+            (Some(m), _) => Some(("dataset.max_docs", m)),
+            (None, DatasetSource::Synthetic) => Some(("dataset.synthetic.docs", d.synthetic.docs)),
+            _ => None,
+        };
+        if let Some((field, n)) = cap.filter(|&(_, n)| most > n) {
+            return Err(src.error(span, format!("dataset.sizes: the largest size, {most}, is more than {field} = {n}; each size is a prefix of the data")));
+        }
     }
     let s = &d.synthetic;
     if s.docs == 0
