@@ -271,6 +271,11 @@ impl Monitor {
         Mark(sample(self.watch.pid, &tree(self.watch.pid), self.started))
     }
 
+    /// The processes' memory now; `None` when they cannot be read.
+    pub fn memory_now(&self) -> Option<u64> {
+        self.mark().0.map(|s| s.memory_bytes)
+    }
+
     /// Every second sampled so far (see [`per_second`]).
     pub fn timeline(&self) -> Vec<Point> {
         per_second(&self.samples.lock().unwrap_or_else(|p| p.into_inner()))

@@ -122,6 +122,9 @@ max = {bound}
     let phase = e.phases[0].resources.as_ref().expect("the phase has a usage");
     assert!(phase.memory_peak_bytes > 1 << 20 && phase.samples >= 2, "{phase:?}");
     assert!(res.load.is_some() && res.index.is_some(), "{res:?}");
+    // dbbench's own process holds the dataset before the engine loads it.
+    let before = res.memory_before_bytes.expect("memory before the load recorded");
+    assert!(before > 1 << 20 && before <= res.load.as_ref().unwrap().memory_peak_bytes * 2, "{res:?}");
     let peak = Metric::MemoryPeakMib.read_engine(e).unwrap();
     assert!(peak >= phase.memory_peak_bytes as f64 / (1u64 << 20) as f64);
     assert!(Metric::CpuSeconds.read_engine(e).unwrap() >= phase.cpu_s);

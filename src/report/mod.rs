@@ -108,7 +108,15 @@ pub fn resource_rows(r: &RunResults) -> (Vec<String>, Vec<ResourceRow>) {
     for e in &r.engines {
         let Some(res) = &e.resources else { continue };
         match (&res.watched, &res.not_measured) {
-            (Some(w), _) => notes.push(format!("{}: {w}", e.name)),
+            (Some(w), _) => {
+                let before = res
+                    .memory_before_bytes
+                    .map(|b| {
+                        format!("; {:.0} MiB in use before the load, counted in every figure", crate::format::to_mib(b))
+                    })
+                    .unwrap_or_default();
+                notes.push(format!("{}: {w}{before}", e.name));
+            }
             (None, Some(why)) => notes.push(format!("{}: not measured: {why}", e.name)),
             (None, None) => {}
         }

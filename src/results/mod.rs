@@ -224,6 +224,11 @@ pub struct EngineResources {
     /// Why nothing was measured (an engine on another machine, no pid file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_measured: Option<String>,
+    /// The processes' memory before dbbench created or loaded anything: what a server
+    /// already held (other data, caches, what an earlier run left), which every later
+    /// figure includes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_before_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::resources::Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -420,6 +420,7 @@ impl EngineRun<'_> {
             Ok(w) => EngineResources {
                 watched: Some(w.what.clone()),
                 not_measured: None,
+                memory_before_bytes: None,
                 load: None,
                 index: None,
                 timeline: Vec::new(),
@@ -427,6 +428,7 @@ impl EngineRun<'_> {
             Err(why) => EngineResources {
                 watched: None,
                 not_measured: Some(why.clone()),
+                memory_before_bytes: None,
                 load: None,
                 index: None,
                 timeline: Vec::new(),
@@ -434,8 +436,16 @@ impl EngineRun<'_> {
         });
         match watched {
             Ok(w) => {
-                console::note(&format!("  resources: {}", w.what));
-                self.monitor = Some(resources::Monitor::start(w, RESOURCE_INTERVAL));
+                let m = resources::Monitor::start(w, RESOURCE_INTERVAL);
+                let before = m.memory_now();
+                let held = before
+                    .map(|b| format!("; {:.0} MiB in use before the load", crate::format::to_mib(b)))
+                    .unwrap_or_default();
+                console::note(&format!("  resources: {}{held}", m.watch().what));
+                if let Some(r) = self.current().resources.as_mut() {
+                    r.memory_before_bytes = before;
+                }
+                self.monitor = Some(m);
             }
             Err(why) => console::note(&format!("  resources: not measured: {why}")),
         }
