@@ -156,7 +156,25 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
     println!("results: {}", summary.results_path.display());
     write_run_reports(&summary.results, &out_dir);
 
-    let skipped = summary.skipped_engines();
+    let interrupted = summary.interrupted;
+    run_outcome(&[(None, &summary)], interrupted, &summary.results_path, args.require_all)
+}
+
+/// The exit of a run, or of the runs at each of `dataset.sizes` (each labelled with its
+/// size): interrupted first, then engines that failed, then, with --require-all, engines
+/// that could not be reached. Unreachable engines are said once, with how to start them.
+fn run_outcome(
+    runs: &[(Option<usize>, &runner::RunSummary)],
+    interrupted: bool,
+    kept_in: &std::path::Path,
+    require_all: bool,
+) -> Result<i32> {
+    let mut skipped: Vec<&crate::results::EngineResult> = Vec::new();
+    for e in runs.iter().flat_map(|(_, s)| s.skipped_engines()) {
+        if !skipped.iter().any(|s| s.name == e.name) {
+            skipped.push(e);
+        }
+    }
     if !skipped.is_empty() {
         eprintln!("\nskipped engines (not reachable):");
         for e in &skipped {
@@ -168,23 +186,29 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
             );
         }
     }
-    if summary.interrupted {
+    if interrupted {
         return Err(Error::Incomplete(format!(
             "interrupted: what was measured is in {} (marked incomplete)",
-            summary.results_path.display()
+            kept_in.display()
         )));
     }
-    let failed = summary.failed_engines();
+    let failed: Vec<String> = runs
+        .iter()
+        .flat_map(|(n, s)| {
+            let at = n.map(|n| format!(" at size {n}")).unwrap_or_default();
+            s.failed_engines()
+                .into_iter()
+                .map(move |e| format!("{}{at}: {}", e.name, e.reason.as_deref().unwrap_or("failed")))
+        })
+        .collect();
     if !failed.is_empty() {
-        let names: Vec<String> =
-            failed.iter().map(|e| format!("{}: {}", e.name, e.reason.as_deref().unwrap_or("failed"))).collect();
         return Err(Error::Incomplete(format!(
             "the run is incomplete, {} (results measured before the failure are in {})",
-            names.join("; "),
-            summary.results_path.display()
+            failed.join("; "),
+            kept_in.display()
         )));
     }
-    if args.require_all && !skipped.is_empty() {
+    if require_all && !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|e| e.name.as_str()).collect();
         return Err(Error::Incomplete(format!("--require-all: engines not reachable: {}", names.join(", "))));
     }
@@ -210,37 +234,9 @@ async fn run_sizes(plan: spec::Plan, opts: RunOptions, cancel: CancellationToken
         Ok(_) => println!("growth by size: {}", out_dir.join(crate::report::HTML_FILE).display()),
         Err(e) => console::warn(&format!("the growth report was not written: {e}")),
     }
-    if cancel.is_cancelled() || runs.iter().any(|(_, s)| s.interrupted) {
-        return Err(Error::Incomplete(format!(
-            "interrupted after {} of {expected} sizes: what was measured is in {} (marked incomplete)",
-            runs.len(),
-            out_dir.display()
-        )));
-    }
-    let failed: Vec<String> = runs
-        .iter()
-        .flat_map(|(n, s)| {
-            s.failed_engines()
-                .into_iter()
-                .map(move |e| format!("{} at {n}: {}", e.name, e.reason.as_deref().unwrap_or("failed")))
-        })
-        .collect();
-    if !failed.is_empty() {
-        return Err(Error::Incomplete(format!(
-            "the run is incomplete, {} (results measured before the failure are in {})",
-            failed.join("; "),
-            out_dir.display()
-        )));
-    }
-    let skipped: Vec<String> =
-        runs.last().map(|(_, s)| s.skipped_engines().iter().map(|e| e.name.clone()).collect()).unwrap_or_default();
-    if !skipped.is_empty() {
-        eprintln!("\nskipped engines (not reachable): {}", skipped.join(", "));
-        if require_all {
-            return Err(Error::Incomplete(format!("--require-all: engines not reachable: {}", skipped.join(", "))));
-        }
-    }
-    Ok(0)
+    let interrupted = cancel.is_cancelled() || runs.iter().any(|(_, s)| s.interrupted);
+    let labelled: Vec<(Option<usize>, &runner::RunSummary)> = runs.iter().map(|(n, s)| (Some(*n), s)).collect();
+    run_outcome(&labelled, interrupted, &out_dir, require_all)
 }
 
 /// Reports beside results.json at the end of a run, also an incomplete one. A report

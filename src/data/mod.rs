@@ -116,9 +116,6 @@ impl Dataset {
             self.queries.judgments.as_ref().map(|j| {
                 j.iter().map(|q| q.iter().copied().filter(|(doc, _)| (*doc as usize) < n).collect()).collect()
             });
-        let mut h = Sha256::new();
-        h.update(self.fingerprint.as_bytes());
-        h.update(format!("prefix {n}").as_bytes());
         Dataset {
             name: self.name.clone(),
             source: self.source.clone(),
@@ -137,7 +134,11 @@ impl Dataset {
                 judgments,
             },
             judgments: self.judgments.clone(),
-            fingerprint: if n == self.len() { self.fingerprint.clone() } else { hex(&h.finalize()) },
+            fingerprint: if n == self.len() {
+                self.fingerprint.clone()
+            } else {
+                hex(&Sha256::digest(format!("{} prefix {n}", self.fingerprint)))
+            },
         }
     }
 }

@@ -422,6 +422,55 @@ pub fn load_bars(title: &str, engines: &[(String, Option<f64>, Option<f64>)]) ->
     Ok(buf)
 }
 
+/// A figure against dataset size, both axes on log scales (a straight line of slope 1
+/// grows in proportion to the data, a flat one not at all): one line per engine, a dot
+/// at each size it was measured at. Values that are not positive cannot sit on a log
+/// axis and are left out.
+pub fn growth(title: &str, y_desc: &str, lines: &[Line]) -> Result<String, String> {
+    let lines: Vec<Line> = lines
+        .iter()
+        .map(|l| Line {
+            name: l.name.clone(),
+            color: l.color,
+            points: l.points.iter().copied().filter(|&(x, y)| x > 0.0 && y > 0.0 && y.is_finite()).collect(),
+        })
+        .filter(|l| !l.points.is_empty())
+        .collect();
+    let all = || lines.iter().flat_map(|l| l.points.iter().copied());
+    let (Some(xmin), Some(ymin)) =
+        (all().map(|p| p.0).min_by(f64::total_cmp), all().map(|p| p.1).min_by(f64::total_cmp))
+    else {
+        return Err("no engine has this figure at any size".into());
+    };
+    let xmax = all().map(|p| p.0).fold(xmin, f64::max);
+    let ymax = all().map(|p| p.1).fold(ymin, f64::max);
+    // Room either side, so that a single size or equal values still draw.
+    let (x0, x1) = (xmin / 1.6, xmax * 1.6);
+    let (y0, y1) = (ymin / 2.0, ymax * 2.0);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart =
+            titled(&root, title).build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("documents loaded (log scale)")
+            .y_desc(y_desc)
+            .x_label_formatter(&|x| crate::format::compact(*x))
+            .y_label_formatter(&|y| crate::format::significant(Some(*y)))
+            .draw()
+            .map_err(err)?;
+        draw_lines(&mut chart, &lines, SeriesLabelPosition::UpperLeft)?;
+        for l in &lines {
+            let c = color(l.color);
+            chart.draw_series(l.points.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // in tests a panic is the failure report
 mod tests {
@@ -477,53 +526,4 @@ mod tests {
             assert!(svg.contains(text), "missing {text}");
         }
     }
-}
-
-/// A figure against dataset size, both axes on log scales (a straight line of slope 1
-/// grows in proportion to the data, a flat one not at all): one line per engine, a dot
-/// at each size it was measured at. Values that are not positive cannot sit on a log
-/// axis and are left out.
-pub fn growth(title: &str, y_desc: &str, lines: &[Line]) -> Result<String, String> {
-    let lines: Vec<Line> = lines
-        .iter()
-        .map(|l| Line {
-            name: l.name.clone(),
-            color: l.color,
-            points: l.points.iter().copied().filter(|&(x, y)| x > 0.0 && y > 0.0 && y.is_finite()).collect(),
-        })
-        .filter(|l| !l.points.is_empty())
-        .collect();
-    let all = || lines.iter().flat_map(|l| l.points.iter().copied());
-    let (Some(xmin), Some(ymin)) =
-        (all().map(|p| p.0).min_by(f64::total_cmp), all().map(|p| p.1).min_by(f64::total_cmp))
-    else {
-        return Err("no engine has this figure at any size".into());
-    };
-    let xmax = all().map(|p| p.0).fold(xmin, f64::max);
-    let ymax = all().map(|p| p.1).fold(ymin, f64::max);
-    // Half a decade of room either side, so a single size or equal values still draw.
-    let (x0, x1) = (xmin / 1.6, xmax * 1.6);
-    let (y0, y1) = (ymin / 2.0, ymax * 2.0);
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart =
-            titled(&root, title).build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("documents loaded (log scale)")
-            .y_desc(y_desc)
-            .x_label_formatter(&|x| crate::format::compact(*x))
-            .y_label_formatter(&|y| crate::format::significant(Some(*y)))
-            .draw()
-            .map_err(err)?;
-        draw_lines(&mut chart, &lines, SeriesLabelPosition::UpperLeft)?;
-        for l in &lines {
-            let c = color(l.color);
-            chart.draw_series(l.points.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(err)?;
-        }
-        root.present().map_err(err)?;
-    }
-    Ok(buf)
 }

@@ -109,13 +109,9 @@ pub fn resource_rows(r: &RunResults) -> (Vec<String>, Vec<ResourceRow>) {
         let Some(res) = &e.resources else { continue };
         match (&res.watched, &res.not_measured) {
             (Some(w), _) => {
-                let before = res
-                    .memory_before_bytes
-                    .map(|b| {
-                        format!("; {:.0} MiB in use before the load, counted in every figure", crate::format::to_mib(b))
-                    })
-                    .unwrap_or_default();
-                notes.push(format!("{}: {w}{before}", e.name));
+                let held = res.held_before();
+                let counted = if held.is_empty() { "" } else { ", counted in every figure" };
+                notes.push(format!("{}: {w}{held}{counted}", e.name));
             }
             (None, Some(why)) => notes.push(format!("{}: not measured: {why}", e.name)),
             (None, None) => {}

@@ -239,6 +239,16 @@ pub struct EngineResources {
     pub timeline: Vec<crate::resources::Point>,
 }
 
+impl EngineResources {
+    /// "; N MiB in use before the load", said after the processes measured; empty when
+    /// that was not read.
+    pub fn held_before(&self) -> String {
+        self.memory_before_bytes
+            .map(|b| format!("; {:.0} MiB in use before the load", crate::format::to_mib(b)))
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexResult {
     /// Time of `finish_load`: index build and wait until searchable.

@@ -206,28 +206,26 @@ pub fn size_dir(n: usize) -> String {
 
 /// Build the dataset and say what it is.
 fn announced_dataset(plan: &Plan) -> Result<Dataset> {
-    {
-        let t = Instant::now();
-        let ds = build_dataset(plan)?;
-        console::note(&format!(
-            "dataset {}: {} records, {} queries, dim {}, {}{} ({:.1}s)",
-            ds.name,
-            ds.len(),
-            ds.queries.len(),
-            ds.dim,
-            ds.metric.as_str(),
-            match (ds.judged(), ds.judgments.as_deref()) {
-                (false, _) => String::new(),
-                (true, None) => ", judged".to_string(),
-                (true, Some(kind)) => format!(", judged ({kind})"),
-            },
-            t.elapsed().as_secs_f64()
-        ));
-        if let Some(reason) = &ds.fallback_reason {
-            console::warn(&format!("dataset: {reason}"));
-        }
-        Ok(ds)
+    let t = Instant::now();
+    let ds = build_dataset(plan)?;
+    console::note(&format!(
+        "dataset {}: {} records, {} queries, dim {}, {}{} ({:.1}s)",
+        ds.name,
+        ds.len(),
+        ds.queries.len(),
+        ds.dim,
+        ds.metric.as_str(),
+        match (ds.judged(), ds.judgments.as_deref()) {
+            (false, _) => String::new(),
+            (true, None) => ", judged".to_string(),
+            (true, Some(kind)) => format!(", judged ({kind})"),
+        },
+        t.elapsed().as_secs_f64()
+    ));
+    if let Some(reason) = &ds.fallback_reason {
+        console::warn(&format!("dataset: {reason}"));
     }
+    Ok(ds)
 }
 
 /// Run a validated plan on a dataset already built (the whole of it, or a prefix).
@@ -438,13 +436,12 @@ impl EngineRun<'_> {
             Ok(w) => {
                 let m = resources::Monitor::start(w, RESOURCE_INTERVAL);
                 let before = m.memory_now();
-                let held = before
-                    .map(|b| format!("; {:.0} MiB in use before the load", crate::format::to_mib(b)))
-                    .unwrap_or_default();
-                console::note(&format!("  resources: {}{held}", m.watch().what));
+                let mut held = String::new();
                 if let Some(r) = self.current().resources.as_mut() {
                     r.memory_before_bytes = before;
+                    held = r.held_before();
                 }
+                console::note(&format!("  resources: {}{held}", m.watch().what));
                 self.monitor = Some(m);
             }
             Err(why) => console::note(&format!("  resources: not measured: {why}")),
