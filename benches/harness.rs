@@ -91,6 +91,7 @@ fn end_to_end(c: &mut Criterion) {
             keys: Arc::new(Keyspace::new(ds.len() as u64)),
             ops: Arc::new(ops),
             threads,
+            stream: None,
         };
         g.bench_function(name, |b| {
             b.iter(|| {

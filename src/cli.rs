@@ -21,11 +21,12 @@ use crate::spec::{self, Overrides, Plan, Schedule, Stop};
     long_about = "Run declared workloads against real datastores and see which one fits the job, with evidence.\n\n\
         A workload file (TOML; see workloads/reference.toml for every key) names a dataset, the engines to \
         compare and the phases to run. dbbench loads the same data into each engine in turn, runs each phase \
-        (closed loop with `concurrency`, or open loop with `rate`), records latency in HDR histograms, scores \
-        retrieval quality against exact ground truth and relevance judgments, and writes results.json into a \
-        run folder.\n\n\
+        (closed loop with `concurrency`, or open loop with `rate`; a stream phase writes and searches at once, \
+        each at its own rate), records latency in HDR histograms, scores retrieval quality against exact \
+        ground truth (over the records live at each search when the data changes) and relevance judgments, \
+        and writes results.json into a run folder.\n\n\
         Exit codes: 0 ok, 1 runtime failure (engine failed, run interrupted), 2 bad input (file, flags, values).",
-    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench run workloads/growth.toml --out results/growth\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
+    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench run workloads/growth.toml --out results/growth\n  dbbench run workloads/streaming.toml --engines sqlite,pgvector\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -314,6 +315,13 @@ pub fn describe_plan(plan: &Plan) -> String {
         let sizes: Vec<String> = d.sizes.iter().map(|n| n.to_string()).collect();
         let _ = writeln!(out, "  sizes: {} (a run each, on the first N documents, in size-<N>/)", sizes.join(", "));
     }
+    if let Some(share) = d.stream {
+        let _ = writeln!(
+            out,
+            "  stream: the last {} of the records held out of the load, for inserts to insert in a seeded order",
+            crate::format::percent(share)
+        );
+    }
     if let Some(n) = d.query_sample {
         let _ = writeln!(out, "  queries: a sample of {n}, drawn with the seed");
     }
@@ -346,7 +354,39 @@ pub fn describe_plan(plan: &Plan) -> String {
                 format!("open loop, {rate} req/s {arrival:?}, up to {concurrency} in flight")
             }
         };
-        let _ = writeln!(out, "phase {}: {stop}, warmup {}, {sched}", p.name, humantime::format_duration(p.warmup));
+        match &p.stream {
+            Some(st) => {
+                let length = match (st.records, st.writes) {
+                    (_, Some(w)) => format!("{w} writes"),
+                    (Some(r), None) => format!("until {r} held-out records are inserted"),
+                    (None, None) => "until every held-out record is inserted".to_string(),
+                };
+                let probe = if st.freshness {
+                    format!(
+                        "; every {}th insert probed for freshness every {}, bound {}",
+                        st.probe_every,
+                        humantime::format_duration(st.probe_interval),
+                        humantime::format_duration(st.visibility_bound)
+                    )
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "phase {}: stream, writes at {}/s ({} workers) and searches at {}/s ({} workers), {length}, {} checkpoints{probe}",
+                    p.name,
+                    st.write_rate,
+                    st.write_concurrency,
+                    st.search_rate,
+                    p.schedule.concurrency() - st.write_concurrency,
+                    st.checkpoints
+                );
+            }
+            None => {
+                let warmup = humantime::format_duration(p.warmup);
+                let _ = writeln!(out, "phase {}: {stop}, warmup {warmup}, {sched}", p.name);
+            }
+        }
         if let Some(e) = &p.effort {
             let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
             let what = match e.mode {

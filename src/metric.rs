@@ -120,6 +120,10 @@ pub enum Source {
     Disk,
     /// That size over the records it holds (engine-wide).
     BytesPerRecord,
+    /// A percentile of a stream phase's visibility lag (phase-wide).
+    VisibilityLag(Percentile),
+    /// Recall@k of a stream phase's last checkpoint (phase-wide).
+    FinalRecall,
 }
 
 /// One metric's declaration.
@@ -188,10 +192,12 @@ pub enum Metric {
     CpuSeconds,
     DiskMib,
     BytesPerRecord,
+    VisibilityLagP99Ms,
+    FinalRecallAtK,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 19] = [
+    pub const ALL: [Metric; 21] = [
         Metric::P50Ms,
         Metric::P90Ms,
         Metric::P95Ms,
@@ -211,6 +217,8 @@ impl Metric {
         Metric::CpuSeconds,
         Metric::DiskMib,
         Metric::BytesPerRecord,
+        Metric::VisibilityLagP99Ms,
+        Metric::FinalRecallAtK,
     ];
 
     /// The declaration: the one place each metric is described.
@@ -344,6 +352,26 @@ impl Metric {
                 help: "that size over the records the engine holds (per engine)",
                 source: Source::BytesPerRecord,
             },
+            Metric::VisibilityLagP99Ms => MetricDef {
+                name: "visibility_lag_p99_ms",
+                unit: Unit::Millis,
+                direction: Direction::LowerIsBetter,
+                min_count: Percentile::P99.min_count(),
+                column: "visibility lag p99 ms",
+                prose: "p99 visibility lag",
+                help: "time from an insert's acknowledgement until a search returns it, p99, ms (per stream phase: no op)",
+                source: Source::VisibilityLag(Percentile::P99),
+            },
+            Metric::FinalRecallAtK => MetricDef {
+                name: "final_recall_at_k",
+                unit: Unit::Ratio,
+                direction: Direction::HigherIsBetter,
+                min_count: 0,
+                column: "recall@k, last checkpoint",
+                prose: "recall@k at the last checkpoint",
+                help: "recall@k of a stream phase's last checkpoint, against the records live then (per stream phase: no op)",
+                source: Source::FinalRecall,
+            },
         }
     }
 
@@ -374,6 +402,35 @@ impl Metric {
                 | Source::Disk
                 | Source::BytesPerRecord
         )
+    }
+
+    /// Measured once per stream phase (freshness, checkpoints), not per op.
+    pub const fn phase_wide(self) -> bool {
+        matches!(self.def().source, Source::VisibilityLag(_) | Source::FinalRecall)
+    }
+
+    /// A phase-wide metric's value in a stream phase's result, or why it has none.
+    pub fn read_phase(self, p: &crate::results::PhaseResult) -> Result<f64, String> {
+        let st = p.stream.as_ref().ok_or_else(|| format!("phase {} is not a stream phase", p.name))?;
+        match self.def().source {
+            Source::VisibilityLag(pc) => {
+                let f = st.freshness.as_ref().ok_or_else(|| "freshness was not probed".to_string())?;
+                pc.of(&f.lag_ms).ok_or_else(|| {
+                    format!(
+                        "{} needs at least {} visible probes, the phase had {}",
+                        self.prose(None),
+                        pc.min_count(),
+                        f.visible
+                    )
+                })
+            }
+            Source::FinalRecall => st
+                .checkpoints
+                .last()
+                .and_then(|c| c.recall_at_k)
+                .ok_or_else(|| "the last checkpoint scored no search".to_string()),
+            _ => Err(format!("{} is not measured per phase", self.name())),
+        }
     }
 
     /// Retrieval quality, scored for search ops only.
@@ -456,6 +513,7 @@ impl Metric {
             | Source::CpuSeconds
             | Source::Disk
             | Source::BytesPerRecord => Err("engine-wide metric".into()),
+            Source::VisibilityLag(_) | Source::FinalRecall => Err("measured per stream phase".into()),
         }
     }
 

@@ -42,8 +42,14 @@ fn env(script: Script) -> (PhaseEnv, Arc<Scripted>) {
     let ds = dataset();
     let keys = Arc::new(Keyspace::new(ds.len() as u64));
     let ops = vec![PreparedOp::new(op(OpKind::Get), None, ds.len() as u64, &[])];
-    let env =
-        PhaseEnv { driver: driver.clone() as Arc<dyn Driver>, dataset: ds, keys, ops: Arc::new(ops), threads: None };
+    let env = PhaseEnv {
+        driver: driver.clone() as Arc<dyn Driver>,
+        dataset: ds,
+        keys,
+        ops: Arc::new(ops),
+        threads: None,
+        stream: None,
+    };
     (env, driver)
 }
 

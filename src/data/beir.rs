@@ -212,6 +212,7 @@ mod tests {
             metric: None,
             max_docs: None,
             sizes: Vec::new(),
+            stream: None,
             max_queries: None,
             query_sample: None,
             missing_hint: None,

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::spec::{hex, AttributeGen, AttributePlan, DatasetPlan, DatasetSource, Fallback};
 
 pub mod beir;
+pub mod live;
 pub mod synthetic;
 pub mod truth;
 pub mod vecfile;

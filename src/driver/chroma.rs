@@ -617,6 +617,10 @@ impl Namespace for Collections<'_> {
 
 #[async_trait]
 impl Driver for Chroma {
+    fn write_visibility(&self) -> String {
+        "a write is acknowledged once it is in Chroma's write-ahead log; there is no per-write visibility setting"
+            .into()
+    }
     fn kind(&self) -> &'static str {
         "chroma"
     }

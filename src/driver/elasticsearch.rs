@@ -635,6 +635,15 @@ impl Namespace for Indices<'_> {
 
 #[async_trait]
 impl Driver for Elasticsearch {
+    fn write_visibility(&self) -> String {
+        match self.settings.refresh.as_str() {
+            "wait_for" => "refresh=wait_for: a write is acknowledged once a refresh has made it searchable".into(),
+            "true" => "refresh=true: each write forces a refresh before it is acknowledged".into(),
+            other => format!(
+                "refresh={other}: a write is searchable after the next periodic refresh (index.refresh_interval)"
+            ),
+        }
+    }
     fn kind(&self) -> &'static str {
         "elasticsearch"
     }

@@ -166,6 +166,13 @@ pub trait Driver: Send + Sync {
 
     async fn describe(&self) -> DriverResult<EngineInfo>;
 
+    /// What the driver's writes promise about when a search sees them, as configured
+    /// (Elasticsearch's `refresh`, Qdrant's `wait`, a SQL commit); recorded beside the
+    /// freshness a stream phase measures.
+    fn write_visibility(&self) -> String {
+        "not stated by the driver".into()
+    }
+
     /// Drop only what `prepare` created.
     async fn cleanup(&self) -> DriverResult<()>;
 

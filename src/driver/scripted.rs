@@ -40,6 +40,10 @@ pub struct Script {
     pub recall_curve: Vec<(u64, f64)>,
     /// Extra service time per unit of effort, microseconds (a costlier search).
     pub latency_per_effort_us: u64,
+    /// With `recall_curve`: an inserted record is stored and searchable this long after
+    /// its insert returns (a deleted one goes at once), as an engine with a refresh
+    /// interval would make it.
+    pub visible_after_ms: u64,
     /// Makes effort a setting of the index, configured at this value (as Chroma's
     /// `ef_search` is): `set_effort` changes it, and the per-request `effort` param is
     /// not read. Absent: effort is the per-request param.
@@ -87,13 +91,17 @@ pub const KIND: DriverKind = DriverKind {
     hidden: true,
 };
 
+/// The schema, and each record stored with when it turns searchable.
+type Stored = (Schema, Vec<(Record, tokio::time::Instant)>);
+
 pub struct Scripted {
     script: Script,
     requests: AtomicU64,
     /// Per worker (`current_worker`), the names of the threads its requests came from.
     placements: Mutex<BTreeMap<usize, BTreeSet<String>>>,
-    /// What was loaded, kept only with a `recall_curve` (to know the exact top k).
-    stored: Mutex<Option<(Schema, Vec<Record>)>>,
+    /// What was loaded and inserted, kept only with a `recall_curve` (to know the exact
+    /// top k), each record with when it turns searchable.
+    stored: Mutex<Option<Stored>>,
     /// The index's effort in force, with `index_effort`.
     index_now: AtomicU64,
 }
@@ -120,8 +128,11 @@ impl Scripted {
     fn scripted_hits(&self, vector: &[f32], k: usize, filter: Option<&Filter>, effort: u64) -> Vec<u64> {
         let stored = self.stored.lock().expect("stored lock");
         let Some((schema, records)) = stored.as_ref() else { return Vec::new() };
+        let now = tokio::time::Instant::now();
         let mut ranked: Vec<(f32, u64)> = records
             .iter()
+            .filter(|(_, visible)| *visible <= now)
+            .map(|(r, _)| r)
             .filter(|r| filter.is_none_or(|f| f.matches(schema, &r.attributes)))
             .map(|r| (schema.metric.distance(vector, &r.vector), r.id))
             .collect();
@@ -161,6 +172,12 @@ fn error_kind(name: Option<&str>) -> ErrorKind {
 
 #[async_trait]
 impl Driver for Scripted {
+    fn write_visibility(&self) -> String {
+        match self.script.visible_after_ms {
+            0 => "scripted: visible on acknowledgement".into(),
+            ms => format!("scripted: an insert is searchable {ms} ms after its acknowledgement"),
+        }
+    }
     fn kind(&self) -> &'static str {
         "scripted"
     }
@@ -184,7 +201,8 @@ impl Driver for Scripted {
     }
     async fn load(&self, batch: &[Record]) -> DriverResult<()> {
         if let Some((_, records)) = self.stored.lock().expect("stored lock").as_mut() {
-            records.extend_from_slice(batch);
+            let now = tokio::time::Instant::now();
+            records.extend(batch.iter().map(|r| (r.clone(), now)));
         }
         noop::Noop.load(batch).await
     }
@@ -230,6 +248,16 @@ impl Driver for Scripted {
                 error_kind(s.error_kind.as_deref()),
                 format!("scripted error at request {n}"),
             ));
+        }
+        if let Some((_, records)) = self.stored.lock().expect("stored lock").as_mut() {
+            match op {
+                Op::Insert { record } => {
+                    let visible = tokio::time::Instant::now() + Duration::from_millis(s.visible_after_ms);
+                    records.push(((*record).clone(), visible));
+                }
+                Op::Delete { id } => records.retain(|(r, _)| r.id != *id),
+                _ => {}
+            }
         }
         Ok(match op {
             Op::Knn { vector, k, filter, .. } | Op::Hybrid { vector, k, filter, .. } if !s.recall_curve.is_empty() => {

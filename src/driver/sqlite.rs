@@ -371,6 +371,12 @@ impl Namespace for DatabaseFiles<'_> {
 
 #[async_trait]
 impl Driver for Sqlite {
+    fn write_visibility(&self) -> String {
+        format!(
+            "each write commits before it is acknowledged, and a later read sees it (synchronous = {})",
+            self.settings.synchronous
+        )
+    }
     fn kind(&self) -> &'static str {
         "sqlite"
     }

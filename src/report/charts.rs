@@ -79,6 +79,7 @@ pub fn mark_pareto(series: &mut [SweepSeries], x_higher_better: bool) {
 }
 
 /// One line of a chart: a name (engine), its colour index and points.
+#[derive(Debug, Clone)]
 pub struct Line {
     pub name: String,
     pub color: usize,
@@ -223,6 +224,16 @@ fn stacked(title: &str, x_desc: &str, panels: &[Panel]) -> Result<String, String
         root.present().map_err(err)?;
     }
     Ok(buf)
+}
+
+/// A stream phase's figures by checkpoint, one panel each (title, lines), over the
+/// seconds of the phase.
+pub fn checkpoints(title: &str, panels: &[(&str, Vec<Line>)]) -> Result<String, String> {
+    let panels: Vec<Panel> = panels
+        .iter()
+        .map(|(y_desc, lines)| Panel { lines: lines.clone(), y_desc, y_fmt: plain, empty: "not measured" })
+        .collect();
+    stacked(title, "seconds into the phase (end of each checkpoint)", &panels)
 }
 
 /// One engine's memory during a phase: (seconds from the phase's start, bytes).

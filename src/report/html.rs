@@ -113,6 +113,8 @@ struct Page<'a> {
     /// Tuned comparisons at a target recall, then sweep frontiers.
     tuned: Vec<TunedSection>,
     frontiers: Vec<FrontierSection>,
+    /// Stream phases: checkpoints and freshness.
+    streams: Vec<StreamSection>,
     phases: Vec<PhaseSection>,
     load: LoadSection,
     resource_notes: Vec<String>,
@@ -154,6 +156,7 @@ impl<'a> Page<'a> {
             engines: r.engines.iter().map(EngineRow::of).collect(),
             tuned: effort::tuned(r).iter().map(TunedSection::of).collect(),
             frontiers: effort::frontiers(r).iter().map(FrontierSection::of).collect(),
+            streams: super::streaming::views(r).iter().map(StreamSection::of).collect(),
             phases: phase_views(r).iter().map(|p| PhaseSection::of(r, p)).collect(),
             load: LoadSection::of(r),
             resource_notes: super::resource_rows(r).0,
@@ -589,6 +592,27 @@ impl TunedSection {
                     tried: row.tried,
                 })
                 .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StreamSection {
+    phase: String,
+    summary: String,
+    chart: Chart,
+    tables: Vec<super::streaming::Table>,
+}
+
+impl StreamSection {
+    fn of(v: &super::streaming::StreamView<'_>) -> StreamSection {
+        let mut tables = v.freshness_table().into_iter().collect::<Vec<_>>();
+        tables.extend(v.checkpoint_tables());
+        StreamSection {
+            phase: v.phase.clone(),
+            summary: v.summary(),
+            chart: Chart::of(format!("{} by checkpoint", v.phase), v.chart()),
+            tables,
         }
     }
 }

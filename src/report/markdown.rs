@@ -110,6 +110,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
     }
 
     effort_tables(r, &mut out);
+    stream_section(r, &mut out);
     resource_section(r, &mut out);
 
     let _ = writeln!(out, "## Results\n\nLatency in ms; ★ marks the best value of a column.\n");
@@ -170,6 +171,23 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         }
     }
     out
+}
+
+/// Each stream phase: checkpoint tables, then freshness.
+fn stream_section(r: &RunResults, out: &mut String) {
+    for v in super::streaming::views(r) {
+        let _ = writeln!(out, "## Writes while searching: phase {}\n\n{}\n", md_cell(&v.phase), md_cell(&v.summary()));
+        for t in v.freshness_table().iter().chain(&v.checkpoint_tables()) {
+            let _ = writeln!(out, "{}:\n", md_cell(&t.title));
+            let cells: Vec<String> = t.header.iter().map(|h| md_cell(h)).collect();
+            table_row(out, &cells);
+            let _ = writeln!(out, "|{}", "---|".repeat(t.header.len()));
+            for row in &t.rows {
+                table_row(out, &row.iter().map(|c| md_cell(c)).collect::<Vec<_>>());
+            }
+            out.push('\n');
+        }
+    }
 }
 
 /// What each engine's processes used in each stage, and what its data takes on disk.

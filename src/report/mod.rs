@@ -22,6 +22,7 @@ pub mod html;
 pub mod markdown;
 pub mod recommend;
 pub mod scaling;
+pub mod streaming;
 
 pub const HTML_FILE: &str = "report.html";
 pub const MARKDOWN_FILE: &str = "report.md";

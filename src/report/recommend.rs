@@ -428,6 +428,10 @@ fn measured(e: &EngineResult, s: &Slo) -> Result<(f64, String), String> {
             _ => format!("phase {phase} was not run"),
         });
     };
+    if s.metric.phase_wide() {
+        let suffix = if p.complete { String::new() } else { " (phase incomplete)".to_string() };
+        return s.metric.read_phase(p).map(|v| (v, suffix));
+    }
     let Some(o) = p.ops.iter().find(|o| o.label == label) else {
         return Err(format!("op {label} was not run in phase {phase}"));
     };
@@ -458,6 +462,7 @@ fn slo_check(e: &EngineResult, s: &Slo, k: Option<usize>) -> Check {
     };
     let place = match (&s.phase, &s.op) {
         (Some(p), Some(o)) => format!("{p} / {o}: "),
+        (Some(p), None) => format!("{p}: "),
         _ => String::new(),
     };
     let requirement = format!("{place}{name} {op} {}", s.metric.prose_value(bound));

@@ -99,6 +99,9 @@ pub struct DatasetInfo {
     pub judgments: Option<String>,
     pub fingerprint: String,
     pub attributes: Vec<AttributeDef>,
+    /// Records held out of the load for inserts (`dataset.stream`); `docs` counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<usize>,
     /// Each filter of the workload's ops with the share of the corpus it admits, counted
     /// on the data as loaded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -286,6 +289,87 @@ pub struct PhaseResult {
     /// What the engine's processes used during the measured run (not the warmup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<crate::resources::Usage>,
+    /// Set on a stream phase: its schedule, checkpoints and freshness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamResult>,
+}
+
+/// A stream phase: writes and searches at fixed rates at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamResult {
+    pub write_rate: f64,
+    pub search_rate: f64,
+    /// Workers sending the writes and the searches (each its own).
+    pub write_concurrency: usize,
+    pub search_concurrency: usize,
+    /// Requests planned: writes and searches.
+    pub writes: u64,
+    pub searches: u64,
+    /// Records live when the phase started and when it ended.
+    pub records_live_before: u64,
+    pub records_live_after: u64,
+    /// Held-out records not yet inserted when it ended.
+    pub held_out_left: u64,
+    pub checkpoints: Vec<Checkpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<Freshness>,
+}
+
+/// One checkpoint window of a stream phase (the requests due in it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// 1-based.
+    pub index: usize,
+    /// End of the window, seconds from the phase's start.
+    pub end_s: f64,
+    /// Records live at the window's end, by the acknowledged writes.
+    pub records_live: u64,
+    /// Inserts and deletes acknowledged by then (in this run).
+    pub inserted: u64,
+    pub deleted: u64,
+    pub search: CheckpointLatency,
+    pub write: CheckpointLatency,
+    /// Mean recall@k of the window's searches, each against the records live when it was
+    /// sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recall_at_k: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointLatency {
+    pub count: u64,
+    pub errors: u64,
+    pub latency_ms: LatencySummary,
+}
+
+/// How soon an acknowledged insert was returned by a search with its own vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Freshness {
+    /// Inserts probed: every `probe_every`-th acknowledged one, up to `MAX_PROBES` (8)
+    /// at once.
+    pub probes: u64,
+    /// Sampled inserts not probed because 8 probes were running.
+    pub skipped: u64,
+    pub probe_every: u64,
+    pub visible: u64,
+    /// Visible probes whose first search returned the record: for those, the lag is an
+    /// upper bound (the time until that search was sent).
+    pub visible_first_try: u64,
+    /// Not returned within `visibility_bound_s` of the acknowledgement.
+    pub not_visible: u64,
+    /// Probes whose search failed.
+    pub failed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_visible_share: Option<f64>,
+    /// From the acknowledgement to the send of the first search that returned the record,
+    /// over the visible probes (for those seen at the first search, no more than the
+    /// delay before it was sent).
+    pub lag_ms: LatencySummary,
+    pub probe_k: usize,
+    pub probe_interval_ms: f64,
+    pub visibility_bound_s: f64,
+    /// What the driver's writes promise about visibility, as configured.
+    pub write_visibility: String,
 }
 
 fn first_repetition() -> u32 {

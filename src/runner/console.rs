@@ -113,6 +113,30 @@ pub fn phase_bar(progress: bool, prefix: &str, stop: Stop, completed: Arc<Atomic
 }
 
 /// One line per op once a phase ends (printed whether or not bars are drawn).
+/// A stream phase's checkpoints and freshness, under its op lines.
+fn stream_lines(st: &crate::results::StreamResult) {
+    let recall: Vec<String> =
+        st.checkpoints.iter().map(|c| c.recall_at_k.map(|r| format!("{r:.3}")).unwrap_or_else(|| "-".into())).collect();
+    eprintln!(
+        "    stream: {} writes at {}/s and {} searches at {}/s; live records {} -> {}",
+        st.writes, st.write_rate, st.searches, st.search_rate, st.records_live_before, st.records_live_after
+    );
+    eprintln!("    recall by checkpoint: {}", recall.join(" "));
+    if let Some(f) = &st.freshness {
+        eprintln!(
+            "    visibility lag: p50 {} ms, p99 {} ms, max {} ms over {} probes ({} seen at the first search, {} not visible within {}s, {} failed)",
+            format::ms(f.lag_ms.p50),
+            format::ms(f.lag_ms.p99),
+            format::ms(f.lag_ms.max),
+            f.probes,
+            f.visible_first_try,
+            f.not_visible,
+            f.visibility_bound_s,
+            f.failed
+        );
+    }
+}
+
 pub fn phase_line(p: &PhaseResult) {
     let mut line = format!("  phase {} ({:.1}s)", p.display_name(), p.elapsed_s);
     if let Some(r) = &p.rate {
@@ -158,6 +182,9 @@ pub fn phase_line(p: &PhaseResult) {
             let _ = write!(l, "  nDCG@10 {n:.3}");
         }
         eprintln!("{l}");
+    }
+    if let Some(st) = &p.stream {
+        stream_lines(st);
     }
 }
 

@@ -27,10 +27,13 @@ pub mod console;
 mod effort;
 pub mod ops;
 pub mod phase;
+pub mod stream;
 pub mod threads;
 
+use crate::data::live::LiveTruth;
 use ops::{Keyspace, PreparedOp};
 use phase::{run_phase, PhaseEnv};
+use stream::StreamRun;
 use threads::ClientThreads;
 
 /// How long `ping` may take before an engine counts as unreachable.
@@ -123,8 +126,15 @@ fn truth_key(op: &OpPlan) -> (usize, String) {
     (op.k, op.filter.as_ref().map(|f| f.to_string()).unwrap_or_default())
 }
 
-/// Exact truth for every distinct (k, filter) of the plan's knn and hybrid ops.
-fn ground_truth(ops: &[OpPlan], ds: &Dataset, cache: &TruthCache, progress: bool) -> Result<TruthTable> {
+/// Exact truth for every distinct (k, filter) of the plan's knn and hybrid ops, each as
+/// deep as `depth(k)`.
+fn ground_truth(
+    ops: &[OpPlan],
+    ds: &Dataset,
+    cache: &TruthCache,
+    progress: bool,
+    depth: impl Fn(usize) -> usize,
+) -> Result<TruthTable> {
     let mut table = TruthTable::new();
     for op in ops {
         if !matches!(op.kind, OpKind::Knn | OpKind::Hybrid) {
@@ -135,11 +145,12 @@ fn ground_truth(ops: &[OpPlan], ds: &Dataset, cache: &TruthCache, progress: bool
             continue;
         }
         let started = Instant::now();
+        let k = depth(op.k);
         let filter = op.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default();
         // At a million records the exact scan takes a while: show distances computed per
         // second and an ETA (nothing is drawn when the cache answers).
-        let bar = console::bar(progress, 0, &format!("ground truth top-{}{filter}", op.k));
-        let (truth, computed) = cache.get_or_compute_with_progress(ds, op.k, op.filter.as_ref(), &|n, total| {
+        let bar = console::bar(progress, 0, &format!("ground truth top-{k}{filter}"));
+        let (truth, computed) = cache.get_or_compute_with_progress(ds, k, op.filter.as_ref(), &|n, total| {
             if bar.length() != Some(total) {
                 bar.set_length(total);
             }
@@ -147,8 +158,7 @@ fn ground_truth(ops: &[OpPlan], ds: &Dataset, cache: &TruthCache, progress: bool
         })?;
         bar.finish_and_clear();
         console::note(&format!(
-            "ground truth: top-{}{filter} for {} queries {} in {:.2}s",
-            op.k,
+            "ground truth: top-{k}{filter} for {} queries {} in {:.2}s",
             ds.queries.len(),
             if computed { "computed" } else { "read from cache" },
             started.elapsed().as_secs_f64()
@@ -156,6 +166,52 @@ fn ground_truth(ops: &[OpPlan], ds: &Dataset, cache: &TruthCache, progress: bool
         table.insert(key, Arc::new(truth));
     }
     Ok(table)
+}
+
+/// The live-set truth of each (k, filter) of a streaming run.
+type LiveTable = HashMap<(usize, String), Arc<LiveTruth>>;
+
+/// How deep the base truth of a streaming run goes for k: the margin deletes eat into
+/// before a query needs a scan of the live records.
+fn live_depth(k: usize) -> usize {
+    k * 2
+}
+
+/// Records held out of the load for `share` of `n` (at least one loaded, one held out).
+fn held_out_count(n: usize, share: f64) -> Result<usize> {
+    if n < 2 {
+        return Err(Error::Input(format!(
+            "dataset.stream: the dataset has {n} record(s); holding some out needs at least 2"
+        )));
+    }
+    Ok(((n as f64 * share).round() as usize).clamp(1, n - 1))
+}
+
+/// Exact truth for a run that holds `held_out` records out: over the loaded records (deep
+/// enough for deletes), and over the live records at any moment.
+fn streaming_truth(
+    ops: &[OpPlan],
+    ds: &Arc<Dataset>,
+    held_out: usize,
+    cache: &TruthCache,
+    progress: bool,
+) -> Result<(TruthTable, LiveTable)> {
+    let loaded = ds.len() - held_out;
+    let base = ds.prefix(loaded);
+    let deep = ground_truth(ops, &base, cache, progress, live_depth)?;
+    drop(base);
+    let (mut table, mut live) = (TruthTable::new(), LiveTable::new());
+    for op in ops.iter().filter(|o| matches!(o.kind, OpKind::Knn | OpKind::Hybrid)) {
+        let key = truth_key(op);
+        if live.contains_key(&key) {
+            continue;
+        }
+        let top = &deep[&key];
+        let lt = LiveTruth::build(ds.clone(), loaded, op.k, op.filter.clone(), top, live_depth(op.k));
+        live.insert(key.clone(), Arc::new(lt));
+        table.insert(key, Arc::new(top.iter().map(|t| t.iter().take(op.k).copied().collect()).collect()));
+    }
+    Ok((table, live))
 }
 
 /// Run a validated plan. Returns the summary even when engines failed or the run was
@@ -232,14 +288,27 @@ fn announced_dataset(plan: &Plan) -> Result<Dataset> {
 async fn run_on(plan: &Plan, ds: Arc<Dataset>, opts: RunOptions, cancel: CancellationToken) -> Result<RunSummary> {
     let started_at = chrono::Utc::now();
     let run_id = opts.run_id.clone();
-    let truth = {
+    let held_out = match plan.dataset.stream {
+        Some(share) => held_out_count(ds.len(), share)?,
+        None => 0,
+    };
+    let loaded = ds.len() - held_out;
+    if held_out > 0 {
+        console::note(&format!(
+            "stream: {loaded} records loaded, the last {held_out} held out for inserts (in a seeded order)"
+        ));
+    }
+    let (truth, live) = {
         let ds = ds.clone();
         let cache = TruthCache::new(&opts.cache_dir);
         let ops: Vec<OpPlan> = plan.phases.iter().flat_map(|p| p.ops.clone()).collect();
         let progress = opts.progress;
-        tokio::task::spawn_blocking(move || ground_truth(&ops, &ds, &cache, progress))
-            .await
-            .map_err(|e| Error::Runtime(format!("ground truth task failed: {e}")))??
+        tokio::task::spawn_blocking(move || match held_out {
+            0 => ground_truth(&ops, &ds, &cache, progress, |k| k).map(|t| (t, LiveTable::new())),
+            n => streaming_truth(&ops, &ds, n, &cache, progress),
+        })
+        .await
+        .map_err(|e| Error::Runtime(format!("ground truth task failed: {e}")))??
     };
 
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
@@ -272,6 +341,7 @@ async fn run_on(plan: &Plan, ds: Arc<Dataset>, opts: RunOptions, cancel: Cancell
                 filters: filter_shares(plan, &ds),
                 fingerprint: ds.fingerprint.clone(),
                 attributes: ds.attribute_defs.clone(),
+                held_out: (held_out > 0).then_some(held_out),
             },
             machine: Machine::current(),
             requirements: plan.requirements.clone(),
@@ -298,7 +368,9 @@ async fn run_on(plan: &Plan, ds: Arc<Dataset>, opts: RunOptions, cancel: Cancell
     let mut run = EngineRun {
         plan,
         ds,
+        loaded,
         truth,
+        live,
         threads,
         opts: &opts,
         cancel: cancel.clone(),
@@ -336,7 +408,11 @@ async fn run_on(plan: &Plan, ds: Arc<Dataset>, opts: RunOptions, cancel: Cancell
 struct EngineRun<'a> {
     plan: &'a Plan,
     ds: Arc<Dataset>,
+    /// Records the load loads: all of them, or those not held out (`dataset.stream`).
+    loaded: usize,
     truth: TruthTable,
+    /// With records held out: the truth over the live records, per (k, filter).
+    live: LiveTable,
     /// Where every phase's workers run.
     threads: Arc<ClientThreads>,
     opts: &'a RunOptions,
@@ -529,7 +605,11 @@ impl EngineRun<'_> {
         }
         self.save()?;
 
-        let keys = Arc::new(Keyspace::new(self.ds.len() as u64));
+        let keys = Arc::new(if self.loaded < self.ds.len() {
+            Keyspace::streaming(self.loaded as u64, self.ds.len() as u64, self.plan.workload.seed)
+        } else {
+            Keyspace::new(self.ds.len() as u64)
+        });
         let mut corpus_changed = false;
         for (index, phase) in self.plan.phases.iter().enumerate() {
             if self.cancel.is_cancelled() {
@@ -569,7 +649,7 @@ impl EngineRun<'_> {
     }
 
     async fn load(&self, driver: &Arc<dyn Driver>) -> std::result::Result<LoadResult, String> {
-        let n = self.ds.len();
+        let n = self.loaded;
         let batch = self.plan.load.batch_size;
         let bar = console::bar(self.opts.progress, n as u64, "  load");
         let started = Instant::now();
@@ -638,6 +718,7 @@ impl EngineRun<'_> {
             step: None,
             tuning: None,
             resources: None,
+            stream: None,
         }
     }
 
@@ -659,19 +740,55 @@ impl EngineRun<'_> {
         for op in &phase.ops {
             match profile.caps.check(op.kind, op.filter.is_some()) {
                 Ok(()) => {
-                    let truth =
-                        matches!(op.kind, OpKind::Knn | OpKind::Hybrid).then(|| self.truth[&truth_key(op)].clone());
+                    let vector = matches!(op.kind, OpKind::Knn | OpKind::Hybrid);
+                    let truth = vector.then(|| self.truth[&truth_key(op)].clone());
+                    let live = if vector { self.live.get(&truth_key(op)).cloned() } else { None };
                     runnable.push(
                         PreparedOp::new(op.clone(), truth, keys.loaded, &self.write_ranges)
-                            .with_queries(queries.clone()),
+                            .with_queries(queries.clone())
+                            .with_live(live),
                     );
                     ops_out.push(None);
                 }
                 Err(why) => ops_out.push(Some(OpResult::unsupported(describe(op), why))),
             }
         }
+        // A stream phase's length and rates come from what is still held out.
+        let mut stream_run = None;
+        let derived;
+        let phase = match &phase.stream {
+            None => phase,
+            Some(sp) => {
+                let knn = profile.caps.check(OpKind::Knn, false).is_ok();
+                match StreamRun::new(sp, &runnable, keys.held_out_left(), knn) {
+                    Ok(run) => {
+                        derived = PhasePlan {
+                            stop: Stop::Duration(run.duration),
+                            schedule: Schedule::Open {
+                                rate: sp.write_rate + sp.search_rate,
+                                arrival: crate::spec::Arrival::Fixed,
+                                concurrency: phase.schedule.concurrency(),
+                            },
+                            ..phase.clone()
+                        };
+                        stream_run = Some(Arc::new(run));
+                        &derived
+                    }
+                    Err(why) => {
+                        let mut result = self.blank_phase(phase);
+                        result.note = Some(format!("stream phase not run: {why}"));
+                        result.ops = ops_out.into_iter().flatten().collect();
+                        console::note(&format!("  phase {}: skipped, {why}", phase.name));
+                        return vec![result];
+                    }
+                }
+            }
+        };
         let mut result = self.blank_phase(phase);
-        if corpus_changed && phase.ops.iter().any(|o| matches!(o.kind, OpKind::Knn | OpKind::Hybrid)) {
+        if corpus_changed
+            && !keys.is_streaming()
+            && phase.ops.iter().any(|o| matches!(o.kind, OpKind::Knn | OpKind::Hybrid))
+        {
             result.note =
                 Some("an earlier phase wrote to the corpus: recall is measured against the data as loaded".into());
         }
@@ -687,6 +804,7 @@ impl EngineRun<'_> {
             keys: keys.clone(),
             ops: Arc::new(runnable),
             threads: Some(self.threads.clone()),
+            stream: stream_run,
         };
 
         if !phase.warmup.is_zero() {
@@ -717,7 +835,8 @@ impl EngineRun<'_> {
             result.repetition = repetition;
             let interrupted = self.measure(phase, profile, &env, seed, ops_out.clone(), &mut result).await;
             repetitions.push(result);
-            if interrupted || self.cancel.is_cancelled() {
+            // A stream phase inserts what was held out: a second run of it has nothing to insert.
+            if interrupted || self.cancel.is_cancelled() || env.stream.is_some() {
                 break;
             }
         }
@@ -742,9 +861,12 @@ impl EngineRun<'_> {
         };
         let bar = console::phase_bar(self.opts.progress, &label, phase.stop, counter.clone());
         let mark = self.mark();
-        let measured = run_phase(env, phase.schedule, phase.stop, seed, &self.cancel, counter).await;
+        let mut measured = run_phase(env, phase.schedule, phase.stop, seed, &self.cancel, counter).await;
         result.resources = self.usage_since(mark);
         bar.finish();
+        if env.keys.is_streaming() {
+            result.stream = self.score_streaming(env, phase.schedule.concurrency(), &mut measured);
+        }
         let elapsed = measured.elapsed.as_secs_f64();
         result.elapsed_s = elapsed;
         let open = matches!(phase.schedule, Schedule::Open { .. });
@@ -775,6 +897,46 @@ impl EngineRun<'_> {
         }
         console::phase_line(result);
         interrupted
+    }
+
+    /// Score a streaming run's answers against the records live when each was sent; for a
+    /// stream phase, its checkpoints and freshness.
+    fn score_streaming(
+        &self,
+        env: &PhaseEnv,
+        env_concurrency: usize,
+        measured: &mut phase::PhaseRun,
+    ) -> Option<StreamResult> {
+        let log = env.keys.log();
+        let loaded = env.keys.loaded;
+        let mut windows = std::mem::take(&mut measured.windows);
+        if let Some(run) = &env.stream {
+            windows.resize_with(run.checkpoints(), Default::default);
+        }
+        stream::score_answers(
+            &measured.answers,
+            &env.ops,
+            &env.dataset,
+            &log,
+            loaded,
+            &mut measured.metrics,
+            &mut windows,
+        );
+        let run = env.stream.as_ref()?;
+        let ended = measured.started + measured.elapsed;
+        Some(StreamResult {
+            write_rate: run.plan.write_rate,
+            search_rate: run.plan.search_rate,
+            write_concurrency: run.plan.write_concurrency,
+            search_concurrency: env_concurrency.saturating_sub(run.plan.write_concurrency),
+            writes: run.writes,
+            searches: run.searches,
+            records_live_before: log.live_count_at(loaded, measured.started),
+            records_live_after: log.live_count_at(loaded, ended),
+            held_out_left: env.keys.held_out_left() as u64,
+            checkpoints: stream::checkpoints(run, &windows, &log, loaded, measured.started),
+            freshness: stream::freshness(run, &measured.probes, measured.probes_skipped, env.driver.write_visibility()),
+        })
     }
 }
 

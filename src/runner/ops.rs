@@ -1,13 +1,14 @@
 //! Turning an `OpPlan` into concrete requests: which query, which id, which record.
 //! Everything a request needs is chosen here, before its timer starts.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand::distributions::{Distribution, WeightedIndex};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
 
 use crate::data::Dataset;
 use crate::driver::{AttrValue, Op, OpKind, Record};
@@ -22,24 +23,135 @@ pub struct Keyspace {
     /// Ids inserted by this run and not yet deleted, oldest first: deletes take from here,
     /// so a run only ever deletes what it inserted.
     inserted: Mutex<VecDeque<u64>>,
+    /// With records held out of the load (`dataset.stream`): inserts insert those, deletes
+    /// take any live record, and every acknowledged write is logged with its time.
+    stream: Option<Stream>,
+}
+
+/// When each write of a streaming run was acknowledged: what was live at any moment.
+#[derive(Debug, Clone, Default)]
+pub struct WriteLog {
+    pub inserted: HashMap<u64, Instant>,
+    pub deleted: HashMap<u64, Instant>,
+}
+
+impl WriteLog {
+    /// Was record `id` live at `t`, by the acknowledgements (ids below `loaded` were loaded)?
+    pub fn live_at(&self, id: u64, loaded: u64, t: Instant) -> bool {
+        let in_ = id < loaded || self.inserted.get(&id).is_some_and(|at| *at <= t);
+        in_ && self.deleted.get(&id).is_none_or(|at| *at > t)
+    }
+
+    /// Records live at `t`.
+    pub fn live_count_at(&self, loaded: u64, t: Instant) -> u64 {
+        let ins = self.inserted.values().filter(|at| **at <= t).count() as u64;
+        let del = self.deleted.values().filter(|at| **at <= t).count() as u64;
+        (loaded + ins).saturating_sub(del)
+    }
+}
+
+#[derive(Debug)]
+struct Stream {
+    /// Held-out ids, in the seeded order inserts take them.
+    held_out: Vec<u64>,
+    next: AtomicU64,
+    state: Mutex<StreamState>,
+}
+
+#[derive(Debug)]
+struct StreamState {
+    /// Records a delete may take: loaded ones and acknowledged inserts, not yet deleted
+    /// (nor being deleted).
+    live: Vec<u64>,
+    log: WriteLog,
 }
 
 impl Keyspace {
     pub fn new(loaded: u64) -> Self {
-        Keyspace { loaded, next_insert: AtomicU64::new(loaded), inserted: Mutex::new(VecDeque::new()) }
+        Keyspace { loaded, next_insert: AtomicU64::new(loaded), inserted: Mutex::new(VecDeque::new()), stream: None }
     }
-    /// One past the highest id handed out.
+
+    /// A keyspace whose records `loaded..total` are held out, to be inserted in an order
+    /// drawn from `seed`.
+    pub fn streaming(loaded: u64, total: u64, seed: u64) -> Self {
+        use rand::seq::SliceRandom;
+        let mut held_out: Vec<u64> = (loaded..total).collect();
+        held_out.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x57_4EA4));
+        let state = StreamState { live: (0..loaded).collect(), log: WriteLog::default() };
+        Keyspace {
+            stream: Some(Stream { held_out, next: AtomicU64::new(0), state: Mutex::new(state) }),
+            ..Keyspace::new(loaded)
+        }
+    }
+
+    pub fn is_streaming(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Held-out records not yet handed to an insert.
+    pub fn held_out_left(&self) -> usize {
+        self.stream.as_ref().map_or(0, |s| s.held_out.len().saturating_sub(s.next.load(Ordering::Relaxed) as usize))
+    }
+
+    /// The acknowledged writes so far.
+    pub fn log(&self) -> WriteLog {
+        self.stream.as_ref().map(|s| s.state.lock().expect("stream lock").log.clone()).unwrap_or_default()
+    }
+
+    /// One past the highest id a get, scan or update may pick (streaming: the loaded ids).
     pub fn high(&self) -> u64 {
-        self.next_insert.load(Ordering::Relaxed)
+        match self.stream {
+            Some(_) => self.loaded,
+            None => self.next_insert.load(Ordering::Relaxed),
+        }
     }
     fn next_id(&self) -> u64 {
         self.next_insert.fetch_add(1, Ordering::Relaxed)
     }
-    pub fn inserted(&self, id: u64) {
-        self.inserted.lock().expect("keyspace lock").push_back(id);
+
+    /// Insert `id` was acknowledged at `at`.
+    pub fn inserted(&self, id: u64, at: Instant) {
+        match &self.stream {
+            Some(s) => {
+                let mut st = s.state.lock().expect("stream lock");
+                st.live.push(id);
+                st.log.inserted.insert(id, at);
+            }
+            None => self.inserted.lock().expect("keyspace lock").push_back(id),
+        }
     }
-    fn take_deletable(&self) -> Option<u64> {
-        self.inserted.lock().expect("keyspace lock").pop_front()
+
+    /// Delete `id` was acknowledged at `at` (streaming; elsewhere nothing to log).
+    pub fn deleted(&self, id: u64, at: Instant) {
+        if let Some(s) = &self.stream {
+            s.state.lock().expect("stream lock").log.deleted.insert(id, at);
+        }
+    }
+
+    /// Delete `id` failed: it may be taken again (streaming).
+    pub fn delete_failed(&self, id: u64) {
+        if let Some(s) = &self.stream {
+            s.state.lock().expect("stream lock").live.push(id);
+        }
+    }
+
+    fn take_deletable(&self, rng: &mut ChaCha8Rng) -> Option<u64> {
+        match &self.stream {
+            Some(s) => {
+                let mut st = s.state.lock().expect("stream lock");
+                (!st.live.is_empty()).then(|| {
+                    let i = rng.gen_range(0..st.live.len());
+                    st.live.swap_remove(i)
+                })
+            }
+            None => self.inserted.lock().expect("keyspace lock").pop_front(),
+        }
+    }
+
+    fn take_held_out(&self) -> Option<u64> {
+        let s = self.stream.as_ref()?;
+        let i = s.next.fetch_add(1, Ordering::Relaxed) as usize;
+        s.held_out.get(i).copied()
     }
 }
 
@@ -96,6 +208,9 @@ pub struct PreparedOp {
     pub plan: OpPlan,
     /// Exact kNN truth per query (knn and hybrid), computed for this op's k and filter.
     pub truth: Option<Arc<Vec<Vec<u64>>>>,
+    /// With records held out: the truth over the records live at any moment, in place of
+    /// `truth` (answers are then scored after the phase, `stream::score_answers`).
+    pub live: Option<Arc<crate::data::live::LiveTruth>>,
     zipf: Option<Zipfian>,
     /// Range of values written by update / read_modify_write.
     write_range: (i64, i64),
@@ -114,6 +229,20 @@ pub enum Request {
     Insert { record: Record },
     Write { id: u64, value: i64 },
     NothingToDelete,
+    NothingToInsert,
+}
+
+impl Request {
+    /// Why there is no request to send, for a `NothingTo...` one.
+    pub fn nothing_to_do(&self) -> Option<&'static str> {
+        match self {
+            Request::NothingToDelete => {
+                Some("delete found no record inserted by this run; give insert a weight at least that of delete")
+            }
+            Request::NothingToInsert => Some("insert found no held-out record left: every one is in"),
+            _ => None,
+        }
+    }
 }
 
 impl PreparedOp {
@@ -135,7 +264,13 @@ impl PreparedOp {
                 AttributeGen::Keyword { .. } | AttributeGen::Data { .. } => (0, 0),
             })
             .unwrap_or((0, 0));
-        PreparedOp { plan, truth, zipf, write_range, cursor: AtomicU64::new(0), queries: None }
+        PreparedOp { plan, truth, live: None, zipf, write_range, cursor: AtomicU64::new(0), queries: None }
+    }
+
+    /// Score against the records live when each search is sent.
+    pub fn with_live(mut self, live: Option<Arc<crate::data::live::LiveTruth>>) -> Self {
+        self.live = live;
+        self
     }
 
     /// Ask only these queries (indices into the dataset's queries).
@@ -170,6 +305,11 @@ impl PreparedOp {
                 id: self.choose_id(rng, keys),
                 value: rng.gen_range(self.write_range.0..=self.write_range.1),
             },
+            OpKind::Insert if keys.is_streaming() => match keys.take_held_out() {
+                // A held-out record, as it is in the data.
+                Some(id) => Request::Insert { record: ds.record(id as usize) },
+                None => Request::NothingToInsert,
+            },
             OpKind::Insert => {
                 // A new record shaped like a random existing one, under a fresh id.
                 let src = rng.gen_range(0..ds.len());
@@ -177,7 +317,7 @@ impl PreparedOp {
                 record.id = keys.next_id();
                 Request::Insert { record }
             }
-            OpKind::Delete => match keys.take_deletable() {
+            OpKind::Delete => match keys.take_deletable(rng) {
                 Some(id) => Request::Id { id },
                 None => Request::NothingToDelete,
             },
@@ -255,13 +395,39 @@ mod tests {
     #[test]
     fn deletes_only_take_ids_this_run_inserted() {
         let keys = Keyspace::new(100);
-        assert_eq!(keys.take_deletable(), None);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert_eq!(keys.take_deletable(&mut rng), None);
         let a = keys.next_id();
         let b = keys.next_id();
         assert_eq!((a, b), (100, 101));
-        keys.inserted(a);
-        keys.inserted(b);
-        assert_eq!(keys.take_deletable(), Some(100));
+        keys.inserted(a, Instant::now());
+        keys.inserted(b, Instant::now());
+        assert_eq!(keys.take_deletable(&mut rng), Some(100));
         assert_eq!(keys.high(), 102);
+    }
+
+    #[test]
+    fn a_streaming_keyspace_inserts_each_held_out_record_once_and_logs_acknowledgements() {
+        let keys = Keyspace::streaming(10, 20, 5);
+        let mut taken: Vec<u64> = std::iter::from_fn(|| keys.take_held_out()).collect();
+        assert_ne!(taken, (10..20).collect::<Vec<_>>(), "a seeded order, not file order");
+        taken.sort();
+        assert_eq!(taken, (10..20).collect::<Vec<_>>());
+        assert_eq!(keys.held_out_left(), 0);
+        assert_eq!(keys.high(), 10, "gets and updates pick loaded records");
+
+        let t0 = Instant::now();
+        let t1 = t0 + std::time::Duration::from_millis(5);
+        keys.inserted(12, t1);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let gone = keys.take_deletable(&mut rng).unwrap();
+        keys.deleted(gone, t1);
+        let log = keys.log();
+        assert!(!log.live_at(12, 10, t0) && log.live_at(12, 10, t1), "live from its acknowledgement");
+        assert!(log.live_at(gone, 10, t0) && !log.live_at(gone, 10, t1));
+        assert_eq!((log.live_count_at(10, t0), log.live_count_at(10, t1)), (10, 10));
+        let mut rest: Vec<u64> = std::iter::from_fn(|| keys.take_deletable(&mut rng)).collect();
+        rest.sort();
+        assert!(rest.len() == 10 && !rest.contains(&gone), "each live record deleted at most once: {rest:?}");
     }
 }

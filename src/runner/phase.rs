@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ops::{Keyspace, Mix, PreparedOp, Request};
+use super::stream::{self, add_windows, Answer, Probe, StreamRun, StreamSchedule, Window};
 use super::threads::ClientThreads;
 use crate::data::Dataset;
 use crate::driver::{Driver, ErrorKind, OpKind, Outcome};
@@ -45,6 +46,9 @@ pub struct PhaseEnv {
     /// as tasks of the caller's runtime (tests on tokio's paused clock, the criterion
     /// benchmarks of one core).
     pub threads: Option<Arc<ClientThreads>>,
+    /// Set for a stream phase: its rates, writes and checkpoints (`schedule` and `stop`
+    /// passed to `run_phase` are then ignored).
+    pub stream: Option<Arc<StreamRun>>,
 }
 
 /// What a phase measured.
@@ -56,6 +60,15 @@ pub struct PhaseRun {
     pub interrupted: Option<String>,
     /// Open loop: requests that fell due but were never sent.
     pub unsent: u64,
+    /// Streaming runs: every search answer, for scoring against the live records.
+    pub answers: Vec<Answer>,
+    /// Stream phase: per checkpoint window.
+    pub windows: Vec<Window>,
+    /// Stream phase: what each freshness probe found, and sampled inserts not probed.
+    pub probes: Vec<Probe>,
+    pub probes_skipped: u64,
+    /// When the phase started (what checkpoint times count from).
+    pub started: Instant,
 }
 
 /// Due times of an open-loop phase.
@@ -117,6 +130,18 @@ struct Shared {
     stop: CancellationToken,
     lost: Mutex<Option<String>>,
     completed: Arc<AtomicU64>,
+    stream: Option<StreamSchedule>,
+    /// Acknowledged inserts sampled for the freshness probes.
+    probe: Mutex<Option<tokio::sync::mpsc::UnboundedSender<(u64, Instant)>>>,
+    /// Inserts acknowledged in this phase, to sample every `probe_every`-th.
+    inserts_acked: AtomicU64,
+}
+
+/// What one worker measured.
+struct WorkerOut {
+    metrics: Vec<OpMetrics>,
+    answers: Vec<Answer>,
+    windows: Vec<Window>,
 }
 
 /// Run one phase. `cancel` is the run's Ctrl-C token; `completed` counts finished
@@ -130,6 +155,10 @@ pub async fn run_phase(
     completed: Arc<AtomicU64>,
 ) -> PhaseRun {
     let start = Instant::now();
+    let stop = match &env.stream {
+        Some(run) => Stop::Duration(run.duration),
+        None => stop,
+    };
     let (deadline, budget) = match stop {
         Stop::Duration(d) => (Some(start + d), None),
         Stop::Requests(n) => (None, Some(n)),
@@ -147,10 +176,14 @@ pub async fn run_phase(
             limit: budget,
         }),
     };
-    let hard_stop = match (stop, &open) {
-        (Stop::Duration(d), Some(_)) => Some(start + d + (d / 10).max(Duration::from_secs(2))),
+    let hard_stop = match stop {
+        Stop::Duration(d) if open.is_some() || env.stream.is_some() => {
+            Some(start + d + (d / 10).max(Duration::from_secs(2)))
+        }
         _ => None,
     };
+    let open = if env.stream.is_some() { None } else { open };
+    let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
     let weights: Vec<f64> = env.ops.iter().map(|o| o.plan.weight).collect();
     let shared = Arc::new(Shared {
         env: env.clone(),
@@ -165,13 +198,26 @@ pub async fn run_phase(
         stop: cancel.child_token(),
         lost: Mutex::new(None),
         completed,
+        stream: env.stream.clone().map(StreamSchedule::new),
+        probe: Mutex::new(env.stream.as_ref().filter(|r| r.probe().is_some()).map(|_| probe_tx)),
+        inserts_acked: AtomicU64::new(0),
+    });
+    let probe_stop = shared.stop.child_token();
+    let prober = env.stream.as_ref().filter(|r| r.probe().is_some()).map(|run| {
+        let task =
+            stream::probe_loop(env.driver.clone(), env.dataset.clone(), run.clone(), probe_rx, probe_stop.clone());
+        let task = crate::driver::as_worker(schedule.concurrency(), task);
+        match &env.threads {
+            Some(threads) => threads.spawn(schedule.concurrency(), task),
+            None => tokio::spawn(task),
+        }
     });
 
     let workers: Vec<_> = (0..schedule.concurrency())
         .map(|w| {
             let shared = shared.clone();
             let seed = seed.wrapping_add(w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let task = crate::driver::as_worker(w, async move { worker(shared, seed).await });
+            let task = crate::driver::as_worker(w, async move { worker(shared, w, seed).await });
             match &env.threads {
                 Some(threads) => threads.spawn(w, task),
                 None => tokio::spawn(task),
@@ -180,30 +226,44 @@ pub async fn run_phase(
         .collect();
 
     let mut metrics: Vec<OpMetrics> = (0..env.ops.len()).map(|_| OpMetrics::default()).collect();
+    let (mut answers, mut windows) = (Vec::new(), Vec::new());
     let mut panicked = None;
     for w in workers {
         match w.await {
-            Ok(m) => {
-                for (mine, theirs) in metrics.iter_mut().zip(&m) {
+            Ok(out) => {
+                for (mine, theirs) in metrics.iter_mut().zip(&out.metrics) {
                     mine.add(theirs);
                 }
+                answers.extend(out.answers);
+                add_windows(&mut windows, &out.windows);
             }
             Err(e) => panicked = Some(format!("a worker failed: {e}")),
         }
     }
     let elapsed = start.elapsed();
-    let unsent =
-        shared.open.as_ref().map(|o| o.remaining(start)).unwrap_or(0) + shared.given_up.load(Ordering::Relaxed);
+    // Probes in flight when the writes are done are dropped, not waited for.
+    shared.probe.lock().expect("probe lock").take();
+    probe_stop.cancel();
+    let (probes, probes_skipped) = match prober {
+        Some(p) => p.await.unwrap_or_default(),
+        None => (Vec::new(), 0),
+    };
+    let unsent = shared.open.as_ref().map(|o| o.remaining(start)).unwrap_or(0)
+        + shared.stream.as_ref().map(|s| s.remaining()).unwrap_or(0)
+        + shared.given_up.load(Ordering::Relaxed);
     let lost = shared.lost.lock().expect("lost lock").clone();
     let interrupted = lost.or(panicked).or_else(|| cancel.is_cancelled().then(|| "interrupted (Ctrl-C)".to_string()));
-    PhaseRun { metrics, elapsed, interrupted, unsent }
+    PhaseRun { metrics, elapsed, interrupted, unsent, answers, windows, probes, probes_skipped, started: start }
 }
 
-async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
+async fn worker(shared: Arc<Shared>, w: usize, seed: u64) -> WorkerOut {
     let env = &shared.env;
     let ds: &Dataset = &env.dataset;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut metrics: Vec<OpMetrics> = (0..env.ops.len()).map(|_| OpMetrics::default()).collect();
+    let mut answers = Vec::new();
+    let mut windows: Vec<Window> = Vec::new();
+    let keep_answers = env.keys.is_streaming();
     let mut unreachable_in_a_row = 0u32;
     let mut iteration = 0u64;
     // One stop future for the whole phase, registered with the token once: a fresh one per
@@ -220,9 +280,19 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
             // the progress display.
             tokio::task::yield_now().await;
         }
-        let due = match &shared.open {
-            Some(open) => {
-                let Some(due) = open.next(shared.start) else { break };
+        // Open loop (and stream phases): the next due time, with the stream's op.
+        let scheduled = match (&shared.stream, &shared.open) {
+            (Some(sched), _) if sched.writes_for(w) => {
+                Some(sched.next_write(shared.start).map(|(d, op)| (d, Some(op))))
+            }
+            (Some(sched), _) => Some(sched.next_search(shared.start, &mut rng).map(|(d, op)| (d, Some(op)))),
+            (None, Some(open)) => Some(open.next(shared.start).map(|d| (d, None))),
+            (None, None) => None,
+        };
+        let mut streamed = None;
+        let due = match scheduled {
+            Some(next) => {
+                let Some((due, op)) = next else { break };
                 if shared.hard_stop.is_some_and(|h| Instant::now() >= h) {
                     shared.given_up.fetch_add(1, Ordering::Relaxed);
                     break;
@@ -234,6 +304,7 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
                         _ = tokio::time::sleep_until(due) => {}
                     }
                 }
+                streamed = op;
                 Some(due)
             }
             None => {
@@ -249,19 +320,14 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
             }
         };
 
-        let op_index = shared.mix.pick(&mut rng);
+        let op_index = streamed.unwrap_or_else(|| shared.mix.pick(&mut rng));
         let prepared = &env.ops[op_index];
         let request = prepared.next_request(&mut rng, ds, &env.keys);
         let m = &mut metrics[op_index];
         let Some(op) = prepared.as_op(&request, ds) else {
             let second = shared.start.elapsed().as_secs() as usize;
-            m.record_error(
-                0,
-                0,
-                second,
-                ErrorKind::NothingToDo,
-                "delete found no record inserted by this run; give insert a weight at least that of delete",
-            );
+            let why = request.nothing_to_do().unwrap_or("nothing to send");
+            m.record_error(0, 0, second, ErrorKind::NothingToDo, why);
             shared.completed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
@@ -280,16 +346,45 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
         if let Some(due) = due {
             m.record_lag(send.duration_since(due).as_nanos() as u64);
         }
+        let window = match (&env.stream, due) {
+            (Some(run), Some(due)) => Some(run.window_of(due.duration_since(shared.start))),
+            _ => None,
+        };
+        if let Some(w) = window {
+            if windows.len() <= w {
+                windows.resize_with(w + 1, Window::default);
+            }
+            windows[w].record(prepared.plan.kind, result.is_ok().then_some(latency));
+        }
         match result {
             Ok(outcome) => {
                 unreachable_in_a_row = 0;
                 m.record_ok(latency, service, second);
-                score(prepared, &request, &outcome, ds, m);
-                if let Request::Insert { record } = &request {
-                    env.keys.inserted(record.id);
+                match (&request, outcome.hits()) {
+                    (Request::Query { query }, Some(hits)) if keep_answers => {
+                        answers.push(Answer { op: op_index, query: *query, sent: send, window, hits: hits.to_vec() })
+                    }
+                    _ => score(prepared, &request, &outcome, ds, m),
+                }
+                match &request {
+                    Request::Insert { record } => {
+                        env.keys.inserted(record.id, done);
+                        let nth = shared.inserts_acked.fetch_add(1, Ordering::Relaxed);
+                        let every = env.stream.as_ref().map_or(1, |r| r.plan.probe_every.max(1));
+                        if nth % every == 0 {
+                            if let Some(tx) = shared.probe.lock().expect("probe lock").as_ref() {
+                                let _ = tx.send((record.id, done));
+                            }
+                        }
+                    }
+                    Request::Id { id } if prepared.plan.kind == OpKind::Delete => env.keys.deleted(*id, done),
+                    _ => {}
                 }
             }
             Err(e) => {
+                if let (Request::Id { id }, OpKind::Delete) = (&request, prepared.plan.kind) {
+                    env.keys.delete_failed(*id);
+                }
                 m.record_error(latency, service, second, e.kind, &e.message);
                 if e.kind == ErrorKind::Unreachable {
                     unreachable_in_a_row += 1;
@@ -308,7 +403,7 @@ async fn worker(shared: Arc<Shared>, seed: u64) -> Vec<OpMetrics> {
         }
         shared.completed.fetch_add(1, Ordering::Relaxed);
     }
-    metrics
+    WorkerOut { metrics, answers, windows }
 }
 
 /// Retrieval quality of one answer, after the clock stopped.

@@ -103,6 +103,12 @@ pub struct DatasetSpec {
     /// prefix of the data (the first N documents), loaded into a fresh collection.
     #[serde(default)]
     pub sizes: Option<Vec<usize>>,
+    /// Hold back this share of the records, in (0, 1): the load leaves them out, and the
+    /// workload's inserts insert them (their real vectors, text and attributes) in a seeded
+    /// order, so recall while writing is scored against the records live at each search.
+    /// The held-out records are the last ones of the data.
+    #[serde(default)]
+    pub stream: Option<Spanned<f64>>,
     /// Keep at most this many queries (the first ones).
     #[serde(default)]
     pub max_queries: Option<usize>,
@@ -268,7 +274,50 @@ pub struct PhaseSpec {
     /// out for the measurement). Default 0.5.
     #[serde(default)]
     pub tuning_share: Option<Spanned<f64>>,
+    /// A streaming phase: writes and searches at fixed rates at the same time, with
+    /// checkpoints and freshness probes (needs `dataset.stream`).
+    #[serde(default)]
+    pub stream: Option<Spanned<StreamSpec>>,
     pub ops: Vec<Spanned<OpSpec>>,
+}
+
+/// `[phases.stream]`: the phase's write ops (insert, update, delete, in their weights) run
+/// open loop at `write_rate` and its search ops (knn, text, hybrid) at `search_rate`, both
+/// timed from when each request was due, until the phase's writes are done.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// Writes per second.
+    pub write_rate: f64,
+    /// Searches per second.
+    pub search_rate: f64,
+    /// Held-out records this phase inserts (default: every one still held out); the
+    /// phase writes until they are in.
+    #[serde(default)]
+    pub records: Option<i64>,
+    /// Or: this many write requests in all (needed when the phase has no insert).
+    #[serde(default)]
+    pub writes: Option<i64>,
+    /// Of the phase's `concurrency` workers, how many send the writes (default half); the
+    /// others send the searches, so a write that waits (for a refresh, say) never holds
+    /// up a search.
+    #[serde(default)]
+    pub write_concurrency: Option<i64>,
+    /// Equal windows of the phase, each reported on its own (default 10).
+    #[serde(default)]
+    pub checkpoints: Option<i64>,
+    /// Probe how soon inserts become searchable (default true).
+    #[serde(default)]
+    pub freshness: Option<bool>,
+    /// Probe every n-th acknowledged insert (default 10).
+    #[serde(default)]
+    pub probe_every: Option<i64>,
+    /// Time between two searches of one probe (default "10ms").
+    #[serde(default)]
+    pub probe_interval: Option<String>,
+    /// A probed insert not found by then counts as not visible (default "5s").
+    #[serde(default)]
+    pub visibility_bound: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

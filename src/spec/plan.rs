@@ -49,6 +49,8 @@ pub struct DatasetPlan {
     pub max_docs: Option<usize>,
     /// Dataset sizes to run at in turn, ascending, each a prefix; empty: the whole data once.
     pub sizes: Vec<usize>,
+    /// Share of the records held out of the load, for inserts to insert.
+    pub stream: Option<f64>,
     pub max_queries: Option<usize>,
     pub query_sample: Option<usize>,
     pub missing_hint: Option<String>,
@@ -70,6 +72,7 @@ impl DatasetPlan {
             metric: None,
             max_docs: None,
             sizes: Vec::new(),
+            stream: None,
             max_queries: None,
             query_sample: None,
             missing_hint: None,
@@ -148,6 +151,43 @@ pub struct PhasePlan {
     pub ops: Vec<OpPlan>,
     /// A sweep of search effort, or tuning to a target recall.
     pub effort: Option<EffortPlan>,
+    /// A streaming phase: writes and searches at once, in checkpoints (`stop` and
+    /// `schedule` are then set when the phase starts, from what is still held out).
+    pub stream: Option<StreamPlan>,
+}
+
+/// What `[phases.stream]` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamPlan {
+    pub write_rate: f64,
+    pub search_rate: f64,
+    /// Held-out records to insert (`None`: every one still held out when the phase starts).
+    pub records: Option<usize>,
+    /// Or the write requests in all.
+    pub writes: Option<u64>,
+    pub checkpoints: usize,
+    /// Workers that send writes; the phase's other workers send searches.
+    pub write_concurrency: usize,
+    pub freshness: bool,
+    /// Every n-th acknowledged insert is probed.
+    pub probe_every: u64,
+    pub probe_interval: Duration,
+    pub visibility_bound: Duration,
+}
+
+impl StreamPlan {
+    /// Write requests of the phase when `held_out` records are still held out, with the
+    /// phase's write ops in `weights` (insert share: `insert_weight` of their sum).
+    pub fn writes_for(&self, held_out: usize, insert_weight: f64, total_write_weight: f64) -> u64 {
+        if let Some(w) = self.writes {
+            return w;
+        }
+        let records = self.records.unwrap_or(held_out).min(held_out) as f64;
+        if insert_weight <= 0.0 {
+            return 0;
+        }
+        (records * total_write_weight / insert_weight).floor() as u64
+    }
 }
 
 /// The values the tuner climbs when a tuned phase names none: wide enough for every
@@ -298,11 +338,14 @@ pub fn parse_plan(
     let mut phases = Vec::new();
     let mut names = HashSet::new();
     for p in &file.phases {
-        let phase = validate_phase(&src, p, &schema_attrs, overrides)?;
+        let phase = validate_phase(&src, p, &schema_attrs, overrides, dataset.stream.is_some())?;
         if !names.insert(phase.name.clone()) {
             return Err(src.error(p.span(), format!("phase name {:?} is used twice", phase.name)));
         }
         phases.push(phase);
+    }
+    if dataset.stream.is_some() {
+        check_stream_updates(&src, &file.phases, &phases)?;
     }
     check_params(&src, &file.phases, &file.engines)?;
     check_effort_engines(&src, &file.phases, &file.engines)?;
@@ -504,6 +547,7 @@ fn validate_dataset(
         metric: d.metric,
         max_docs: d.max_docs,
         sizes: d.sizes.clone().unwrap_or_default(),
+        stream: d.stream.as_ref().map(|s| *s.get_ref()),
         max_queries: d.max_queries,
         query_sample: d.query_sample,
         missing_hint: d.missing_hint.clone(),
@@ -536,6 +580,15 @@ fn validate_dataset(
         };
         if let Some((field, n)) = cap.filter(|&(_, n)| most > n) {
             return Err(src.error(span, format!("dataset.sizes: the largest size, {most}, is more than {field} = {n}; each size is a prefix of the data")));
+        }
+    }
+    if let Some(share) = &d.stream {
+        let v = *share.get_ref();
+        if !(v.is_finite() && v > 0.0 && v < 1.0) {
+            return Err(src.error(
+                share.span(),
+                format!("dataset.stream = {v}: the share of records held out of the load must be above 0 and below 1, e.g. stream = 0.2"),
+            ));
         }
     }
     let s = &d.synthetic;
@@ -698,6 +751,7 @@ fn validate_phase(
     spec: &Spanned<PhaseSpec>,
     attrs: &[AttributeDef],
     overrides: &Overrides,
+    streaming: bool,
 ) -> Result<PhasePlan> {
     let span = spec.span();
     let p = spec.get_ref();
@@ -706,6 +760,8 @@ fn validate_phase(
         return Err(src.error(span, "a phase needs a non-empty name"));
     }
     let stop = match (&p.duration, p.requests) {
+        // A stream phase's length comes from its writes, checked with the rest of it.
+        (None, None) if p.stream.is_some() => Stop::Requests(1),
         (Some(d), None) => {
             let d = parse_duration(src, &span, &format!("{ctx}: duration"), d)?;
             if d.is_zero() {
@@ -727,7 +783,7 @@ fn validate_phase(
         Some(w) => parse_duration(src, &span, &format!("{ctx}: warmup"), w)?,
         None => Duration::ZERO,
     };
-    let concurrency = p.concurrency.unwrap_or(1);
+    let concurrency = p.concurrency.unwrap_or(if p.stream.is_some() { 2 } else { 1 });
     if concurrency == 0 || concurrency > 4096 {
         return Err(src.error(span, format!("{ctx}: concurrency must be between 1 and 4096")));
     }
@@ -764,7 +820,133 @@ fn validate_phase(
         ops.push(OpPlan { label, ..op });
     }
     let effort = validate_effort(src, p, &ctx, &ops)?;
-    Ok(PhasePlan { name: p.name.clone(), stop, warmup, schedule, ops, effort })
+    let stream = match &p.stream {
+        Some(st) => Some(validate_stream(src, p, st, &ctx, &ops, streaming)?),
+        None => None,
+    };
+    Ok(PhasePlan { name: p.name.clone(), stop, warmup, schedule, ops, effort, stream })
+}
+
+/// Check `[phases.stream]` against its phase (`streaming`: the dataset holds records out).
+fn validate_stream(
+    src: &Source,
+    p: &PhaseSpec,
+    st: &Spanned<StreamSpec>,
+    ctx: &str,
+    ops: &[OpPlan],
+    streaming: bool,
+) -> Result<StreamPlan> {
+    let span = st.span();
+    let s = st.get_ref();
+    let err = |m: String| src.error(span.clone(), format!("{ctx}: stream: {m}"));
+    if !streaming {
+        return Err(err(
+            "nothing is held out to write: set dataset.stream = 0.2 (the share of records the load leaves for inserts)"
+                .into(),
+        ));
+    }
+    if p.duration.is_some() || p.requests.is_some() || p.rate.is_some() || p.arrival.is_some() {
+        return Err(err("a stream phase runs until its writes are done, at its own rates: drop duration, requests, rate and arrival".into()));
+    }
+    if p.warmup.is_some() || p.effort.is_some() || p.target_recall.is_some() {
+        return Err(err(
+            "a stream phase has no warmup or effort steps (they would write too): put a search phase before it".into(),
+        ));
+    }
+    for (what, v) in [("write_rate", s.write_rate), ("search_rate", s.search_rate)] {
+        if !(v.is_finite() && v > 0.0 && v <= 1_000_000.0) {
+            return Err(err(format!("{what} = {v} must be a number of requests per second above 0")));
+        }
+    }
+    if let Some(bad) =
+        ops.iter().find(|o| !o.kind.is_search() && !matches!(o.kind, OpKind::Insert | OpKind::Update | OpKind::Delete))
+    {
+        return Err(err(format!(
+            "op {} cannot stream: a stream phase searches (knn, text, hybrid) and writes (insert, update, delete)",
+            bad.label
+        )));
+    }
+    if !ops.iter().any(|o| o.kind.is_search()) || !ops.iter().any(|o| o.kind.is_write()) {
+        return Err(err(
+            "needs at least one search op (knn, text, hybrid) and one write op (insert, update, delete)".into()
+        ));
+    }
+    let inserts = ops.iter().any(|o| o.kind == OpKind::Insert);
+    let count = |what: &str, v: Option<i64>| -> Result<Option<u64>> {
+        match v {
+            Some(n) if n < 1 => Err(err(format!("{what} = {n} must be at least 1"))),
+            Some(n) => Ok(Some(n as u64)),
+            None => Ok(None),
+        }
+    };
+    let records = count("records", s.records)?.map(|n| n as usize);
+    let writes = count("writes", s.writes)?;
+    if records.is_some() && writes.is_some() {
+        return Err(
+            err("give records (held-out records to insert) or writes (write requests in all), not both".into()),
+        );
+    }
+    if records.is_some() && !inserts {
+        return Err(err("records counts inserts, and the phase has no insert op: give writes = N instead".into()));
+    }
+    if !inserts && writes.is_none() {
+        return Err(err("without an insert op the phase needs writes = N (write requests in all)".into()));
+    }
+    let concurrency = p.concurrency.unwrap_or(2);
+    if concurrency < 2 {
+        return Err(err(format!("concurrency = {concurrency}: a stream phase needs at least 2 workers, some for writes and some for searches")));
+    }
+    let write_concurrency = match s.write_concurrency {
+        None => concurrency / 2,
+        Some(n) if n >= 1 && (n as usize) < concurrency => n as usize,
+        Some(n) => return Err(err(format!("write_concurrency = {n} must be at least 1 and below the phase's concurrency ({concurrency}), leaving workers for the searches"))),
+    };
+    let checkpoints = match s.checkpoints {
+        None => 10,
+        Some(n) if (1..=1000).contains(&n) => n as usize,
+        Some(n) => return Err(err(format!("checkpoints = {n} must be between 1 and 1000"))),
+    };
+    let probe_interval = match &s.probe_interval {
+        Some(v) => parse_duration(src, &span, &format!("{ctx}: stream.probe_interval"), v)?,
+        None => Duration::from_millis(10),
+    };
+    let visibility_bound = match &s.visibility_bound {
+        Some(v) => parse_duration(src, &span, &format!("{ctx}: stream.visibility_bound"), v)?,
+        None => Duration::from_secs(5),
+    };
+    if probe_interval.is_zero() || visibility_bound <= probe_interval {
+        return Err(err("probe_interval must be above 0 and visibility_bound longer than it".into()));
+    }
+    Ok(StreamPlan {
+        write_rate: s.write_rate,
+        search_rate: s.search_rate,
+        records,
+        writes,
+        checkpoints,
+        write_concurrency,
+        freshness: s.freshness.unwrap_or(true),
+        probe_every: count("probe_every", s.probe_every)?.unwrap_or(10),
+        probe_interval,
+        visibility_bound,
+    })
+}
+
+/// With records held out, recall is scored against the records live at each search;
+/// that stays exact only while no update writes a field a search filter reads.
+fn check_stream_updates(src: &Source, specs: &[Spanned<PhaseSpec>], phases: &[PhasePlan]) -> Result<()> {
+    let filtered: Vec<&str> =
+        phases.iter().flat_map(|p| &p.ops).filter_map(|o| o.filter.as_ref()).flat_map(|f| f.fields()).collect();
+    for (spec, phase) in specs.iter().zip(phases) {
+        for (o, op) in spec.get_ref().ops.iter().zip(&phase.ops) {
+            if let Some(field) = op.field.as_deref().filter(|f| filtered.contains(f)) {
+                return Err(src.error(
+                    o.span(),
+                    format!("phase {:?}, op {}: updates {field}, which a search filter reads; with dataset.stream, recall is scored exactly against the live records only while filtered fields keep their values: update another integer attribute", phase.name, op.label),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A list of effort values: not empty, every value at least 1, strictly ascending.

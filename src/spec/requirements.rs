@@ -260,6 +260,22 @@ fn check_place(metric: Metric, phase: Option<&str>, op: Option<&str>, phases: &[
         }
         return Ok(());
     }
+    if metric.phase_wide() {
+        let Some(phase) = phase.filter(|_| op.is_none()) else {
+            return Err(format!(
+                "{} is measured once per stream phase: give phase = \"<stream phase>\" and no op",
+                metric.name()
+            ));
+        };
+        return match phases.iter().find(|p| p.name == phase) {
+            Some(p) if p.stream.is_some() => Ok(()),
+            Some(_) => Err(format!(
+                "phase {phase:?} is not a stream phase ([phases.stream]): {} is measured there",
+                metric.name()
+            )),
+            None => Err(format!("no phase named {phase:?}")),
+        };
+    }
     let (Some(phase), Some(op)) = (phase, op) else {
         return Err(format!("{} needs phase = \"<phase name>\" and op = \"<op label>\"", metric.name()));
     };

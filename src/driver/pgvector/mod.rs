@@ -537,6 +537,9 @@ impl Namespace for Tables<'_> {
 
 #[async_trait]
 impl Driver for PgVector {
+    fn write_visibility(&self) -> String {
+        "each write is its own committed transaction (read committed): a search sent after the commit sees it".into()
+    }
     fn kind(&self) -> &'static str {
         "pgvector"
     }

@@ -498,6 +498,9 @@ impl Namespace for Folders<'_> {
 
 #[async_trait]
 impl Driver for QdrantEdge {
+    fn write_visibility(&self) -> String {
+        "the shard applies each update before it returns; new points are searched in an appendable segment until the optimizer indexes them".into()
+    }
     fn kind(&self) -> &'static str {
         "qdrant-edge"
     }

@@ -399,6 +399,9 @@ impl Namespace for Collections<'_> {
 
 #[async_trait]
 impl Driver for QdrantServer {
+    fn write_visibility(&self) -> String {
+        "writes are sent with wait = true: acknowledged once the server has applied them".into()
+    }
     fn kind(&self) -> &'static str {
         "qdrant"
     }
