@@ -36,6 +36,7 @@ fn op(kind: OpKind, keys: KeyChoice) -> OpPlan {
         field: None,
         params: SearchParams::new(),
         query_order: QueryOrder::Random,
+        expand: None,
     }
 }
 

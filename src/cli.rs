@@ -404,8 +404,14 @@ pub fn describe_plan(plan: &Plan) -> String {
         let total: f64 = p.ops.iter().map(|o| o.weight).sum();
         for o in &p.ops {
             let mut line = format!("  {:>5.1}% {}", 100.0 * o.weight / total, o.label);
-            if o.kind.is_search() {
-                let _ = write!(line, " k={}", o.k);
+            match o.expand {
+                Some(e) => {
+                    let _ = write!(line, " seeds={} hops={} max_results={}", e.seeds, e.hops, o.k);
+                }
+                None if o.kind.is_search() => {
+                    let _ = write!(line, " k={}", o.k);
+                }
+                None => {}
             }
             if let Some(f) = &o.filter {
                 let _ = write!(line, " where {f}");

@@ -59,6 +59,18 @@ async fn pgvector_hnsw_passes_the_conformance_suite() {
     conformance::run_suite(d.as_ref(), &conformance::Expect::exact()).await;
 }
 
+/// A links table and a recursive CTE in one statement, from the HNSW index's seeds (at
+/// ef_search = 400 on 400 records, exact, as above): the reference expansion, in order.
+#[tokio::test]
+async fn pgvector_expands_exactly_like_the_reference() {
+    let kind = driver::find_kind("pgvector").unwrap();
+    let d = (kind.open)(&config("")).unwrap();
+    conformance::run_expand_suite(d.as_ref(), &high_ef()).await;
+    let mut pg = connect().await;
+    assert!(!table_exists(&mut pg, "dbbench.dbbench_conformance_graph").await, "cleanup drops the table");
+    assert!(!table_exists(&mut pg, "dbbench.dbbench_conformance_graph_links").await, "and its links table");
+}
+
 /// The user's own data outside dbbench's schema survives a whole run, and a table in
 /// dbbench's schema without dbbench's marker is never replaced.
 #[tokio::test]

@@ -22,6 +22,16 @@ async fn sqlite_passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn sqlite_expands_exactly_like_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = driver::find_kind("sqlite").unwrap();
+    let d = (kind.open)(&config(dir.path())).unwrap();
+    conformance::run_expand_suite(d.as_ref(), &conformance::Expect::exact()).await;
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "cleanup removes the database it created: {left:?}");
+}
+
+#[tokio::test]
 async fn sqlite_never_replaces_a_database_it_did_not_create() {
     let dir = tempfile::tempdir().unwrap();
     let theirs = dir.path().join("dbbench_conformance.db");

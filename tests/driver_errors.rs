@@ -244,6 +244,7 @@ fn knn_op() -> OpPlan {
         field: None,
         params: SearchParams::new(),
         query_order: QueryOrder::Random,
+        expand: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn op(kind: OpKind) -> OpPlan {
         field: None,
         params: SearchParams::new(),
         query_order: QueryOrder::Random,
+        expand: None,
     }
 }
 

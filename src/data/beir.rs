@@ -213,6 +213,7 @@ mod tests {
             max_docs: None,
             sizes: Vec::new(),
             stream: None,
+            links: None,
             max_queries: None,
             query_sample: None,
             missing_hint: None,

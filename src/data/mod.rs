@@ -5,6 +5,7 @@
 //! then read-only: every engine sees exactly the same records and queries. Records carry
 //! dense ids (row numbers); the source's own ids are kept for reports and judgments.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,9 +16,10 @@ use sha2::{Digest, Sha256};
 
 use crate::driver::{AttrValue, AttributeDef, Metric, Record, Schema};
 use crate::error::{Error, Result};
-use crate::spec::{hex, AttributeGen, AttributePlan, DatasetPlan, DatasetSource, Fallback};
+use crate::spec::{hex, AttributeGen, AttributePlan, DatasetPlan, DatasetSource, Fallback, LinksPlan};
 
 pub mod beir;
+pub mod links;
 pub mod live;
 pub mod synthetic;
 pub mod truth;
@@ -63,6 +65,8 @@ pub struct Dataset {
     pub queries: Queries,
     /// What the judgments are, when the dataset says (`"pseudo"`: not human judgments).
     pub judgments: Option<String>,
+    /// Links between records, for the `expand` op (`dataset.links`).
+    pub links: Option<links::Links>,
     /// SHA-256 over everything an engine or the ground truth sees.
     pub fingerprint: String,
 }
@@ -100,6 +104,7 @@ impl Dataset {
             dim: self.dim,
             metric: self.metric,
             attributes: self.attribute_defs.clone(),
+            links: self.links.is_some(),
         }
     }
     pub fn judged(&self) -> bool {
@@ -135,6 +140,7 @@ impl Dataset {
                 judgments,
             },
             judgments: self.judgments.clone(),
+            links: self.links.as_ref().map(|l| l.prefix(n)),
             fingerprint: if n == self.len() {
                 self.fingerprint.clone()
             } else {
@@ -236,6 +242,9 @@ fn missing_files(plan: &DatasetPlan) -> Option<String> {
     for p in [&plan.corpus_vectors, &plan.query_vectors, &plan.qrels, &plan.base_vectors].into_iter().flatten() {
         needed.push(p);
     }
+    if let Some(LinksPlan::File(p)) = &plan.links {
+        needed.push(p);
+    }
     if plan.source == DatasetSource::Beir {
         if let Some(p) = &plan.path {
             if !p.join("corpus.jsonl").exists() {
@@ -291,6 +300,16 @@ fn attach(
     }
     let attribute_defs: Vec<AttributeDef> = attributes.iter().map(|a| a.def.clone()).collect();
     let fingerprint = fingerprint(&raw, &attribute_defs, &per_record);
+    let links = match &plan.links {
+        None => None,
+        Some(LinksPlan::Generated { degree }) => Some(links::Links::generate(n, *degree, seed)),
+        // Data standing in for a missing corpus cannot have that corpus's links.
+        Some(LinksPlan::File(_)) if fallback_reason.is_some() => Some(links::Links::generate(n, 3, seed)),
+        Some(LinksPlan::File(path)) => {
+            let index: HashMap<String, u64> = (0..n).map(|i| (raw.doc_ids.get(i).into_owned(), i as u64)).collect();
+            Some(links::Links::read(path, &index, n, plan.max_docs.is_some())?)
+        }
+    };
     Ok(Dataset {
         name: raw.name,
         source: raw.source,
@@ -304,6 +323,7 @@ fn attach(
         attributes: per_record,
         queries: raw.queries,
         judgments: raw.judgments,
+        links,
         fingerprint,
     })
 }

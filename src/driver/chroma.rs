@@ -769,6 +769,9 @@ impl Driver for Chroma {
                 Err(DriverError::unsupported("chroma: get cannot order by id, so there is no scan by id range"))
             }
             Op::ReadModifyWrite { .. } => Err(DriverError::unsupported("chroma: no transactions")),
+            Op::Expand { .. } => {
+                Err(DriverError::unsupported("chroma: no links between records, so no graph expansion"))
+            }
         }
     }
 

@@ -59,6 +59,9 @@ fn capabilities() -> Capabilities {
     // No multi-document transactions: a read then a write would be two requests with no
     // isolation between them, and scripted updates need painless, which not every build has.
     ops.insert(OpKind::ReadModifyWrite, Support::No);
+    // No links between documents: an expansion would be a search per hop sent by
+    // dbbench, not the engine's own, and is not offered.
+    ops.insert(OpKind::Expand, Support::No);
     Capabilities { ops, filters: Support::Native, transactions: false }
 }
 
@@ -824,7 +827,7 @@ impl Driver for Elasticsearch {
                 }
                 Ok(Outcome::Written(1))
             }
-            Op::Scan { .. } | Op::ReadModifyWrite { .. } => {
+            Op::Scan { .. } | Op::ReadModifyWrite { .. } | Op::Expand { .. } => {
                 Err(DriverError::unsupported(format!("elasticsearch: {} is not supported", op.kind())))
             }
         }
@@ -898,6 +901,7 @@ mod tests {
             collection: "dbbench_t".into(),
             dim: 2,
             metric: Metric::Cosine,
+            links: false,
             attributes: vec![
                 AttributeDef { name: "lang".into(), kind: AttrKind::Keyword },
                 AttributeDef { name: "year".into(), kind: AttrKind::Integer },

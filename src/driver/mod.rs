@@ -158,6 +158,13 @@ pub trait Driver: Send + Sync {
 
     async fn load(&self, batch: &[Record]) -> DriverResult<()>;
 
+    /// Store links between loaded records (called after every record is loaded and before
+    /// `finish_load`, only when the schema has `links` and the driver supports
+    /// `OpKind::Expand`). Each pair comes once, `a < b`; the links are undirected.
+    async fn load_links(&self, _links: &[Link]) -> DriverResult<()> {
+        Err(DriverError::unsupported(format!("{} stores no links (expand is not supported)", self.kind())))
+    }
+
     /// Build or refresh indexes and return once everything loaded is searchable.
     async fn finish_load(&self) -> DriverResult<IndexStats>;
 

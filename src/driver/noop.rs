@@ -43,12 +43,17 @@ impl Driver for Noop {
     async fn load(&self, _batch: &[Record]) -> DriverResult<()> {
         Ok(())
     }
+    async fn load_links(&self, _links: &[Link]) -> DriverResult<()> {
+        Ok(())
+    }
     async fn finish_load(&self) -> DriverResult<IndexStats> {
         Ok(IndexStats::default())
     }
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
         Ok(match op {
-            Op::Knn { .. } | Op::Text { .. } | Op::Hybrid { .. } | Op::Scan { .. } => Outcome::Hits(Vec::new()),
+            Op::Knn { .. } | Op::Text { .. } | Op::Hybrid { .. } | Op::Scan { .. } | Op::Expand { .. } => {
+                Outcome::Hits(Vec::new())
+            }
             Op::Get { .. } => Outcome::Found(None),
             _ => Outcome::Written(1),
         })

@@ -82,6 +82,10 @@ pub struct Schema {
     pub metric: Metric,
     /// Attribute columns; every record carries one value per attribute, in this order.
     pub attributes: Vec<AttributeDef>,
+    /// Whether the workload loads links between records (`Driver::load_links`) for the
+    /// `expand` op; a driver that stores links creates their table or relationship type
+    /// in `prepare` only then.
+    pub links: bool,
 }
 
 impl Schema {
@@ -120,6 +124,14 @@ impl fmt::Display for AttrValue {
             AttrValue::Integer(i) => write!(f, "{i}"),
         }
     }
+}
+
+/// A link between two records, for graph expansion. Links are undirected: `expand` walks
+/// them both ways. The runner hands each pair once, with `a < b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Link {
+    pub a: u64,
+    pub b: u64,
 }
 
 /// One document: id, embedding, text and attributes (in schema order).
@@ -223,10 +235,12 @@ pub enum OpKind {
     Delete,
     Scan,
     ReadModifyWrite,
+    /// Graph expansion (GraphRAG): kNN seeds, then the records their links reach.
+    Expand,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 9] = [
+    pub const ALL: [OpKind; 10] = [
         OpKind::Knn,
         OpKind::Text,
         OpKind::Hybrid,
@@ -236,6 +250,7 @@ impl OpKind {
         OpKind::Delete,
         OpKind::Scan,
         OpKind::ReadModifyWrite,
+        OpKind::Expand,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -249,12 +264,19 @@ impl OpKind {
             OpKind::Delete => "delete",
             OpKind::Scan => "scan",
             OpKind::ReadModifyWrite => "read_modify_write",
+            OpKind::Expand => "expand",
         }
     }
 
-    /// Ops whose result is a ranked list that retrieval quality can be scored on.
+    /// Ops whose result is a ranked list that retrieval quality can be scored on (and
+    /// that take a filter: expand filters its seeds).
     pub fn is_search(self) -> bool {
-        matches!(self, OpKind::Knn | OpKind::Text | OpKind::Hybrid)
+        matches!(self, OpKind::Knn | OpKind::Text | OpKind::Hybrid | OpKind::Expand)
+    }
+
+    /// Ops that search by the query's vector.
+    pub fn needs_vectors(self) -> bool {
+        matches!(self, OpKind::Knn | OpKind::Hybrid | OpKind::Expand)
     }
 
     /// Ops that change the stored data.
@@ -321,6 +343,21 @@ pub enum Op<'a> {
         field: &'a str,
         value: AttrValue,
     },
+    /// Graph expansion: the `seeds` nearest records to `vector` that pass `filter` (seed
+    /// rank 0 is the nearest), then every record within `hops` links of a seed (links
+    /// walked both ways; the filter applies to the seeds only). Each record reached is
+    /// keyed by the least (hops from a seed, that seed's rank) over the seeds that reach
+    /// it, seeds themselves at hop 0; the answer is the records in key order, ties by
+    /// ascending id, at most `max_results` of them. `data::links::expand` is the
+    /// reference semantics.
+    Expand {
+        vector: &'a [f32],
+        seeds: usize,
+        hops: usize,
+        max_results: usize,
+        filter: Option<&'a Filter>,
+        params: &'a SearchParams,
+    },
 }
 
 impl Op<'_> {
@@ -335,6 +372,7 @@ impl Op<'_> {
             Op::Delete { .. } => OpKind::Delete,
             Op::Scan { .. } => OpKind::Scan,
             Op::ReadModifyWrite { .. } => OpKind::ReadModifyWrite,
+            Op::Expand { .. } => OpKind::Expand,
         }
     }
 }

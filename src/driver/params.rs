@@ -54,6 +54,10 @@ impl ParamKind {
 /// The ops that search by vector, where index knobs (ef, probes, candidates) apply.
 pub const VECTOR_SEARCH: &[OpKind] = &[OpKind::Knn, OpKind::Hybrid];
 
+/// The vector searches and expand, whose seeds are a vector search, for a driver that
+/// applies its index knobs to those seeds too.
+pub const VECTOR_SEARCH_AND_EXPAND: &[OpKind] = &[OpKind::Knn, OpKind::Hybrid, OpKind::Expand];
+
 /// One param a driver reads.
 #[derive(Debug, Clone, Copy)]
 pub struct ParamDef {

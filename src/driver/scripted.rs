@@ -206,6 +206,9 @@ impl Driver for Scripted {
         }
         noop::Noop.load(batch).await
     }
+    async fn load_links(&self, links: &[Link]) -> DriverResult<()> {
+        noop::Noop.load_links(links).await
+    }
     async fn finish_load(&self) -> DriverResult<IndexStats> {
         noop::Noop.finish_load().await
     }
@@ -266,6 +269,7 @@ impl Driver for Scripted {
             Op::Knn { k, .. } | Op::Text { k, .. } | Op::Hybrid { k, .. } => {
                 Outcome::Hits(s.hits.iter().take(*k).copied().collect())
             }
+            Op::Expand { max_results, .. } => Outcome::Hits(s.hits.iter().take(*max_results).copied().collect()),
             Op::Scan { .. } => Outcome::Hits(Vec::new()),
             Op::Get { .. } => Outcome::Found(None),
             _ => Outcome::Written(1),

@@ -176,6 +176,7 @@ mod tests {
             collection: "t".into(),
             dim: 2,
             metric: Metric::L2,
+            links: false,
             attributes: vec![
                 attr("lang", AttrKind::Keyword),
                 attr("year", AttrKind::Integer),

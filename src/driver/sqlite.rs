@@ -167,8 +167,15 @@ impl Sqlite {
              CREATE TRIGGER docs_au AFTER UPDATE OF text ON docs BEGIN
                INSERT INTO docs_fts (docs_fts, rowid, text) VALUES ('delete', old.id, old.text);
                INSERT INTO docs_fts (rowid, text) VALUES (new.id, new.text);
-             END;",
-            collection = schema.collection.replace('\'', "''")
+             END;
+             {links}",
+            collection = schema.collection.replace('\'', "''"),
+            // Each link both ways, so a step of a walk is one primary-key range.
+            links = if schema.links {
+                "CREATE TABLE links (src INTEGER NOT NULL, dst INTEGER NOT NULL, PRIMARY KEY (src, dst)) WITHOUT ROWID;"
+            } else {
+                ""
+            },
         ))
         .map_err(err)?;
         Ok(conn)
@@ -239,6 +246,22 @@ impl Sqlite {
              SELECT id FROM (SELECT id, r FROM knn UNION ALL SELECT id, r FROM fts) \
              GROUP BY id ORDER BY SUM(1.0 / ({} + r)) DESC, id LIMIT ?4",
             self.settings.rrf_k
+        )
+    }
+
+    /// Expand: `?1` vector, `?2` seeds, `?3` hops, `?4` max results, filter from `?5`.
+    /// Seeds ranked from 0 by the exact scan; UNION drops repeated (record, hop, seed)
+    /// rows, so the walk is bounded by records x hops x seeds; a record's key is its least
+    /// (hop, seed rank), as `hop * 1000000 + rank` (seeds are at most 1,000).
+    fn expand_sql(&self, schema: &Schema, filter: Option<&str>) -> String {
+        let dist = Self::distance_fn(schema.metric);
+        let w = filter.map(|f| format!("WHERE {f}")).unwrap_or_default();
+        format!(
+            "WITH RECURSIVE seeds AS (SELECT id, ROW_NUMBER() OVER (ORDER BY dist, id) - 1 AS r FROM \
+               (SELECT d.id AS id, {dist}(d.embedding, ?1) AS dist FROM docs d {w} ORDER BY dist, d.id LIMIT ?2)), \
+             walk(id, hop, r) AS (SELECT id, 0, r FROM seeds \
+               UNION SELECT l.dst, w.hop + 1, w.r FROM walk w JOIN links l ON l.src = w.id WHERE w.hop < ?3) \
+             SELECT id FROM walk GROUP BY id ORDER BY MIN(hop * 1000000 + r), id LIMIT ?4"
         )
     }
 
@@ -417,6 +440,20 @@ impl Driver for Sqlite {
         })
     }
 
+    async fn load_links(&self, links: &[Link]) -> DriverResult<()> {
+        self.with_conn(|conn, _| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+            {
+                let mut stmt = tx.prepare_cached("INSERT INTO links (src, dst) VALUES (?1, ?2)").map_err(err)?;
+                for l in links {
+                    stmt.execute(params![l.a as i64, l.b as i64]).map_err(err)?;
+                    stmt.execute(params![l.b as i64, l.a as i64]).map_err(err)?;
+                }
+            }
+            tx.commit().map_err(err)
+        })
+    }
+
     async fn finish_load(&self) -> DriverResult<IndexStats> {
         self.with_conn(|conn, st| {
             conn.execute_batch(
@@ -450,6 +487,15 @@ impl Driver for Sqlite {
                     let n = self.settings.hybrid_candidates.max(*k) as i64;
                     let fixed = vec![vector_blob(vector).into(), q.into(), n.into(), (*k as i64).into()];
                     Ok(Outcome::Hits(Self::search(conn, schema, *filter, fixed, |w| self.hybrid_sql(schema, w))?))
+                }
+                Op::Expand { vector, seeds, hops, max_results, filter, .. } => {
+                    let fixed = vec![
+                        vector_blob(vector).into(),
+                        (*seeds as i64).into(),
+                        (*hops as i64).into(),
+                        (*max_results as i64).into(),
+                    ];
+                    Ok(Outcome::Hits(Self::search(conn, schema, *filter, fixed, |w| self.expand_sql(schema, w))?))
                 }
                 Op::Get { id } => Ok(Outcome::Found(Self::get(conn, schema, *id)?)),
                 Op::Insert { record } => {

@@ -106,6 +106,28 @@ pub struct DatasetInfo {
     /// on the data as loaded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<FilterShare>,
+    /// Links between records (`dataset.links`), for expand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<LinksInfo>,
+}
+
+/// What an expand op asks beyond its query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpandInfo {
+    pub seeds: usize,
+    pub hops: usize,
+}
+
+/// The links a dataset carries, for expand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinksInfo {
+    /// Generated (with the distribution) or the file they were read from.
+    pub source: String,
+    /// Links (each undirected link once).
+    pub links: usize,
+    /// Links a record has, on average and at most.
+    pub mean_degree: f64,
+    pub max_degree: usize,
 }
 
 /// How much of the corpus a filter admits.
@@ -214,8 +236,12 @@ impl EngineResult {
 pub struct LoadResult {
     pub records: u64,
     pub batches: u64,
+    /// Records and links together (links are stored after the records).
     pub seconds: f64,
     pub records_per_s: f64,
+    /// Links stored between the records, for expand (absent: none were loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<u64>,
 }
 
 /// Which processes were measured for an engine, and what they used outside the phases.
@@ -573,8 +599,12 @@ pub struct OpResult {
     /// "ok", or "unsupported" (not run; see note).
     pub status: OpStatus,
     pub note: Option<String>,
+    /// Results asked for (expand: its `max_results`).
     pub k: Option<usize>,
     pub filter: Option<String>,
+    /// expand: the seeds it starts from and the links it walks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expand: Option<ExpandInfo>,
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Which of `params` this engine applied and which it does not read (not applicable);
     /// absent when the op has no params, and in results written before it existed.
@@ -638,6 +668,7 @@ pub struct OpDescription {
     pub note: Option<String>,
     pub k: Option<usize>,
     pub filter: Option<String>,
+    pub expand: Option<ExpandInfo>,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub param_use: Option<ParamUse>,
 }
@@ -652,6 +683,7 @@ impl OpResult {
             note: d.note,
             k: d.k,
             filter: d.filter,
+            expand: d.expand,
             params: d.params,
             param_use: d.param_use,
             count,
@@ -692,6 +724,7 @@ impl OpResult {
             note: Some(why),
             k: d.k,
             filter: d.filter,
+            expand: d.expand,
             params: d.params,
             param_use: d.param_use,
             count: 0,

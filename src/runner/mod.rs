@@ -85,7 +85,7 @@ pub fn build_dataset(plan: &Plan) -> Result<Dataset> {
     let ds = data::build(&plan.dataset, &plan.attributes, plan.workload.seed)?;
     for phase in &plan.phases {
         for op in &phase.ops {
-            let needs_vectors = matches!(op.kind, OpKind::Knn | OpKind::Hybrid);
+            let needs_vectors = op.kind.needs_vectors();
             let needs_text = matches!(op.kind, OpKind::Text | OpKind::Hybrid);
             if needs_vectors && (!ds.has_query_vectors() || ds.dim == 0) {
                 return Err(Error::Input(format!(
@@ -123,7 +123,11 @@ fn credentials_refused(kind: &str, cfg: &driver::EngineConfig, why: &str) -> Str
 type TruthTable = HashMap<(usize, String), Arc<Vec<Vec<u64>>>>;
 
 fn truth_key(op: &OpPlan) -> (usize, String) {
-    (op.k, op.filter.as_ref().map(|f| f.to_string()).unwrap_or_default())
+    let filter = op.filter.as_ref().map(|f| f.to_string()).unwrap_or_default();
+    match op.expand {
+        Some(e) => (op.k, format!("expand {} seeds {} hops; {filter}", e.seeds, e.hops)),
+        None => (op.k, filter),
+    }
 }
 
 /// Exact truth for every distinct (k, filter) of the plan's knn and hybrid ops, each as
@@ -137,7 +141,7 @@ fn ground_truth(
 ) -> Result<TruthTable> {
     let mut table = TruthTable::new();
     for op in ops {
-        if !matches!(op.kind, OpKind::Knn | OpKind::Hybrid) {
+        if !op.kind.needs_vectors() {
             continue;
         }
         let key = truth_key(op);
@@ -145,7 +149,11 @@ fn ground_truth(
             continue;
         }
         let started = Instant::now();
-        let k = depth(op.k);
+        // Expand: the exact seeds, then the reference expansion from them.
+        let k = match op.expand {
+            Some(e) => e.seeds,
+            None => depth(op.k),
+        };
         let filter = op.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default();
         // At a million records the exact scan takes a while: show distances computed per
         // second and an ETA (nothing is drawn when the cache answers).
@@ -163,6 +171,27 @@ fn ground_truth(
             if computed { "computed" } else { "read from cache" },
             started.elapsed().as_secs_f64()
         ));
+        let truth = match (op.expand, &ds.links) {
+            (Some(e), Some(links)) => {
+                let started = Instant::now();
+                let expanded: Vec<Vec<u64>> =
+                    truth.iter().map(|seeds| data::links::expand(links, seeds, e.hops, op.k)).collect();
+                let mean = expanded.iter().map(Vec::len).sum::<usize>() as f64 / expanded.len().max(1) as f64;
+                console::note(&format!(
+                    "ground truth: {} from {} seeds over {} hop(s), up to {}: {mean:.1} records a query, in {:.2}s",
+                    op.label,
+                    e.seeds,
+                    e.hops,
+                    op.k,
+                    started.elapsed().as_secs_f64()
+                ));
+                expanded
+            }
+            (Some(_), None) => {
+                return Err(Error::Input(format!("op {}: expand needs links and the dataset has none", op.label)))
+            }
+            (None, _) => truth,
+        };
         table.insert(key, Arc::new(truth));
     }
     Ok(table)
@@ -281,6 +310,14 @@ fn announced_dataset(plan: &Plan) -> Result<Dataset> {
     if let Some(reason) = &ds.fallback_reason {
         console::warn(&format!("dataset: {reason}"));
     }
+    if let Some(l) = &ds.links {
+        let (mean, max) = l.degree_stats();
+        console::note(&format!(
+            "links: {} between records, {mean:.1} a record on average, {max} at most; {}",
+            l.pairs().len(),
+            l.source
+        ));
+    }
     Ok(ds)
 }
 
@@ -342,6 +379,10 @@ async fn run_on(plan: &Plan, ds: Arc<Dataset>, opts: RunOptions, cancel: Cancell
                 fingerprint: ds.fingerprint.clone(),
                 attributes: ds.attribute_defs.clone(),
                 held_out: (held_out > 0).then_some(held_out),
+                links: ds.links.as_ref().map(|l| {
+                    let (mean_degree, max_degree) = l.degree_stats();
+                    LinksInfo { source: l.source.clone(), links: l.pairs().len(), mean_degree, max_degree }
+                }),
             },
             machine: Machine::current(),
             requirements: plan.requirements.clone(),
@@ -541,7 +582,11 @@ impl EngineRun<'_> {
 
     async fn engine_phases(&mut self, ep: &EnginePlan, driver: &Arc<dyn Driver>, caps: &Capabilities) -> Result<()> {
         let name = ep.config.name.clone();
-        let schema = self.ds.schema(&format!("dbbench_{}", self.plan.workload.name.replace('-', "_")));
+        let mut schema = self.ds.schema(&format!("dbbench_{}", self.plan.workload.name.replace('-', "_")));
+        // Links only where an expand will walk them, on an engine that can.
+        schema.links = schema.links
+            && caps.support(OpKind::Expand).runs()
+            && self.plan.phases.iter().any(|p| p.ops.iter().any(|o| o.kind == OpKind::Expand));
         if let Err(e) = driver.prepare(&schema).await {
             return self.fail(format!("prepare failed: {}", e.message));
         }
@@ -559,14 +604,15 @@ impl EngineRun<'_> {
         // Load.
         let mark = self.mark();
         let load = tokio::select! {
-            r = self.load(driver) => r,
+            r = self.load(driver, schema.links) => r,
             _ = self.cancel.cancelled() => return self.fail("interrupted (Ctrl-C) during the load".into()),
         };
         match load {
             Ok(l) => {
                 let usage = self.usage_since(mark);
+                let links = l.links.map(|n| format!(" and {n} links")).unwrap_or_default();
                 console::note(&format!(
-                    "  load: {} records in {:.2}s ({:.0} records/s){}",
+                    "  load: {} records{links} in {:.2}s ({:.0} records/s){}",
                     l.records,
                     l.seconds,
                     l.records_per_s,
@@ -648,7 +694,8 @@ impl EngineRun<'_> {
         self.save()
     }
 
-    async fn load(&self, driver: &Arc<dyn Driver>) -> std::result::Result<LoadResult, String> {
+    /// Load the records (and, with `links`, then the links among them).
+    async fn load(&self, driver: &Arc<dyn Driver>, links: bool) -> std::result::Result<LoadResult, String> {
         let n = self.loaded;
         let batch = self.plan.load.batch_size;
         let bar = console::bar(self.opts.progress, n as u64, "  load");
@@ -681,12 +728,27 @@ impl EngineRun<'_> {
             }
         }
         bar.finish_and_clear();
+        let links = match self.ds.links.as_ref().filter(|_| links) {
+            Some(graph) => {
+                // Only links among the loaded records (all of them: stream and links do not mix).
+                let pairs: Vec<driver::Link> = graph.pairs().iter().copied().filter(|l| (l.b as usize) < n).collect();
+                let bar = console::bar(self.opts.progress, pairs.len() as u64, "  links");
+                for chunk in pairs.chunks(batch.max(1) * 4) {
+                    driver.load_links(chunk).await.map_err(|e| format!("storing links: {}", e.message))?;
+                    bar.inc(chunk.len() as u64);
+                }
+                bar.finish_and_clear();
+                Some(pairs.len() as u64)
+            }
+            None => None,
+        };
         let seconds = started.elapsed().as_secs_f64();
         Ok(LoadResult {
             records: n as u64,
             batches,
             seconds,
             records_per_s: if seconds > 0.0 { n as f64 / seconds } else { 0.0 },
+            links,
         })
     }
 
@@ -740,7 +802,7 @@ impl EngineRun<'_> {
         for op in &phase.ops {
             match profile.caps.check(op.kind, op.filter.is_some()) {
                 Ok(()) => {
-                    let vector = matches!(op.kind, OpKind::Knn | OpKind::Hybrid);
+                    let vector = op.kind.needs_vectors();
                     let truth = vector.then(|| self.truth[&truth_key(op)].clone());
                     let live = if vector { self.live.get(&truth_key(op)).cloned() } else { None };
                     runnable.push(
@@ -1031,6 +1093,7 @@ fn describe_op(op: &OpPlan, caps: &Capabilities, params: &[ParamDef]) -> OpDescr
         note: caps.support(op.kind).note().map(str::to_string),
         k: op.kind.is_search().then_some(op.k),
         filter: op.filter.as_ref().map(|f| f.to_string()),
+        expand: op.expand.map(|e| ExpandInfo { seeds: e.seeds, hops: e.hops }),
         params: op.params.clone().into_iter().collect(),
         param_use: ParamUse::of(params, op.kind, &op.params),
     }

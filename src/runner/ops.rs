@@ -291,7 +291,7 @@ impl PreparedOp {
     /// Choose what the next request of this op is about.
     pub fn next_request(&self, rng: &mut ChaCha8Rng, ds: &Dataset, keys: &Keyspace) -> Request {
         match self.plan.kind {
-            OpKind::Knn | OpKind::Text | OpKind::Hybrid => {
+            OpKind::Knn | OpKind::Text | OpKind::Hybrid | OpKind::Expand => {
                 let n = self.queries.as_ref().map_or(ds.queries.len(), |q| q.len()).max(1);
                 let nth = match self.plan.query_order {
                     QueryOrder::Random => rng.gen_range(0..n),
@@ -343,6 +343,17 @@ impl PreparedOp {
                 filter,
                 params: &p.params,
             },
+            (OpKind::Expand, Request::Query { query }) => {
+                let e = p.expand?;
+                Op::Expand {
+                    vector: ds.query_vector(*query),
+                    seeds: e.seeds,
+                    hops: e.hops,
+                    max_results: p.k,
+                    filter,
+                    params: &p.params,
+                }
+            }
             (OpKind::Get, Request::Id { id }) => Op::Get { id: *id },
             (OpKind::Delete, Request::Id { id }) => Op::Delete { id: *id },
             (OpKind::Scan, Request::Scan { start }) => Op::Scan { start: *start, limit: p.scan_length },

@@ -409,10 +409,15 @@ async fn worker(shared: Arc<Shared>, w: usize, seed: u64) -> WorkerOut {
 /// Retrieval quality of one answer, after the clock stopped.
 fn score(prepared: &PreparedOp, request: &Request, outcome: &Outcome, ds: &Dataset, m: &mut OpMetrics) {
     let (Request::Query { query }, Some(hits)) = (request, outcome.hits()) else { return };
-    if !matches!(prepared.plan.kind, OpKind::Knn | OpKind::Text | OpKind::Hybrid) {
+    if !prepared.plan.kind.is_search() {
         return;
     }
     let truth = prepared.truth.as_ref().map(|t| t[*query].as_slice());
-    let judged = ds.queries.judgments.as_ref().map(|j| j[*query].as_slice());
+    // Judgments grade documents for the query, not the neighbourhood a graph walk adds:
+    // an expansion is scored against the exact expansion only.
+    let judged = match prepared.plan.kind {
+        OpKind::Expand => None,
+        _ => ds.queries.judgments.as_ref().map(|j| j[*query].as_slice()),
+    };
     m.quality.record(hits, prepared.plan.k, truth, judged);
 }

@@ -417,6 +417,7 @@ mod tests {
             field: None,
             params: Default::default(),
             query_order: QueryOrder::Random,
+            expand: None,
         };
         PreparedOp::new(plan, None, 100, &[])
     }

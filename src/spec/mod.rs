@@ -109,6 +109,10 @@ pub struct DatasetSpec {
     /// The held-out records are the last ones of the data.
     #[serde(default)]
     pub stream: Option<Spanned<f64>>,
+    /// Links between records, for the `expand` op: generated from the seed, or read
+    /// from a file of document id pairs.
+    #[serde(default)]
+    pub links: Option<Spanned<LinksSpec>>,
     /// Keep at most this many queries (the first ones).
     #[serde(default)]
     pub max_queries: Option<usize>,
@@ -123,6 +127,18 @@ pub struct DatasetSpec {
     pub missing_hint: Option<String>,
     #[serde(default)]
     pub synthetic: SyntheticSpec,
+}
+
+/// `[dataset.links]`: `degree = 3` (generated: each record links to 1..=2*degree-1
+/// others, half of them Zipf-distributed hubs; see `data::links::Links::generate`) or
+/// `file = "links.tsv"` (document id pairs, relative to `dataset.path`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinksSpec {
+    #[serde(default)]
+    pub degree: Option<usize>,
+    #[serde(default)]
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -361,9 +377,18 @@ pub struct OpSpec {
     /// reads, or a value of the wrong type, and results record per engine which applied.
     #[serde(default)]
     pub params: IndexMap<Spanned<String>, Spanned<toml::Value>>,
-    /// knn, text, hybrid: which query each request asks.
+    /// knn, text, hybrid, expand: which query each request asks.
     #[serde(default)]
     pub query_order: QueryOrder,
+    /// expand: seed records found by kNN (with the op's filter).
+    #[serde(default)]
+    pub seeds: Option<usize>,
+    /// expand: links walked from each seed.
+    #[serde(default)]
+    pub hops: Option<usize>,
+    /// expand: records returned at most (seeds first, then by hops and seed rank).
+    #[serde(default)]
+    pub max_results: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -51,11 +51,34 @@ pub struct DatasetPlan {
     pub sizes: Vec<usize>,
     /// Share of the records held out of the load, for inserts to insert.
     pub stream: Option<f64>,
+    /// Links between records, for expand.
+    pub links: Option<LinksPlan>,
     pub max_queries: Option<usize>,
     pub query_sample: Option<usize>,
     pub missing_hint: Option<String>,
     pub fallback: Fallback,
     pub synthetic: SyntheticSpec,
+}
+
+/// Where a dataset's links come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinksPlan {
+    /// Generated from the workload's seed, `degree` out-links a record on average.
+    Generated { degree: usize },
+    /// Read from a file of document id pairs.
+    File(PathBuf),
+}
+
+/// The most links a record may draw when they are generated.
+pub const MAX_LINK_DEGREE: usize = 100;
+/// The most seeds an expand may start from.
+pub const MAX_SEEDS: usize = 1000;
+
+/// What an expand op asks beyond its query (its `k` is `max_results`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpandPlan {
+    pub seeds: usize,
+    pub hops: usize,
 }
 
 impl DatasetPlan {
@@ -73,6 +96,7 @@ impl DatasetPlan {
             max_docs: None,
             sizes: Vec::new(),
             stream: None,
+            links: None,
             max_queries: None,
             query_sample: None,
             missing_hint: None,
@@ -250,6 +274,8 @@ pub struct OpPlan {
     pub field: Option<String>,
     pub params: SearchParams,
     pub query_order: QueryOrder,
+    /// expand: seeds and hops (`k` is then its `max_results`).
+    pub expand: Option<ExpandPlan>,
 }
 
 /// Command-line overrides applied on top of the file.
@@ -346,6 +372,19 @@ pub fn parse_plan(
     }
     if dataset.stream.is_some() {
         check_stream_updates(&src, &file.phases, &phases)?;
+    }
+    if dataset.links.is_none() {
+        for (p, plan) in file.phases.iter().zip(&phases) {
+            if let Some((spec, op)) = p.get_ref().ops.iter().zip(&plan.ops).find(|(_, o)| o.kind == OpKind::Expand) {
+                return Err(src.error(
+                    spec.span(),
+                    format!(
+                        "phase {:?}, op {}: expand walks links between records, and the dataset has none: add [dataset.links] with degree = 3 (generated) or file = \"links.tsv\"",
+                        plan.name, op.label
+                    ),
+                ));
+            }
+        }
     }
     check_params(&src, &file.phases, &file.engines)?;
     check_effort_engines(&src, &file.phases, &file.engines)?;
@@ -536,6 +575,24 @@ fn validate_dataset(
         let root = path.clone().unwrap_or_else(|| base.to_path_buf());
         expand_path(src, &span, field, v, &root, env)
     };
+    let links = match d.links.as_ref().map(|l| (l.span(), l.get_ref())) {
+        None => None,
+        Some((_, LinksSpec { degree: Some(n), file: None })) if (1..=MAX_LINK_DEGREE).contains(n) => {
+            Some(LinksPlan::Generated { degree: *n })
+        }
+        Some((span, LinksSpec { degree: Some(n), file: None })) => {
+            return Err(src.error(span, format!("dataset.links.degree = {n} must be between 1 and {MAX_LINK_DEGREE}")))
+        }
+        Some((_, LinksSpec { degree: None, file: Some(f) })) => {
+            within("dataset.links.file", &Some(f.clone()))?.map(LinksPlan::File)
+        }
+        Some((span, _)) => {
+            return Err(src.error(
+                span,
+                "dataset.links: give either degree = N (generated links) or file = \"links.tsv\" (document id pairs)",
+            ))
+        }
+    };
     let plan = DatasetPlan {
         source: d.source,
         name: d.name.clone(),
@@ -548,6 +605,7 @@ fn validate_dataset(
         max_docs: d.max_docs,
         sizes: d.sizes.clone().unwrap_or_default(),
         stream: d.stream.as_ref().map(|s| *s.get_ref()),
+        links,
         max_queries: d.max_queries,
         query_sample: d.query_sample,
         missing_hint: d.missing_hint.clone(),
@@ -581,6 +639,12 @@ fn validate_dataset(
         if let Some((field, n)) = cap.filter(|&(_, n)| most > n) {
             return Err(src.error(span, format!("dataset.sizes: the largest size, {most}, is more than {field} = {n}; each size is a prefix of the data")));
         }
+    }
+    if let (Some(share), Some(_)) = (&d.stream, &d.links) {
+        return Err(src.error(
+            share.span(),
+            "dataset.stream with dataset.links: held-out records would need their links inserted too, which no op does yet; run expand on a dataset without stream",
+        ));
     }
     if let Some(share) = &d.stream {
         let v = *share.get_ref();
@@ -1071,11 +1135,34 @@ fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx
     if !kind.is_search()
         && (o.k.is_some() || o.filter.is_some() || !o.params.is_empty() || o.query_order != QueryOrder::Random)
     {
-        return Err(err("k, filter, params and query_order apply to knn, text and hybrid only".into()));
+        return Err(err("k, filter, params and query_order apply to knn, text, hybrid and expand only".into()));
     }
-    let k = o.k.unwrap_or(10);
+    let expand = if kind == OpKind::Expand {
+        if o.k.is_some() {
+            return Err(err("expand takes seeds, hops and max_results, not k".into()));
+        }
+        let seeds = o.seeds.unwrap_or(5);
+        if seeds == 0 || seeds > MAX_SEEDS {
+            return Err(err(format!("seeds = {seeds} must be between 1 and {MAX_SEEDS}")));
+        }
+        let hops = o.hops.unwrap_or(1);
+        if hops == 0 || hops > crate::data::links::MAX_HOPS {
+            return Err(err(format!(
+                "hops = {hops} must be between 1 and {} (past that, an expansion reaches most of a linked corpus)",
+                crate::data::links::MAX_HOPS
+            )));
+        }
+        Some(ExpandPlan { seeds, hops })
+    } else {
+        if o.seeds.is_some() || o.hops.is_some() || o.max_results.is_some() {
+            return Err(err("seeds, hops and max_results apply to expand only".into()));
+        }
+        None
+    };
+    let k = if expand.is_some() { o.max_results.unwrap_or(100) } else { o.k.unwrap_or(10) };
     if k == 0 || k > MAX_K {
-        return Err(err(format!("k = {k} must be between 1 and {MAX_K}")));
+        let name = if expand.is_some() { "max_results" } else { "k" };
+        return Err(err(format!("{name} = {k} must be between 1 and {MAX_K}")));
     }
     let keyed = matches!(kind, OpKind::Get | OpKind::Update | OpKind::Scan | OpKind::ReadModifyWrite);
     if !keyed && (o.keys != KeyChoice::Uniform || o.zipf_theta.is_some()) {
@@ -1139,6 +1226,7 @@ fn validate_op(src: &Source, spec: &Spanned<OpSpec>, attrs: &[AttributeDef], ctx
         field,
         params,
         query_order: o.query_order,
+        expand,
     })
 }
 

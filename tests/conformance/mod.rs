@@ -342,10 +342,78 @@ async fn unsupported(driver: &dyn Driver, caps: &dbbench::driver::Capabilities) 
             OpKind::Delete => Op::Delete { id: 0 },
             OpKind::Scan => Op::Scan { start: 0, limit: 1 },
             OpKind::ReadModifyWrite => Op::ReadModifyWrite { id: 0, field: "year", value: AttrValue::Integer(1) },
+            OpKind::Expand => Op::Expand {
+                vector: ds.query_vector(0),
+                seeds: 1,
+                hops: 1,
+                max_results: 10,
+                filter: None,
+                params: &params,
+            },
         };
         match driver.execute(&op).await {
             Err(e) => assert_eq!(e.kind, ErrorKind::Unsupported, "{kind}: unsupported ops fail as unsupported"),
             Ok(o) => panic!("{kind} is declared unsupported but returned {o:?}"),
         }
     }
+}
+
+/// The conformance dataset with generated links (3 out-links a record on average).
+pub fn linked_dataset() -> Dataset {
+    let mut ds = dataset();
+    ds.links = Some(dbbench::data::links::Links::generate(ds.len(), 3, 7));
+    ds
+}
+
+/// Graph expansion against `data::links::expand` from the exact seeds: with exact seeds
+/// (`expect.knn_min_recall == 1.0`) the very same ids in the same order, otherwise at
+/// least that mean recall of the exact expansion; at 1 and 2 hops, unfiltered and with a
+/// filter on the seeds, and cut short by `max_results`. Loads its own collection and
+/// cleans it up.
+pub async fn run_expand_suite(driver: &dyn Driver, expect: &Expect) {
+    let ds = linked_dataset();
+    let links = ds.links.as_ref().expect("links");
+    let caps = driver.capabilities();
+    assert!(caps.support(OpKind::Expand).runs(), "run_expand_suite is for drivers that expand");
+    let mut schema = ds.schema("dbbench_conformance_graph");
+    assert!(schema.links, "a dataset with links asks for them in the schema");
+    schema.links = true;
+    driver.prepare(&schema).await.expect("prepare");
+    let records: Vec<Record> = (0..ds.len()).map(|i| ds.record(i)).collect();
+    for chunk in records.chunks(100) {
+        driver.load(chunk).await.expect("load");
+    }
+    for chunk in links.pairs().chunks(300) {
+        driver.load_links(chunk).await.expect("load_links");
+    }
+    driver.finish_load().await.expect("finish_load");
+
+    let de = Filter::Eq { field: "lang".into(), value: AttrValue::Keyword("de".into()) };
+    for (hops, seeds, max_results, filter) in
+        [(1, 3, 200, None), (2, 3, 200, None), (2, 5, 25, None), (1, 4, 200, Some(&de)), (2, 2, 60, Some(&de))]
+    {
+        let seed_truth = exact_knn(&ds, seeds, filter);
+        let mut recall = 0.0;
+        for (q, exact_seeds) in seed_truth.iter().enumerate() {
+            let want = dbbench::data::links::expand(links, exact_seeds, hops, max_results);
+            let op =
+                Op::Expand { vector: ds.query_vector(q), seeds, hops, max_results, filter, params: &expect.params };
+            let got = hits(driver.execute(&op).await.unwrap_or_else(|e| panic!("expand q{q}: {e}")));
+            let case = format!("expand q{q}, {seeds} seeds, {hops} hop(s), up to {max_results}, filter {filter:?}");
+            assert!(got.len() <= max_results, "{case}: at most max_results");
+            let unique: HashSet<_> = got.iter().collect();
+            assert_eq!(unique.len(), got.len(), "{case}: no duplicate ids");
+            if expect.knn_min_recall >= 1.0 {
+                assert_eq!(got, want, "{case}: the exact expansion, in order");
+            }
+            recall += dbbench::quality::recall_at_k(&got, &want, max_results).unwrap_or(1.0);
+        }
+        let mean = recall / ds.queries.len() as f64;
+        assert!(
+            mean >= expect.knn_min_recall - 1e-9,
+            "expand {hops} hop(s) from {seeds}, filter {filter:?}: mean recall {mean:.3} below {}",
+            expect.knn_min_recall
+        );
+    }
+    driver.cleanup().await.expect("cleanup");
 }

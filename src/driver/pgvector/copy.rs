@@ -78,6 +78,7 @@ mod tests {
             collection: "c".into(),
             dim: 2,
             metric: Metric::Cosine,
+            links: false,
             attributes: vec![
                 AttributeDef { name: "year".into(), kind: AttrKind::Integer },
                 AttributeDef { name: "lang".into(), kind: AttrKind::Keyword },

@@ -49,7 +49,7 @@ pub const KIND: DriverKind = DriverKind {
 const EF_SEARCH: ParamDef = ParamDef {
     name: "ef_search",
     kind: ParamKind::Integer { min: 1, max: 1000 },
-    ops: params::VECTOR_SEARCH,
+    ops: params::VECTOR_SEARCH_AND_EXPAND,
     summary: "HNSW candidate list while searching (hnsw.ef_search); default settings.ef_search",
 };
 
@@ -57,7 +57,7 @@ const EF_SEARCH: ParamDef = ParamDef {
 const PROBES: ParamDef = ParamDef {
     name: "probes",
     kind: ParamKind::Integer { min: 1, max: 32768 },
-    ops: params::VECTOR_SEARCH,
+    ops: params::VECTOR_SEARCH_AND_EXPAND,
     summary: "IVFFlat lists probed (ivfflat.probes); default settings.probes",
 };
 
@@ -338,6 +338,22 @@ impl PgVector {
                 };
                 Ok(ids(rows))
             }
+            Op::Expand { vector, seeds, hops, max_results, filter, .. } => {
+                let v = ::pgvector::Vector::from(vector.to_vec());
+                let (w, binds) = match filter {
+                    None => (None, Vec::new()),
+                    Some(f) => {
+                        let w =
+                            Dialect::Postgres.filter(f, &st.schema, 5).map_err(|e| sqlx::Error::Protocol(e.message))?;
+                        (Some(w.sql), w.binds)
+                    }
+                };
+                let sql = sql::expand_sql(&st.table, &st.links_table, st.op, w.as_deref());
+                let q = sqlx::query(&sql).bind(v).bind(*seeds as i64).bind(*hops as i32).bind(*max_results as i64);
+                let rows: Vec<i64> =
+                    bind_args(q, &binds).fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+                Ok(ids(rows))
+            }
             Op::Get { id } => {
                 let row = sqlx::query(&st.get_sql).bind(*id as i64).fetch_optional(pg).await?;
                 Ok(Outcome::Found(row.map(|r| Self::decode_record(&r, &st.schema)).transpose()?))
@@ -418,11 +434,23 @@ impl PgVector {
              CREATE TABLE {t} (id bigint PRIMARY KEY, embedding vector({d}) NOT NULL, text text NOT NULL, \
                tsv tsvector GENERATED ALWAYS AS (to_tsvector({cfg}, text)) STORED{cols}); \
              COMMENT ON TABLE {t} IS {comment}; \
+             {links} \
              COMMIT",
             t = st.table,
             d = schema.dim,
             cfg = st.config,
             comment = literal(&comment),
+            // Each link both ways, so a step is one index lookup on src.
+            links = if schema.links {
+                format!(
+                    "CREATE TABLE {l} (src bigint NOT NULL, dst bigint NOT NULL, PRIMARY KEY (src, dst)); \
+                     COMMENT ON TABLE {l} IS {comment};",
+                    l = st.links_table,
+                    comment = literal(&format!("{comment} (its links)")),
+                )
+            } else {
+                String::new()
+            },
         );
         simple(&mut *pg, &ddl).await.map_err(pg_err)?;
         Ok(st)
@@ -531,6 +559,13 @@ impl Namespace for Tables<'_> {
         // No CASCADE: a view or foreign key someone else built on our table makes the
         // drop fail rather than silently taking their object with it.
         simple(&mut *self.pg, &format!("DROP TABLE {SCHEMA}.{}", ident(collection))).await.map_err(pg_err)?;
+        // The links table goes with it, when there is one and it carries our marker.
+        let links = format!("{collection}_links");
+        if let Some(Some(c)) = self.driver.table_comment(self.pg, &links).await? {
+            if c.starts_with(MARKER) {
+                simple(&mut *self.pg, &format!("DROP TABLE {SCHEMA}.{}", ident(&links))).await.map_err(pg_err)?;
+            }
+        }
         Ok(())
     }
 }
@@ -609,6 +644,24 @@ impl Driver for PgVector {
         Ok(())
     }
 
+    async fn load_links(&self, links: &[Link]) -> DriverResult<()> {
+        let st = self.state.get()?;
+        let (src, dst): (Vec<i64>, Vec<i64>) =
+            links.iter().flat_map(|l| [(l.a as i64, l.b as i64), (l.b as i64, l.a as i64)]).unzip();
+        let mut c = self.pool.acquire(None).await?;
+        sqlx::query(&format!(
+            "INSERT INTO {} (src, dst) SELECT * FROM unnest($1::bigint[], $2::bigint[])",
+            st.links_table
+        ))
+        .bind(src)
+        .bind(dst)
+        .execute(&mut c.pg)
+        .await
+        .map_err(pg_err)?;
+        self.pool.release(c);
+        Ok(())
+    }
+
     async fn finish_load(&self) -> DriverResult<IndexStats> {
         let st = self.state.get()?;
         let s = &self.settings;
@@ -642,17 +695,24 @@ impl Driver for PgVector {
         // visibility map written, so neither the first reads nor an autovacuum woken by
         // the bulk insert do that work inside a measured phase.
         ddl.push(format!("VACUUM (ANALYZE) {}", st.table));
+        if st.schema.links {
+            ddl.push(format!("VACUUM (ANALYZE) {}", st.links_table));
+        }
         if s.maintenance_work_mem.is_some() {
             ddl.push("RESET maintenance_work_mem".into());
         }
         for sql in &ddl {
             simple(&mut *pg, sql).await.map_err(pg_err)?;
         }
-        let (records, size): (i64, i64) =
-            sqlx::query_as(&format!("SELECT (SELECT count(*) FROM {t}), pg_total_relation_size('{t}')", t = st.table))
-                .fetch_one(&mut *pg)
-                .await
-                .map_err(pg_err)?;
+        let (records, size): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT (SELECT count(*) FROM {t}), pg_total_relation_size('{t}') \
+                 + coalesce(pg_total_relation_size(to_regclass('{l}')), 0)",
+            t = st.table,
+            l = st.links_table
+        ))
+        .fetch_one(&mut *pg)
+        .await
+        .map_err(pg_err)?;
         let plans = self.sample_plans(&st, pg).await?;
         self.pool.release(c);
         let mut details = BTreeMap::new();
@@ -675,7 +735,7 @@ impl Driver for PgVector {
     async fn execute(&self, op: &Op<'_>) -> DriverResult<Outcome> {
         let st = self.state.get()?;
         let knobs = match op {
-            Op::Knn { params, .. } | Op::Hybrid { params, .. } => Some(self.knobs(params)?),
+            Op::Knn { params, .. } | Op::Hybrid { params, .. } | Op::Expand { params, .. } => Some(self.knobs(params)?),
             _ => None,
         };
         match op {

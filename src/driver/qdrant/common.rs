@@ -59,13 +59,16 @@ pub const fn kind<D: Flavor>(
     }
 }
 
-/// Every op natively, filters too, except read-modify-write: Qdrant has no
+/// Every op natively, filters too, except read-modify-write (Qdrant has no
 /// multi-statement transactions, so a read then a write would be two independent
-/// operations, which is not what read_modify_write measures.
+/// operations, which is not what read_modify_write measures) and expand.
 pub fn capabilities() -> Capabilities {
     let mut ops: std::collections::BTreeMap<OpKind, Support> =
         OpKind::ALL.iter().map(|k| (*k, Support::Native)).collect();
     ops.insert(OpKind::ReadModifyWrite, Support::No);
+    // No links between points: an expansion would be a round trip per hop in dbbench,
+    // not the engine's, and is not offered.
+    ops.insert(OpKind::Expand, Support::No);
     Capabilities { ops, filters: Support::Native, transactions: false }
 }
 

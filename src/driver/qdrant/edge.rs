@@ -653,6 +653,9 @@ impl Driver for QdrantEdge {
             Op::ReadModifyWrite { .. } => {
                 Err(DriverError::unsupported("qdrant-edge: no transactions, so no atomic read-modify-write"))
             }
+            Op::Expand { .. } => {
+                Err(DriverError::unsupported("qdrant-edge: no links between points, so no graph expansion"))
+            }
         }
     }
 

@@ -587,6 +587,9 @@ impl Driver for QdrantServer {
             Op::ReadModifyWrite { .. } => {
                 Err(DriverError::unsupported("qdrant: no transactions, so no atomic read-modify-write"))
             }
+            Op::Expand { .. } => {
+                Err(DriverError::unsupported("qdrant: no links between points, so no graph expansion"))
+            }
         }
     }
 

@@ -140,7 +140,7 @@ mod tests {
     }
 
     fn schema(name: &str) -> Schema {
-        Schema { collection: name.into(), dim: 2, metric: Metric::Cosine, attributes: Vec::new() }
+        Schema { collection: name.into(), dim: 2, metric: Metric::Cosine, attributes: Vec::new(), links: false }
     }
 
     #[tokio::test]
