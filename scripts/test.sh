@@ -25,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-engines=(pgvector chroma elasticsearch)
+engines=(pgvector chroma elasticsearch neo4j)
 # No registry ships the Qdrant server: with a binary of your own (QDRANT_BIN) it is
 # started like the others and its ignored conformance tests run; without one they stay
 # ignored (and say why).

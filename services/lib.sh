@@ -216,17 +216,12 @@ list_engines() {
   done
 }
 
-# Engines that up.sh starts only when named: no dbbench driver talks to them
-# yet, so a plain `up.sh` should not download and run them for nothing.
-BY_NAME_ONLY_ENGINES="neo4j"
-
-# default_engines: every engine, minus qdrant unless QDRANT_BIN is set, minus
-# the by-name-only ones.
+# default_engines: every engine, minus qdrant unless QDRANT_BIN is set (no registry
+# ships its server).
 default_engines() {
   local e
   for e in $(list_engines); do
     if [ "$e" = qdrant ] && [ -z "${QDRANT_BIN:-}" ]; then continue; fi
-    case " $BY_NAME_ONLY_ENGINES " in *" $e "*) continue ;; esac
     printf '%s\n' "$e"
   done
 }

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Start the native dbbench services: install if needed, start, wait until healthy.
-# Usage: services/up.sh [engine...]   (default: every engine; qdrant only when QDRANT_BIN is set;
-# neo4j only by name)
+# Usage: services/up.sh [engine...]   (default: every engine; qdrant only when QDRANT_BIN is set)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -90,10 +89,6 @@ main() {
     if [ -z "${QDRANT_BIN:-}" ] && [ -f "$ENGINES_DIR/qdrant.sh" ]; then
       say "qdrant: skipped (set QDRANT_BIN to include it by default, or name it explicitly)"
     fi
-    local e
-    for e in $BY_NAME_ONLY_ENGINES; do
-      say "$e: not started by default (no dbbench driver uses it yet); start it by name: services/up.sh $e"
-    done
   fi
   [ "${#engines[@]}" -gt 0 ] || die "no engines found in $ENGINES_DIR"
   mkdir -p "$STATE"

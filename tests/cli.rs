@@ -472,7 +472,7 @@ fn a_param_one_engine_reads_runs_on_both_and_is_recorded_per_engine() {
 fn engines_lists_each_drivers_search_params() {
     let out = dbbench(&["engines"], &root());
     let t = text(&out);
-    assert!(t.contains("ef_search (knn, hybrid): an integer from 1 to 1000"), "{t}");
+    assert!(t.contains("ef_search (knn, hybrid, expand): an integer from 1 to 1000"), "{t}");
     assert!(t.contains("num_candidates (knn, hybrid): an integer from 1 to 10000"), "{t}");
     assert!(t.contains("params: none"), "{t}");
 }

@@ -33,6 +33,7 @@ pub async fn as_worker<F: std::future::Future>(w: usize, f: F) -> F::Output {
 
 pub mod chroma;
 pub mod elasticsearch;
+pub mod neo4j;
 pub mod noop;
 pub mod op;
 pub mod params;
@@ -280,6 +281,7 @@ pub fn registry() -> &'static [DriverKind] {
         pgvector::KIND,
         chroma::KIND,
         elasticsearch::KIND,
+        neo4j::KIND,
         #[cfg(feature = "qdrant")]
         qdrant::SERVER,
         #[cfg(feature = "qdrant-edge")]
