@@ -2,21 +2,16 @@
 //! folders whose results.json matches the documented schema, skipped engines, warmup
 //! kept out of the numbers, and Ctrl-C.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
 
 use serde_json::Value;
-
-fn dbbench(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dbbench")).args(args).current_dir(cwd).output().expect("run dbbench")
-}
+use support::{assert_validate_refuses, dbbench, text};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 const SMALL: &str = r#"
@@ -113,16 +108,7 @@ fn bad_workloads_exit_2_naming_file_line_and_what_to_do() {
             "the largest size, 500, is more than dataset.synthetic.docs = 300",
         ),
     ];
-    for (name, body, expected) in cases {
-        let file = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&file, &body).unwrap();
-        let out = dbbench(&["validate", file.to_str().unwrap()], dir.path());
-        let msg = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{name}: {msg}");
-        assert!(msg.contains(&format!("{name}.toml")), "{name}: the message names the file: {msg}");
-        assert!(msg.contains(expected), "{name}: expected {expected:?} in: {msg}");
-        assert!(!msg.contains("panicked"), "{name}: {msg}");
-    }
+    assert_validate_refuses(dir.path(), &cases);
     let out = dbbench(&["validate", "no/such/file.toml"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("cannot read workload file no/such/file.toml"));

@@ -84,6 +84,10 @@ query_vectors = "queries.minilm.npy"
 qrels = "qrels/test.tsv"
 metric = "cosine"
 
+# The hypernym links the builder writes, for expand.
+[dataset.links]
+file = "links.tsv"
+
 [[attributes]]
 name = "pos"
 kind = "keyword"
@@ -115,6 +119,17 @@ op = "knn"
 label = "knn-100"
 k = 100
 query_order = "cycle"
+
+[[phases]]
+name = "graph"
+requests = 50
+concurrency = 2
+[[phases.ops]]
+op = "expand"
+label = "expand-2-hops"
+seeds = 3
+hops = 2
+max_results = 100
 
 [[phases]]
 name = "quality-text"
@@ -172,6 +187,16 @@ query_order = "cycle"
     assert_eq!(text_op["count"], queries as u64);
     let bm25 = text_op["ndcg_at_10"].as_f64().expect("nDCG@10 for judged text search");
     assert!(bm25 > 0.1, "text nDCG@10 {bm25} is no better than chance");
+    // The builder's hypernym links, read from links.tsv (source-id, target-id, relation),
+    // stored by sqlite and walked exactly from exact seeds.
+    let link_lines = lines(&data.join("links.tsv")) - 1;
+    let links = dataset["links"]["links"].as_u64().expect("links in results") as usize;
+    assert!(links > 0 && links <= link_lines, "{links} links of {link_lines} lines: {}", dataset["links"]);
+    assert_eq!(results["engines"][0]["load"]["links"].as_u64(), Some(links as u64));
+    let expand = op(&results, "graph", "expand-2-hops");
+    assert_eq!(expand["count"], 50);
+    assert_eq!(expand["recall_at_k"].as_f64(), Some(1.0), "sqlite expands exactly: {expand}");
+
     eprintln!("wordnet slice of {SLICE}: {queries} queries, dense nDCG@10 {dense:.3}, text nDCG@10 {bm25:.3}");
 }
 

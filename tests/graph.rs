@@ -2,18 +2,10 @@
 //! embedded engine, expanded in one statement, scored against dbbench's own expansion;
 //! and the workload mistakes `validate` must refuse with the file and line.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
 use serde_json::Value;
-
-fn dbbench(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dbbench")).args(args).current_dir(cwd).output().expect("run dbbench")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use support::{assert_validate_refuses, dbbench, text};
 
 const GRAPH: &str = r#"
 [workload]
@@ -121,15 +113,7 @@ fn bad_expand_settings_exit_2_naming_the_place() {
             "dataset.stream with dataset.links",
         ),
     ];
-    for (name, body, expected) in cases {
-        let file = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&file, &body).unwrap();
-        let out = dbbench(&["validate", file.to_str().unwrap()], dir.path());
-        let msg = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{name}: {msg}");
-        assert!(msg.contains(&format!("{name}.toml:")), "{name}: the message names the file and line: {msg}");
-        assert!(msg.contains(expected), "{name}: expected {expected:?} in: {msg}");
-    }
+    assert_validate_refuses(dir.path(), &cases);
 }
 
 /// A links file naming a document the corpus lacks is an error that names the file and

@@ -2,18 +2,10 @@
 //! recall against the records live at each search, and freshness measured against an
 //! engine whose writes turn visible after a known delay (the scripted one).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
 use serde_json::Value;
-
-fn dbbench(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dbbench")).args(args).current_dir(cwd).output().expect("run dbbench")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use support::{assert_validate_refuses, dbbench, text};
 
 /// 1,000 records, the last 200 held out; sqlite searches exactly, and the scripted engine
 /// returns the exact top k of what it holds, each insert searchable 250 ms after it
@@ -179,13 +171,5 @@ fn bad_stream_settings_exit_2_naming_the_place() {
         ("filtered-update", STREAM.replace("field = \"version\"", "field = \"bucket\""), "updates bucket, which a search filter reads"),
         ("slo-place", STREAM.replace("phase = \"stream\"\nmetric", "phase = \"after\"\nmetric"), "phase \"after\" is not a stream phase"),
     ];
-    for (name, body, expected) in cases {
-        let file = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&file, &body).unwrap();
-        let out = dbbench(&["validate", file.to_str().unwrap()], dir.path());
-        let msg = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{name}: {msg}");
-        assert!(msg.contains(&format!("{name}.toml")), "{name}: the message names the file: {msg}");
-        assert!(msg.contains(expected), "{name}: expected {expected:?} in: {msg}");
-    }
+    assert_validate_refuses(dir.path(), &cases);
 }

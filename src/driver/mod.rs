@@ -303,6 +303,27 @@ pub fn parse_settings<T: serde::de::DeserializeOwned>(cfg: &EngineConfig) -> Res
         .map_err(|e| format!("engines.{}.settings: {}", cfg.name, e.message()))
 }
 
+/// Percent-decoding of a URL's user info (`p%40ss` is `p@ss`); a `%` not followed by
+/// two hex digits stays as it is.
+pub fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The URL with any password (and token-like query parameters) replaced by `***`.
 pub fn redact_url(url: &str) -> String {
     let mut out = url.to_string();

@@ -529,25 +529,6 @@ pub struct Neo4j {
     state: Prepared<State>,
 }
 
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A neo4rs error as a driver error: connection failures are `Unreachable` (the runner
 /// then skips the engine with its start hint), refused credentials `Auth`, Neo4j's own
 /// errors `Rejected` (client errors, transient ones such as a deadlock) or `Other`
