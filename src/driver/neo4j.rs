@@ -1130,6 +1130,25 @@ impl Driver for Neo4j {
 
     async fn ping(&self) -> DriverResult<()> {
         let wait = Duration::from_secs_f64(self.settings.connect_timeout_s);
+        // neo4rs retries a refused connection until its own deadline; a plain TCP connect
+        // first says at once that nothing listens there.
+        if self.graph.get().is_none() {
+            if let Ok(u) = reqwest::Url::parse(&self.url) {
+                let addr = (u.host_str().unwrap_or("127.0.0.1").to_string(), u.port().unwrap_or(7687));
+                match tokio::time::timeout(wait, tokio::net::TcpStream::connect((addr.0.as_str(), addr.1))).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        return Err(DriverError::unreachable(format!("neo4j at {}: {e}", self.url)));
+                    }
+                    Err(_) => {
+                        return Err(DriverError::unreachable(format!(
+                            "neo4j ping: no answer from {} within {wait:?}",
+                            self.url
+                        )))
+                    }
+                }
+            }
+        }
         match tokio::time::timeout(wait, self.rows(neo4rs::query("RETURN 1 AS c"), "ping")).await {
             Ok(r) => r.map(|_| ()),
             Err(_) => {
