@@ -22,11 +22,11 @@ use crate::spec::{self, Overrides, Plan, Schedule, Stop};
         A workload file (TOML; see workloads/reference.toml for every key) names a dataset, the engines to \
         compare and the phases to run. dbbench loads the same data into each engine in turn, runs each phase \
         (closed loop with `concurrency`, or open loop with `rate`; a stream phase writes and searches at once, \
-        each at its own rate), records latency in HDR histograms, scores retrieval quality against exact \
+        each at its own rate; expand walks links from kNN seeds, GraphRAG-style), records latency in HDR histograms, scores retrieval quality against exact \
         ground truth (over the records live at each search when the data changes) and relevance judgments, \
         and writes results.json into a run folder.\n\n\
         Exit codes: 0 ok, 1 runtime failure (engine failed, run interrupted), 2 bad input (file, flags, values).",
-    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench run workloads/growth.toml --out results/growth\n  dbbench run workloads/streaming.toml --engines sqlite,pgvector\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
+    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench run workloads/growth.toml --out results/growth\n  dbbench run workloads/streaming.toml --engines sqlite,pgvector\n  dbbench run workloads/graphrag.toml --engines sqlite,pgvector,neo4j\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
 )]
 pub struct Cli {
     #[command(subcommand)]
