@@ -5,7 +5,7 @@
 //! Links are undirected: a pair `a - b` lets an expansion step from either end. This
 //! module must never depend on an engine: it is the ground truth.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 use std::path::Path;
 
@@ -191,7 +191,7 @@ pub fn expand(links: &Links, seeds: &[u64], hops: usize, max_results: usize) -> 
     let mut best: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
     for (rank, &s) in seeds.iter().enumerate() {
         let mut frontier = vec![s];
-        let mut seen_here: HashMap<u64, ()> = HashMap::from([(s, ())]);
+        let mut seen_here = HashSet::from([s]);
         for hop in 0..=hops {
             let mut next = Vec::new();
             for &id in &frontier {
@@ -199,7 +199,7 @@ pub fn expand(links: &Links, seeds: &[u64], hops: usize, max_results: usize) -> 
                 best.entry(id).and_modify(|k| *k = (*k).min(key)).or_insert(key);
                 if hop < hops {
                     for &nb in links.neighbours(id) {
-                        if seen_here.insert(nb as u64, ()).is_none() {
+                        if seen_here.insert(nb as u64) {
                             next.push(nb as u64);
                         }
                     }

@@ -134,6 +134,11 @@ pub struct Link {
     pub b: u64,
 }
 
+/// Seed ranks of an expand are below this (the plan allows at most 1,000 seeds), so the
+/// one integer `hops * EXPAND_RANK_SPAN + rank` orders a reached record by hops, then by
+/// seed rank: the key every engine's single-query expansion sorts by.
+pub const EXPAND_RANK_SPAN: i64 = 1_000_000;
+
 /// One document: id, embedding, text and attributes (in schema order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {

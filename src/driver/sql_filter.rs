@@ -44,6 +44,33 @@ pub struct SqlFilter {
     pub binds: Vec<Bind>,
 }
 
+impl Dialect {
+    /// Placeholder `n` (1-based).
+    fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+}
+
+/// An expand as one SQL statement (`Op::Expand`'s semantics), after `seeds`, a query of
+/// the seeds as `(id, r)` with r their rank from 0. Placeholders: 1 and 2 are the seeds
+/// query's (vector, seed count), 3 the hops, 4 the most results, filters from 5. The walk
+/// follows `links` (each link stored both ways) and UNION drops repeated (record, hop,
+/// seed) rows, so it is bounded by records x hops x seeds, not by paths; a record's key
+/// is its least (hop, seed rank).
+pub fn expand_sql(dialect: Dialect, seeds: &str, links: &str) -> String {
+    let (hops, most) = (dialect.placeholder(3), dialect.placeholder(4));
+    format!(
+        "WITH RECURSIVE seeds AS ({seeds}), \
+         walk(id, hop, r) AS (SELECT id, 0, r FROM seeds \
+           UNION SELECT l.dst, w.hop + 1, w.r FROM walk w JOIN {links} l ON l.src = w.id WHERE w.hop < {hops}) \
+         SELECT id FROM walk GROUP BY id ORDER BY min(hop * {span} + r), id LIMIT {most}",
+        span = super::EXPAND_RANK_SPAN
+    )
+}
+
 /// A double-quoted SQL identifier (both dialects).
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -249,20 +249,15 @@ impl Sqlite {
         )
     }
 
-    /// Expand: `?1` vector, `?2` seeds, `?3` hops, `?4` max results, filter from `?5`.
-    /// Seeds ranked from 0 by the exact scan; UNION drops repeated (record, hop, seed)
-    /// rows, so the walk is bounded by records x hops x seeds; a record's key is its least
-    /// (hop, seed rank), as `hop * 1000000 + rank` (seeds are at most 1,000).
+    /// Expand (`sql_filter::expand_sql`): the seeds ranked from 0 by the exact scan.
     fn expand_sql(&self, schema: &Schema, filter: Option<&str>) -> String {
         let dist = Self::distance_fn(schema.metric);
         let w = filter.map(|f| format!("WHERE {f}")).unwrap_or_default();
-        format!(
-            "WITH RECURSIVE seeds AS (SELECT id, ROW_NUMBER() OVER (ORDER BY dist, id) - 1 AS r FROM \
-               (SELECT d.id AS id, {dist}(d.embedding, ?1) AS dist FROM docs d {w} ORDER BY dist, d.id LIMIT ?2)), \
-             walk(id, hop, r) AS (SELECT id, 0, r FROM seeds \
-               UNION SELECT l.dst, w.hop + 1, w.r FROM walk w JOIN links l ON l.src = w.id WHERE w.hop < ?3) \
-             SELECT id FROM walk GROUP BY id ORDER BY MIN(hop * 1000000 + r), id LIMIT ?4"
-        )
+        let seeds = format!(
+            "SELECT id, ROW_NUMBER() OVER (ORDER BY dist, id) - 1 AS r FROM \
+               (SELECT d.id AS id, {dist}(d.embedding, ?1) AS dist FROM docs d {w} ORDER BY dist, d.id LIMIT ?2)"
+        );
+        super::sql_filter::expand_sql(Dialect::Sqlite, &seeds, "links")
     }
 
     /// A search's statement and its values: `fixed` for the placeholders before the

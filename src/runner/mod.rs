@@ -730,8 +730,9 @@ impl EngineRun<'_> {
         bar.finish_and_clear();
         let links = match self.ds.links.as_ref().filter(|_| links) {
             Some(graph) => {
-                // Only links among the loaded records (all of them: stream and links do not mix).
-                let pairs: Vec<driver::Link> = graph.pairs().iter().copied().filter(|l| (l.b as usize) < n).collect();
+                // Every link is among the loaded records: stream and links do not mix, and a
+                // prefix of the data (dataset.sizes) carries only its own links.
+                let pairs = graph.pairs();
                 let bar = console::bar(self.opts.progress, pairs.len() as u64, "  links");
                 for chunk in pairs.chunks(batch.max(1) * 4) {
                     driver.load_links(chunk).await.map_err(|e| format!("storing links: {}", e.message))?;

@@ -42,6 +42,7 @@
 //! abandon a request without leaving its connection mid-answer, so measured requests
 //! have no client-side timeout (a `ping` has one).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,11 +94,8 @@ fn capabilities() -> Capabilities {
 const LINK: &str = "DBBENCH_LINK";
 /// The label of marker nodes.
 const META: &str = "DbbenchMeta";
-/// Seed ranks are below this (the plan allows at most 1000 seeds), so one integer
-/// `hops * RANK_SPAN + rank` orders by hops, then rank.
-const RANK_SPAN: i64 = 1_000_000;
-/// Hops an expand may walk (the plan's limit).
-const MAX_HOPS: usize = 3;
+use crate::data::links::MAX_HOPS;
+use crate::driver::EXPAND_RANK_SPAN as RANK_SPAN;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -509,8 +507,8 @@ impl Neo4j {
                 }
                 let f = filter_of(filter);
                 let text = match &f {
-                    Some(f) => st.cypher.knn(Some(&f.predicate)),
-                    None => st.knn.clone(),
+                    Some(f) => Cow::Owned(st.cypher.knn(Some(&f.predicate))),
+                    None => Cow::Borrowed(&st.knn),
                 };
                 let q = neo4rs::query(&text)
                     .param("vidx", st.names.vector_index.as_str())
@@ -526,8 +524,8 @@ impl Neo4j {
                 }
                 let f = filter_of(filter);
                 let text = match &f {
-                    Some(f) => st.cypher.text(Some(&f.predicate)),
-                    None => st.text.clone(),
+                    Some(f) => Cow::Owned(st.cypher.text(Some(&f.predicate))),
+                    None => Cow::Borrowed(&st.text),
                 };
                 let q = neo4rs::query(&text)
                     .param("tidx", st.names.text_index.as_str())
@@ -543,9 +541,9 @@ impl Neo4j {
                 let lucene = lucene_query(query);
                 let f = filter_of(filter);
                 let text = match (&f, lucene.is_some()) {
-                    (Some(f), t) => st.cypher.hybrid(Some(&f.predicate), t),
-                    (None, true) => st.hybrid.clone(),
-                    (None, false) => st.hybrid_vector_only.clone(),
+                    (Some(f), t) => Cow::Owned(st.cypher.hybrid(Some(&f.predicate), t)),
+                    (None, true) => Cow::Borrowed(&st.hybrid),
+                    (None, false) => Cow::Borrowed(&st.hybrid_vector_only),
                 };
                 let n = self.settings.hybrid_candidates.max(*k);
                 let mut q = neo4rs::query(&text)
@@ -576,8 +574,8 @@ impl Neo4j {
                 }
                 let f = filter_of(filter);
                 let text = match &f {
-                    Some(f) => st.cypher.expand(Some(&f.predicate), *hops),
-                    None => st.expand[*hops].clone(),
+                    Some(f) => Cow::Owned(st.cypher.expand(Some(&f.predicate), *hops)),
+                    None => Cow::Borrowed(&st.expand[*hops]),
                 };
                 let q = neo4rs::query(&text)
                     .param("vidx", st.names.vector_index.as_str())

@@ -340,19 +340,17 @@ impl PgVector {
             }
             Op::Expand { vector, seeds, hops, max_results, filter, .. } => {
                 let v = ::pgvector::Vector::from(vector.to_vec());
-                let (w, binds) = match filter {
-                    None => (None, Vec::new()),
+                let (sql, binds) = match filter {
+                    None => (std::borrow::Cow::Borrowed(st.expand_sql.as_str()), Vec::new()),
                     Some(f) => {
                         let w =
                             Dialect::Postgres.filter(f, &st.schema, 5).map_err(|e| sqlx::Error::Protocol(e.message))?;
-                        (Some(w.sql), w.binds)
+                        (sql::expand_sql(&st.table, &st.links_table, st.op, Some(&w.sql)).into(), w.binds)
                     }
                 };
-                let sql = sql::expand_sql(&st.table, &st.links_table, st.op, w.as_deref());
                 let q = sqlx::query(&sql).bind(v).bind(*seeds as i64).bind(*hops as i32).bind(*max_results as i64);
-                let rows: Vec<i64> =
-                    bind_args(q, &binds).fetch_all(pg).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
-                Ok(ids(rows))
+                let rows = bind_args(q, &binds).fetch_all(pg).await?;
+                Ok(ids(rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>()?))
             }
             Op::Get { id } => {
                 let row = sqlx::query(&st.get_sql).bind(*id as i64).fetch_optional(pg).await?;

@@ -72,6 +72,8 @@ pub(super) struct State {
     pub(super) scan_sql: String,
     /// `dbbench."<collection>_links"`: each link both ways, for expand.
     pub(super) links_table: String,
+    /// Unfiltered expand.
+    pub(super) expand_sql: String,
 }
 
 impl State {
@@ -117,6 +119,7 @@ impl State {
             knn_sql,
             text_sql,
             hybrid_sql,
+            expand_sql: expand_sql(&table, &links_table(&schema.collection), op, None),
             links_table: links_table(&schema.collection),
             schema: schema.clone(),
             table,
@@ -144,17 +147,15 @@ pub(super) fn links_table(collection: &str) -> String {
     format!("{SCHEMA}.{}", ident(&format!("{collection}_links")))
 }
 
-/// Expand: `$1` vector, `$2` seeds, `$3` hops, `$4` max results, filter from `$5`. The
-/// seeds are the kNN of the index (re-sorted as `knn_sql` does), ranked from 0; the walk
-/// follows the links table (each link stored both ways) and UNION drops repeated
-/// (record, hop, seed) rows, so a walk is bounded by records x hops x seeds, not paths.
-/// The key of a record is its least (hop, seed rank), as `hop * 1000000 + rank` (seeds
-/// are at most 1,000).
+/// Expand (`sql_filter::expand_sql`): the seeds are the index's kNN, re-sorted as
+/// `knn_sql` does, ranked from 0.
 pub(super) fn expand_sql(table: &str, links: &str, op: &str, filter: Option<&str>) -> String {
     let w = filter.map(|w| format!(" WHERE {w}")).unwrap_or_default();
-    format!(
-        "WITH RECURSIVE seeds AS (SELECT id, (row_number() OVER (ORDER BY d, id)) - 1 AS r FROM            (SELECT id, embedding {op} $1 AS d FROM {table}{w} ORDER BY embedding {op} $1 LIMIT $2) s),          walk(id, hop, r) AS (SELECT id, 0, r FROM seeds            UNION SELECT l.dst, w.hop + 1, w.r FROM walk w JOIN {links} l ON l.src = w.id WHERE w.hop < $3)          SELECT id FROM walk GROUP BY id ORDER BY min(hop * 1000000 + r), id LIMIT $4"
-    )
+    let seeds = format!(
+        "SELECT id, (row_number() OVER (ORDER BY d, id)) - 1 AS r FROM \
+           (SELECT id, embedding {op} $1 AS d FROM {table}{w} ORDER BY embedding {op} $1 LIMIT $2) s"
+    );
+    crate::driver::sql_filter::expand_sql(crate::driver::sql_filter::Dialect::Postgres, &seeds, links)
 }
 
 /// Text: `$1` OR-query, `$2` k, filter from `$3`.
