@@ -71,6 +71,9 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Internal: the writer a recovery phase kills (reads its job as JSON on stdin).
+    #[command(name = "__recovery-writer", hide = true)]
+    RecoveryWriter,
 }
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +131,15 @@ pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<i32> {
         Command::Compare(args) if args.ab => crate::compare::ab::command(&args, cancel).await,
         Command::Compare(args) => crate::compare::command(&args),
         Command::Report { results, out } => report(results, out),
+        Command::RecoveryWriter => {
+            let mut job = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut job)
+                .map_err(|e| crate::error::Error::Runtime(format!("recovery writer: stdin: {e}")))?;
+            let job = serde_json::from_str(&job)
+                .map_err(|e| crate::error::Error::Runtime(format!("recovery writer: bad job: {e}")))?;
+            runner::recovery::writer(job).await.map_err(|e| crate::error::Error::Runtime(format!("recovery writer: {e}")))?;
+            Ok(0)
+        }
     }
 }
 

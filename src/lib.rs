@@ -23,6 +23,7 @@ pub mod report;
 pub mod resources;
 pub mod results;
 pub mod runner;
+pub mod service;
 pub mod spec;
 
 pub use error::{Error, Result};

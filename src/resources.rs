@@ -100,7 +100,7 @@ impl Stat {
 }
 
 /// `pid` and every process below it.
-fn tree(root: u32) -> Vec<u32> {
+pub(crate) fn tree(root: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return vec![root] };
     let parents: Vec<(u32, u32)> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())

@@ -184,6 +184,47 @@ pub trait Driver: Send + Sync {
     /// Drop only what `prepare` created.
     async fn cleanup(&self) -> DriverResult<()>;
 
+    /// Take up dbbench's collection for `schema` as an earlier `prepare` and load left it
+    /// (after the engine restarted, or from another process), without dropping or
+    /// creating anything; refuse a same-named object without dbbench's marker, as
+    /// `prepare` does. Recovery phases need it.
+    async fn attach(&self, _schema: &Schema) -> DriverResult<()> {
+        Err(DriverError::unsupported(format!("{} cannot attach to an existing collection", self.kind())))
+    }
+
+    /// Records the collection holds now, as the engine counts them.
+    async fn count(&self) -> DriverResult<u64> {
+        Err(DriverError::unsupported(format!("{} cannot count its records", self.kind())))
+    }
+
+    /// Let go of the engine's files and connections without dropping any data, so another
+    /// process (or a new driver) can open them; the driver is not used afterwards.
+    /// Embedded engines must implement it; a server's driver has nothing to release.
+    async fn close(&self) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// What an acknowledged write promises to survive, as the engine is configured
+    /// (PostgreSQL's `fsync` and `synchronous_commit`, SQLite's `synchronous`,
+    /// Elasticsearch's translog durability...); recorded beside the writes a crash lost.
+    async fn durability(&self) -> String {
+        "not stated by the driver".into()
+    }
+
+    /// Back dbbench's collection up with the engine's own tool into `target.dir` (a
+    /// folder dbbench created for it, empty) or, for a server-side snapshot, into a
+    /// repository named after the collection. Nothing else is backed up or touched.
+    async fn backup(&self, _target: &BackupTarget<'_>) -> DriverResult<Backup> {
+        Err(DriverError::unsupported(format!("{} has no backup route in dbbench", self.kind())))
+    }
+
+    /// Replace dbbench's collection with what `backup` holds, with the engine's own
+    /// tool. An error (a damaged backup) is reported as a failed restore. The harness
+    /// attaches a new driver afterwards to check what came back.
+    async fn restore(&self, _backup: &Backup, _target: &BackupTarget<'_>) -> DriverResult<()> {
+        Err(DriverError::unsupported(format!("{} has no restore route in dbbench", self.kind())))
+    }
+
     /// The knob that search effort turns for `op` (knn or hybrid), as this engine is
     /// configured; `None` when it searches exactly, so a sweep has one step.
     fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
@@ -197,6 +238,73 @@ pub trait Driver: Send + Sync {
     async fn set_effort(&self, _value: Option<u64>) -> DriverResult<()> {
         Ok(())
     }
+}
+
+/// Where a backup goes, and the engine's server when `services/up.sh` started it (a
+/// driver whose only route is a copy of the stopped server's folder needs it).
+pub struct BackupTarget<'a> {
+    /// A folder of dbbench's own for this backup, created empty by the harness.
+    pub dir: &'a std::path::Path,
+    pub service: Option<&'a crate::service::Service>,
+}
+
+/// A backup `Driver::backup` made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    /// The tool or API, in words ("pg_dump --format=custom of table dbbench_x").
+    pub tool: String,
+    /// Where it is (a file or folder).
+    pub location: std::path::PathBuf,
+    /// Its files on this machine, largest first (what a damage test truncates); empty when
+    /// dbbench cannot reach them.
+    pub files: Vec<std::path::PathBuf>,
+    pub size_bytes: Option<u64>,
+    /// The driver's own name for it (a snapshot name), when it has one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub id: String,
+}
+
+impl Backup {
+    /// A backup held in files under `location`: their sizes summed, listed largest first.
+    pub fn of_files(tool: String, location: std::path::PathBuf) -> Backup {
+        let mut files = Vec::new();
+        collect_files(&location, &mut files);
+        let mut sized: Vec<(u64, std::path::PathBuf)> =
+            files.into_iter().map(|f| (std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0), f)).collect();
+        sized.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let size_bytes = Some(sized.iter().map(|(n, _)| n).sum());
+        Backup { tool, location, files: sized.into_iter().map(|(_, f)| f).collect(), size_bytes, id: String::new() }
+    }
+}
+
+fn collect_files(path: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            if let Ok(entries) = std::fs::read_dir(path) {
+                for e in entries.flatten() {
+                    collect_files(&e.path(), out);
+                }
+            }
+        }
+        Ok(m) if m.is_file() => out.push(path.to_path_buf()),
+        _ => {}
+    }
+}
+
+/// Copy the folder `from` to `to` (created; must not exist), files and folders only.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let ty = e.file_type()?;
+        let dest = to.join(e.file_name());
+        if ty.is_dir() {
+            copy_dir(&e.path(), &dest)?;
+        } else if ty.is_file() {
+            std::fs::copy(e.path(), &dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// Where an effort knob is set.

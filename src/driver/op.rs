@@ -73,7 +73,7 @@ pub struct AttributeDef {
 }
 
 /// What an engine is asked to create in `prepare`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Schema {
     /// Name of dbbench's own collection/table/index for this workload, e.g. `dbbench_rag`.
     /// Drivers create exactly this (inside their own schema or prefix) and nothing else.
@@ -95,7 +95,7 @@ impl Schema {
 }
 
 /// A metadata value.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum AttrValue {
     Keyword(String),

@@ -318,6 +318,101 @@ pub struct PhaseResult {
     /// Set on a stream phase: its schedule, checkpoints and freshness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamResult>,
+    /// Set on a recovery phase: the crash, the restart, the backup and its restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryResult>,
+}
+
+/// A recovery phase on one engine. A part not asked for, or that the engine cannot do
+/// here, is `None`, and `notes` says why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryResult {
+    /// What an acknowledged write promises, as the engine is configured.
+    pub durability: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash: Option<CrashResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Inserts at a fixed rate, the engine killed with SIGKILL under them, restarted, and
+/// every insert read back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrashResult {
+    /// What was killed, and how.
+    pub killed: String,
+    pub write_rate: f64,
+    pub write_concurrency: usize,
+    /// From the first insert sent to the kill.
+    pub kill_after_s: f64,
+    /// Inserts sent before the kill.
+    pub sent: u64,
+    /// Inserts the engine acknowledged before the kill.
+    pub acknowledged: u64,
+    /// Acknowledged inserts not found after the restart: what the engine lost.
+    pub lost: u64,
+    /// The first few lost ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_ids: Vec<u64>,
+    /// Inserts sent and never acknowledged (in flight at the kill, or failed): how many
+    /// there were and how many the restarted engine holds anyway.
+    pub unacknowledged: u64,
+    pub unacknowledged_found: u64,
+    /// Records the engine counted just before the inserts and after the restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_after: Option<u64>,
+    /// From the launcher's start until the engine answered and held dbbench's collection.
+    pub recovery_s: f64,
+}
+
+/// The engine stopped cleanly and started over its data, timed to the first correct
+/// answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestartResult {
+    /// How it was stopped and started.
+    pub how: String,
+    /// From the start until the first query returned the ids it returned before the stop.
+    pub seconds: f64,
+    /// Records and bytes the engine held (bytes as its load reported them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_bytes: Option<u64>,
+    /// Queries checked after the restart, and how many returned what they returned before.
+    pub queries: usize,
+    pub queries_matched: usize,
+}
+
+/// A backup with the engine's own tool, restored, and checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupResult {
+    pub tool: String,
+    pub backup_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// How the backup was damaged before the restore, when the workload asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
+    /// The restore's time; `None` when it failed (then `verified` is false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_s: Option<f64>,
+    /// The restored collection holds as many records as before the backup and every
+    /// checked query returns the same ids.
+    pub verified: bool,
+    /// What was checked, or what failed.
+    pub verification: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_after: Option<u64>,
+    pub queries: usize,
+    pub queries_matched: usize,
 }
 
 /// A stream phase: writes and searches at fixed rates at once.

@@ -27,6 +27,7 @@ pub mod console;
 mod effort;
 pub mod ops;
 pub mod phase;
+pub mod recovery;
 pub mod stream;
 pub mod threads;
 
@@ -563,7 +564,9 @@ impl EngineRun<'_> {
             }
             Err(why) => console::note(&format!("  resources: not measured: {why}")),
         }
-        let outcome = self.engine_phases(ep, &driver, &caps).await;
+        // A recovery phase restarts the engine and goes on with a new driver.
+        let mut driver = driver;
+        let outcome = self.engine_phases(ep, &mut driver, &caps).await;
         if let Some(m) = self.monitor.take() {
             let timeline = m.timeline();
             if let Some(r) = self.current().resources.as_mut() {
@@ -580,7 +583,12 @@ impl EngineRun<'_> {
         outcome
     }
 
-    async fn engine_phases(&mut self, ep: &EnginePlan, driver: &Arc<dyn Driver>, caps: &Capabilities) -> Result<()> {
+    async fn engine_phases(
+        &mut self,
+        ep: &EnginePlan,
+        driver: &mut Arc<dyn Driver>,
+        caps: &Capabilities,
+    ) -> Result<()> {
         let name = ep.config.name.clone();
         let mut schema = self.ds.schema(&format!("dbbench_{}", self.plan.workload.name.replace('-', "_")));
         // Links only where an expand will walk them, on an engine that can.
@@ -663,6 +671,40 @@ impl EngineRun<'_> {
             }
             let seed = self.plan.workload.seed.wrapping_add(index as u64);
             let profile = DriverProfile { caps, params: ep.kind.params };
+            if let Some(rp) = &phase.recovery {
+                console::note(&format!("  phase {}: recovery", phase.name));
+                let data_bytes = self
+                    .current()
+                    .index
+                    .as_ref()
+                    .and_then(|i| i.stats.get("size_bytes"))
+                    .and_then(|v| v.as_u64());
+                let ctx = recovery::RecoveryCtx {
+                    ep,
+                    schema: &schema,
+                    ds: &self.ds,
+                    keys: &keys,
+                    plan: rp,
+                    out_dir: &self.opts.out_dir,
+                    cancel: &self.cancel,
+                    data_bytes,
+                };
+                let started = Instant::now();
+                let out = recovery::run(&ctx, driver.clone()).await;
+                *driver = out.driver;
+                let mut result = self.blank_phase(phase);
+                result.elapsed_s = started.elapsed().as_secs_f64();
+                result.complete = out.failed.is_none() && !self.cancel.is_cancelled();
+                result.note = out.failed.clone();
+                result.recovery = Some(out.result);
+                corpus_changed = true;
+                self.current().phases.push(result);
+                self.save()?;
+                if let Some(why) = out.failed.filter(|_| !self.cancel.is_cancelled()) {
+                    return self.fail(format!("phase {:?}: {why}", phase.name));
+                }
+                continue;
+            }
             let repetitions = match &phase.effort {
                 None => self.phase(phase, None, driver, profile, &keys, seed, corpus_changed).await,
                 Some(effort) => {
@@ -782,6 +824,7 @@ impl EngineRun<'_> {
             tuning: None,
             resources: None,
             stream: None,
+            recovery: None,
         }
     }
 

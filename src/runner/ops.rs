@@ -105,7 +105,7 @@ impl Keyspace {
             None => self.next_insert.load(Ordering::Relaxed),
         }
     }
-    fn next_id(&self) -> u64 {
+    pub(crate) fn next_id(&self) -> u64 {
         self.next_insert.fetch_add(1, Ordering::Relaxed)
     }
 

@@ -294,7 +294,57 @@ pub struct PhaseSpec {
     /// checkpoints and freshness probes (needs `dataset.stream`).
     #[serde(default)]
     pub stream: Option<Spanned<StreamSpec>>,
+    /// A recovery phase: writes while the engine is killed, restart time, backup and
+    /// restore (no ops of its own).
+    #[serde(default)]
+    pub recovery: Option<Spanned<RecoverySpec>>,
+    #[serde(default)]
     pub ops: Vec<Spanned<OpSpec>>,
+}
+
+/// `[phases.recovery]`: what happens to acknowledged writes when the engine is killed,
+/// how long it takes to answer again, and whether its own backup tool gives back what
+/// it backed up.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySpec {
+    /// Kill the engine with SIGKILL while inserts run, restart it, read every
+    /// acknowledged insert back (default true).
+    #[serde(default)]
+    pub crash: Option<bool>,
+    /// Inserts per second while the kill comes (default 200).
+    #[serde(default)]
+    pub write_rate: Option<f64>,
+    /// Workers sending them (default 8).
+    #[serde(default)]
+    pub write_concurrency: Option<i64>,
+    /// How long after the first insert the kill comes (default "3s").
+    #[serde(default)]
+    pub kill_after: Option<String>,
+    /// Stop the engine cleanly, start it over its data, time it to the first correct
+    /// answer (default true).
+    #[serde(default)]
+    pub restart: Option<bool>,
+    /// Back up with the engine's own tool, restore, check the answers (default true).
+    #[serde(default)]
+    pub backup: Option<bool>,
+    /// "none" (default) or "truncate": cut the backup's largest file in half before the
+    /// restore, to see the verification catch it.
+    #[serde(default)]
+    pub damage_backup: Option<String>,
+    /// Queries whose answers must come back the same after a restart or a restore
+    /// (default 20, kNN and, where the engine ranks text, text).
+    #[serde(default)]
+    pub verify_queries: Option<i64>,
+    /// How long the engine may take to answer again (default "300s").
+    #[serde(default)]
+    pub restart_timeout: Option<String>,
+    /// The launcher and stopper of server engines, run with the engine's name
+    /// (defaults "services/up.sh" and "services/down.sh", from the current folder).
+    #[serde(default)]
+    pub up: Option<String>,
+    #[serde(default)]
+    pub down: Option<String>,
 }
 
 /// `[phases.stream]`: the phase's write ops (insert, update, delete, in their weights) run

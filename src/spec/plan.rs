@@ -178,6 +178,32 @@ pub struct PhasePlan {
     /// A streaming phase: writes and searches at once, in checkpoints (`stop` and
     /// `schedule` are then set when the phase starts, from what is still held out).
     pub stream: Option<StreamPlan>,
+    /// A recovery phase (no ops; `stop` and `schedule` are unused).
+    pub recovery: Option<RecoveryPlan>,
+}
+
+/// How a recovery phase's backup is damaged before the restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    None,
+    /// The backup's largest file cut to half its length.
+    Truncate,
+}
+
+/// What `[phases.recovery]` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveryPlan {
+    pub crash: bool,
+    pub write_rate: f64,
+    pub write_concurrency: usize,
+    pub kill_after: Duration,
+    pub restart: bool,
+    pub backup: bool,
+    pub damage: Damage,
+    pub verify_queries: usize,
+    pub restart_timeout: Duration,
+    pub up: std::path::PathBuf,
+    pub down: std::path::PathBuf,
 }
 
 /// What `[phases.stream]` asks for.
@@ -826,6 +852,8 @@ fn validate_phase(
     let stop = match (&p.duration, p.requests) {
         // A stream phase's length comes from its writes, checked with the rest of it.
         (None, None) if p.stream.is_some() => Stop::Requests(1),
+        // A recovery phase has no requests of its own to count.
+        (None, None) if p.recovery.is_some() => Stop::Requests(1),
         (Some(d), None) => {
             let d = parse_duration(src, &span, &format!("{ctx}: duration"), d)?;
             if d.is_zero() {
@@ -863,6 +891,19 @@ fn validate_phase(
         }
         None => Schedule::Closed { concurrency },
     };
+    if let Some(r) = &p.recovery {
+        let recovery = validate_recovery(src, p, r, &ctx, streaming)?;
+        return Ok(PhasePlan {
+            name: p.name.clone(),
+            stop,
+            warmup,
+            schedule,
+            ops: Vec::new(),
+            effort: None,
+            stream: None,
+            recovery: Some(recovery),
+        });
+    }
     if p.ops.is_empty() {
         return Err(src.error(span, format!("{ctx}: needs at least one [[phases.ops]]")));
     }
@@ -888,7 +929,90 @@ fn validate_phase(
         Some(st) => Some(validate_stream(src, p, st, &ctx, &ops, streaming)?),
         None => None,
     };
-    Ok(PhasePlan { name: p.name.clone(), stop, warmup, schedule, ops, effort, stream })
+    Ok(PhasePlan { name: p.name.clone(), stop, warmup, schedule, ops, effort, stream, recovery: None })
+}
+
+/// Check `[phases.recovery]` against its phase.
+fn validate_recovery(
+    src: &Source,
+    p: &PhaseSpec,
+    r: &Spanned<RecoverySpec>,
+    ctx: &str,
+    streaming: bool,
+) -> Result<RecoveryPlan> {
+    let span = r.span();
+    let s = r.get_ref();
+    let err = |m: String| src.error(span.clone(), format!("{ctx}: recovery: {m}"));
+    if p.duration.is_some()
+        || p.requests.is_some()
+        || p.rate.is_some()
+        || p.arrival.is_some()
+        || p.warmup.is_some()
+        || p.concurrency.is_some()
+        || p.effort.is_some()
+        || p.target_recall.is_some()
+        || p.stream.is_some()
+        || !p.ops.is_empty()
+    {
+        return Err(err("a recovery phase sets everything in [phases.recovery]: drop duration, requests, rate, arrival, warmup, concurrency, effort, target_recall, stream and its [[phases.ops]]".into()));
+    }
+    if streaming {
+        return Err(err("not with dataset.stream: the crash writes insert records of their own, and the held-out records belong to stream phases; run recovery in a workload of its own".into()));
+    }
+    let write_rate = s.write_rate.unwrap_or(200.0);
+    if !(write_rate.is_finite() && write_rate > 0.0 && write_rate <= 100_000.0) {
+        return Err(err(format!("write_rate = {write_rate} must be inserts per second above 0 (at most 100000)")));
+    }
+    let write_concurrency = match s.write_concurrency {
+        None => 8,
+        Some(n) if (1..=256).contains(&n) => n as usize,
+        Some(n) => return Err(err(format!("write_concurrency = {n} must be between 1 and 256"))),
+    };
+    let kill_after = match &s.kill_after {
+        Some(v) => parse_duration(src, &span, &format!("{ctx}: recovery.kill_after"), v)?,
+        None => Duration::from_secs(3),
+    };
+    if kill_after < Duration::from_millis(100) || kill_after > Duration::from_secs(600) {
+        return Err(err(format!("kill_after = {kill_after:?} must be between 100ms and 10m")));
+    }
+    let restart_timeout = match &s.restart_timeout {
+        Some(v) => parse_duration(src, &span, &format!("{ctx}: recovery.restart_timeout"), v)?,
+        None => Duration::from_secs(300),
+    };
+    if restart_timeout < Duration::from_secs(1) {
+        return Err(err("restart_timeout must be at least 1s".into()));
+    }
+    let damage = match s.damage_backup.as_deref() {
+        None | Some("none") => Damage::None,
+        Some("truncate") => Damage::Truncate,
+        Some(other) => return Err(err(format!("damage_backup = {other:?}: use \"none\" or \"truncate\""))),
+    };
+    let verify_queries = match s.verify_queries {
+        None => 20,
+        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(n) => return Err(err(format!("verify_queries = {n} must be between 1 and 10000"))),
+    };
+    let (crash, restart, backup) = (s.crash.unwrap_or(true), s.restart.unwrap_or(true), s.backup.unwrap_or(true));
+    if !crash && !restart && !backup {
+        return Err(err("crash, restart and backup are all false: nothing to do".into()));
+    }
+    if damage != Damage::None && !backup {
+        return Err(err("damage_backup needs backup = true".into()));
+    }
+    let path = |v: &Option<String>, default: &str| PathBuf::from(v.as_deref().unwrap_or(default));
+    Ok(RecoveryPlan {
+        crash,
+        write_rate,
+        write_concurrency,
+        kill_after,
+        restart,
+        backup,
+        damage,
+        verify_queries,
+        restart_timeout,
+        up: path(&s.up, "services/up.sh"),
+        down: path(&s.down, "services/down.sh"),
+    })
 }
 
 /// Check `[phases.stream]` against its phase (`streaming`: the dataset holds records out).

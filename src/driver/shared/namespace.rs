@@ -61,6 +61,11 @@ pub trait Namespace: Send {
 
     /// Drop an object that `find` reported as `Marked`.
     async fn drop_marked(&mut self, collection: &str) -> DriverResult<()>;
+
+    /// Open an object that `find` reported as `Marked`, as it is (`Driver::attach`).
+    async fn open(&mut self, _schema: &Schema) -> DriverResult<Self::Created> {
+        Err(DriverError::unsupported(format!("{}: cannot attach to an existing collection", Self::ENGINE)))
+    }
 }
 
 /// The refusal for a same-named object without dbbench's marker.
@@ -90,6 +95,20 @@ pub async fn release_prepared<N: Namespace + ?Sized>(ns: &mut N, collection: Opt
     match collection {
         Some(c) => release_own(ns, c).await,
         None => Ok(()),
+    }
+}
+
+/// Take up dbbench's existing object for `schema` (`Driver::attach`): open it when it
+/// carries the marker, refuse a foreign one, and say so when there is none.
+pub async fn attach_own<N: Namespace + ?Sized>(ns: &mut N, schema: &Schema) -> DriverResult<N::Created> {
+    match ns.find(&schema.collection).await? {
+        Found::Marked => ns.open(schema).await,
+        Found::Unmarked => Err(refusal(ns, &schema.collection)),
+        Found::Absent => Err(DriverError::other(format!(
+            "{}: {} does not exist (nothing to attach to)",
+            N::ENGINE,
+            ns.object(&schema.collection)
+        ))),
     }
 }
 
