@@ -417,3 +417,79 @@ pub async fn run_expand_suite(driver: &dyn Driver, expect: &Expect) {
     }
     driver.cleanup().await.expect("cleanup");
 }
+
+/// The ids of kNN (and, where ranked, text) for the first `n` queries.
+async fn answers(driver: &dyn Driver, ds: &Dataset, n: usize) -> Vec<Vec<u64>> {
+    let params = SearchParams::new();
+    let mut out = Vec::new();
+    for q in 0..n {
+        let op = Op::Knn { vector: ds.query_vector(q), k: 10, filter: None, params: &params };
+        out.push(hits(driver.execute(&op).await.expect("knn")));
+    }
+    out
+}
+
+/// What a recovery phase needs of a driver, held to one contract:
+/// - `attach` from a second driver takes up the loaded collection as it is (same count,
+///   same answers) and refuses a collection that does not exist;
+/// - `count` says how many records there are, and follows an insert;
+/// - `durability` says something;
+/// - `backup` then `restore` gives back the collection as it was at the backup (an
+///   insert made after the backup is gone), checked through a third, attached driver.
+///
+/// `open` makes a new driver for the same engine and settings. `backup` false: the
+/// driver must say backup is unsupported. Cleans up at the end.
+pub async fn run_recovery_suite(
+    open: impl Fn() -> Box<dyn Driver>,
+    backup_dir: &std::path::Path,
+    service: Option<&dbbench::service::Service>,
+    backup: bool,
+) {
+    let ds = dataset();
+    let schema = ds.schema("dbbench_conformance_recovery");
+    let first = open();
+    first.ping().await.expect("ping");
+    first.prepare(&schema).await.expect("prepare");
+    let records: Vec<Record> = (0..ds.len()).map(|i| ds.record(i)).collect();
+    for chunk in records.chunks(100) {
+        first.load(chunk).await.expect("load");
+    }
+    first.finish_load().await.expect("finish_load");
+    assert_eq!(first.count().await.expect("count"), ds.len() as u64, "count after the load");
+    assert!(!first.durability().await.is_empty(), "durability says something");
+    let before = answers(first.as_ref(), &ds, 5).await;
+    // An embedded engine's files are opened by one driver at a time.
+    first.close().await.expect("close");
+
+    let missing = ds.schema("dbbench_conformance_absent");
+    let err = open().attach(&missing).await.expect_err("attach to nothing");
+    assert!(err.message.contains("does not exist"), "{}", err.message);
+
+    let second = open();
+    second.attach(&schema).await.expect("attach");
+    assert_eq!(second.count().await.expect("count"), ds.len() as u64, "an attached driver sees every record");
+    assert_eq!(answers(second.as_ref(), &ds, 5).await, before, "an attached driver answers the same");
+
+    let target = dbbench::driver::BackupTarget { dir: backup_dir, service };
+    if !backup {
+        let err = second.backup(&target).await.expect_err("no backup route");
+        assert_eq!(err.kind, ErrorKind::Unsupported, "{}", err.message);
+        second.cleanup().await.expect("cleanup");
+        return;
+    }
+    let made = second.backup(&target).await.expect("backup");
+    assert!(made.size_bytes.is_none_or(|n| n > 0), "a backup has a size: {made:?}");
+    let mut extra = ds.record(0);
+    extra.id = 1_000_000;
+    second.execute(&Op::Insert { record: &extra }).await.expect("insert after the backup");
+    assert_eq!(second.count().await.expect("count"), ds.len() as u64 + 1, "count follows an insert");
+    second.restore(&made, &target).await.expect("restore");
+    second.close().await.expect("close");
+    let third = open();
+    third.attach(&schema).await.expect("attach after the restore");
+    assert_eq!(third.count().await.expect("count"), ds.len() as u64, "the restore gives back what was backed up");
+    assert_eq!(answers(third.as_ref(), &ds, 5).await, before, "the restored collection answers the same");
+    let got = third.execute(&Op::Get { id: 1_000_000 }).await.expect("get");
+    assert!(matches!(got, Outcome::Found(None)), "the insert after the backup is gone: {got:?}");
+    third.cleanup().await.expect("cleanup");
+}
