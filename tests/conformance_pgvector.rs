@@ -176,3 +176,11 @@ async fn pgvector_unreachable_server_is_reported_as_such() {
     let err = d.ping().await.unwrap_err();
     assert_eq!(err.kind, driver::ErrorKind::Unreachable, "{}", err.message);
 }
+
+#[tokio::test]
+async fn pgvector_attaches_counts_backs_up_and_restores() {
+    let backups = tempfile::tempdir().unwrap();
+    let kind = driver::find_kind("pgvector").unwrap();
+    let cfg = config("");
+    conformance::run_recovery_suite(|| (kind.open)(&cfg).unwrap(), backups.path(), None, true).await;
+}

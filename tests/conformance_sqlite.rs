@@ -47,3 +47,12 @@ async fn sqlite_never_replaces_a_database_it_did_not_create() {
     let n: i64 = c.query_row("SELECT count(*) FROM precious", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 1, "the user's table is untouched");
 }
+
+#[tokio::test]
+async fn sqlite_attaches_counts_backs_up_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let kind = driver::find_kind("sqlite").unwrap();
+    let cfg = config(dir.path());
+    conformance::run_recovery_suite(|| (kind.open)(&cfg).unwrap(), backups.path(), None, true).await;
+}

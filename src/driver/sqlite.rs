@@ -374,6 +374,10 @@ impl Namespace for DatabaseFiles<'_> {
         self.0.create_database(&database_path(&self.0.settings.dir, &schema.collection), schema)
     }
 
+    async fn open(&mut self, schema: &Schema) -> DriverResult<Connection> {
+        self.0.open(&database_path(&self.0.settings.dir, &schema.collection))
+    }
+
     async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
         let path = database_path(&self.0.settings.dir, collection);
         for suffix in ["", "-wal", "-shm"] {
@@ -561,6 +565,59 @@ impl Driver for Sqlite {
         self.pool.lock().expect("pool lock").clear();
         let st = self.state.take();
         shared::release_prepared(&mut DatabaseFiles(self), st.as_deref().map(|s| s.schema.collection.as_str())).await
+    }
+
+    async fn attach(&self, schema: &Schema) -> DriverResult<()> {
+        self.pool.lock().expect("pool lock").clear();
+        let conn = shared::attach_own(&mut DatabaseFiles(self), schema).await?;
+        self.state.set(State { path: database_path(&self.settings.dir, &schema.collection), schema: schema.clone() });
+        self.pool.lock().expect("pool lock").push(conn);
+        Ok(())
+    }
+
+    async fn count(&self) -> DriverResult<u64> {
+        self.with_conn(|conn, _| conn.query_row("SELECT count(*) FROM docs", [], |r| r.get::<_, i64>(0)).map_err(err))
+            .map(|n| n as u64)
+    }
+
+    async fn close(&self) -> DriverResult<()> {
+        self.pool.lock().expect("pool lock").clear();
+        self.state.take();
+        Ok(())
+    }
+
+    async fn durability(&self) -> String {
+        let what = match self.settings.synchronous.as_str() {
+            "full" => "the WAL is fsynced at every commit: an acknowledged write survives a process kill and a power loss",
+            "normal" => "a commit is written to the WAL file before it is acknowledged and fsynced only at checkpoints: it survives a process kill, not a power loss",
+            _ => "nothing is ever fsynced: a commit is in the WAL file (it survives a process kill), a power loss can take any of it",
+        };
+        format!("journal_mode = wal, synchronous = {}: {what}", self.settings.synchronous)
+    }
+
+    async fn backup(&self, target: &BackupTarget<'_>) -> DriverResult<Backup> {
+        let file = target.dir.join("backup.db");
+        self.with_conn(|conn, _| {
+            conn.backup(rusqlite::DatabaseName::Main, &file, None).map_err(err)?;
+            Ok(())
+        })?;
+        Ok(Backup::of_files("SQLite's online backup API (sqlite3_backup), into one database file".into(), file))
+    }
+
+    async fn restore(&self, backup: &Backup, _target: &BackupTarget<'_>) -> DriverResult<()> {
+        let state = self.state.get()?;
+        // Every pooled connection goes: the restore rewrites the file under them.
+        self.pool.lock().expect("pool lock").clear();
+        let mut conn = self.open(&state.path)?;
+        conn.restore(rusqlite::DatabaseName::Main, &backup.location, None::<fn(rusqlite::backup::Progress)>)
+            .map_err(err)?;
+        // A damaged source copies without complaint page by page; say so here, before a
+        // search trips over it.
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err)?;
+        if check != "ok" {
+            return Err(DriverError::other(format!("sqlite: the restored database fails its integrity check: {check}")));
+        }
+        Ok(())
     }
 }
 

@@ -68,9 +68,6 @@ pub struct WireRecord {
 }
 
 impl WireRecord {
-    fn of(r: &Record) -> Self {
-        WireRecord { id: r.id, vector: r.vector.to_vec(), text: r.text.to_string(), attributes: r.attributes.clone() }
-    }
     fn record(self) -> Record {
         Record { id: self.id, vector: self.vector.into(), text: self.text.into(), attributes: self.attributes }
     }
@@ -201,6 +198,8 @@ pub async fn run(ctx: &RecoveryCtx<'_>, driver: Arc<dyn Driver>) -> Outcomes {
             Err(why) => Err(format!("the engine's processes cannot be stopped and started here: {why}")),
         }
     };
+    let params = verify_params(driver.as_ref());
+    let ops = verify_ops(ctx, &params);
     let mut driver = driver;
     let mut failed = None;
     let p = ctx.plan;
@@ -230,7 +229,7 @@ pub async fn run(ctx: &RecoveryCtx<'_>, driver: Arc<dyn Driver>) -> Outcomes {
                 result.crash = Some(c);
                 d
             }),
-            Step::Restart => restart(ctx, control.expect("checked"), driver.clone()).await.map(|(r, d)| {
+            Step::Restart => restart(ctx, &ops, control.expect("checked"), driver.clone()).await.map(|(r, d)| {
                 console::note(&format!(
                     "  restart: first correct answer after {:.2}s ({} of {} queries the same)",
                     r.seconds, r.queries_matched, r.queries
@@ -238,7 +237,7 @@ pub async fn run(ctx: &RecoveryCtx<'_>, driver: Arc<dyn Driver>) -> Outcomes {
                 result.restart = Some(r);
                 d
             }),
-            Step::Backup => match backup(ctx, control, driver.clone()).await {
+            Step::Backup => match backup(ctx, &ops, control, driver.clone()).await {
                 Ok((Some(b), d)) => {
                     console::note(&format!(
                         "  backup: {:.2}s, {}; restore: {}; verified: {} ({})",
@@ -343,11 +342,17 @@ where
 
 /// The ids each verification query returns: kNN for each, and text too when the
 /// engine ranks text itself.
-async fn answers(ctx: &RecoveryCtx<'_>, d: &dyn Driver) -> Result<Vec<Vec<u64>>, String> {
+///
+/// Each answer is sorted: the order among equal scores is the engine's to choose, and
+/// may differ after a restart without anything being lost.
+async fn answers(ops: &[Op<'_>], d: &dyn Driver) -> Result<Vec<Vec<u64>>, String> {
     let mut out = Vec::new();
-    for op in verify_ops(ctx) {
-        match d.execute(&op).await {
-            Ok(Outcome::Hits(h)) => out.push(h),
+    for op in ops {
+        match d.execute(op).await {
+            Ok(Outcome::Hits(mut h)) => {
+                h.sort_unstable();
+                out.push(h)
+            }
             Ok(other) => return Err(format!("a search returned {other:?}")),
             Err(e) => return Err(e.message),
         }
@@ -355,8 +360,19 @@ async fn answers(ctx: &RecoveryCtx<'_>, d: &dyn Driver) -> Result<Vec<Vec<u64>>,
     Ok(out)
 }
 
-fn verify_ops<'a>(ctx: &'a RecoveryCtx<'a>) -> Vec<Op<'a>> {
-    static NO_PARAMS: std::sync::LazyLock<driver::SearchParams> = std::sync::LazyLock::new(Default::default);
+/// The search params of the verification queries: the engine's effort knob at its
+/// highest value (when it is a per-request param), so that an approximate index answers
+/// as near exactly as it can and a rebuilt index (a restore that builds it anew) is
+/// compared on its data, not on the luck of its graph.
+fn verify_params(d: &dyn Driver) -> driver::SearchParams {
+    let mut p = driver::SearchParams::new();
+    if let Some(knob) = d.effort_knob(OpKind::Knn).filter(|k| k.scope == driver::KnobScope::Request) {
+        p.insert(knob.param.to_string(), serde_json::json!(knob.value(knob.max, VERIFY_K)));
+    }
+    p
+}
+
+fn verify_ops<'a>(ctx: &'a RecoveryCtx<'a>, params: &'a driver::SearchParams) -> Vec<Op<'a>> {
     let ds = ctx.ds;
     let n = ds.queries.ids.len().min(ctx.plan.verify_queries);
     let text = matches!((ctx.ep.kind.capabilities)().support(OpKind::Text), driver::Support::Native)
@@ -364,10 +380,10 @@ fn verify_ops<'a>(ctx: &'a RecoveryCtx<'a>) -> Vec<Op<'a>> {
     let mut ops = Vec::new();
     for q in 0..n {
         if ds.has_query_vectors() {
-            ops.push(Op::Knn { vector: ds.query_vector(q), k: VERIFY_K, filter: None, params: &NO_PARAMS });
+            ops.push(Op::Knn { vector: ds.query_vector(q), k: VERIFY_K, filter: None, params });
         }
         if text {
-            ops.push(Op::Text { query: &ds.queries.texts[q], k: VERIFY_K, filter: None, params: &NO_PARAMS });
+            ops.push(Op::Text { query: &ds.queries.texts[q], k: VERIFY_K, filter: None, params });
         }
     }
     ops
@@ -414,13 +430,7 @@ async fn crash(
     let records_before = count(driver.as_ref()).await;
     // Enough inserts that the writer is still busy when the kill comes.
     let n = (p.write_rate * (p.kill_after.as_secs_f64() + 30.0)).ceil() as usize;
-    let records: Vec<WireRecord> = (0..n)
-        .map(|i| {
-            let mut r = ctx.ds.record(i % ctx.ds.len());
-            r.id = ctx.keys.next_id();
-            WireRecord::of(&r)
-        })
-        .collect();
+    let records: Vec<WireRecord> = (0..n).map(|i| crash_record(ctx.ds, i, ctx.keys.next_id())).collect();
     // The writer opens the engine's files itself: the parent lets go of them first.
     if matches!(control, Control::Embedded) {
         driver.close().await.map_err(|e| format!("close: {}", e.message))?;
@@ -565,10 +575,11 @@ async fn crash(
 
 async fn restart(
     ctx: &RecoveryCtx<'_>,
+    ops: &[Op<'_>],
     control: &Control,
     driver: Arc<dyn Driver>,
 ) -> Result<(RestartResult, Arc<dyn Driver>), String> {
-    let before = answers(ctx, driver.as_ref()).await.map_err(|e| format!("verification queries: {e}"))?;
+    let before = answers(ops, driver.as_ref()).await.map_err(|e| format!("verification queries: {e}"))?;
     if before.is_empty() {
         return Err(format!("{UNSUPPORTED}the dataset has no queries to check the restarted engine with"));
     }
@@ -587,23 +598,17 @@ async fn restart(
     let t0 = Instant::now();
     let launcher = start(ctx, control)?;
     let first = &before[0];
-    let (vector, k) = (verify_ops(ctx).into_iter().next(), VERIFY_K);
-    let d = until_back(ctx, t0, |d| {
-        let vector = vector.clone();
-        async move {
-            let op = vector.ok_or("no query")?;
-            match d.execute(&op).await {
-                Ok(Outcome::Hits(h)) if h == *first => Ok(()),
-                Ok(Outcome::Hits(h)) => Err(format!("first query returned {} of {k} ids as before", overlap(first, &h))),
-                Ok(other) => Err(format!("{other:?}")),
-                Err(e) => Err(e.message),
-            }
+    let d = until_back(ctx, t0, |d| async move {
+        match answers(&ops[..1], d.as_ref()).await?.pop() {
+            Some(h) if h == *first => Ok(()),
+            Some(h) => Err(format!("the first query returned {} of its {} ids", overlap(first, &h), first.len())),
+            None => Err("no answer".into()),
         }
     })
     .await?;
     let seconds = t0.elapsed().as_secs_f64();
     launcher_done(ctx, launcher).await?;
-    let now = answers(ctx, d.as_ref()).await.map_err(|e| format!("verification queries after the restart: {e}"))?;
+    let now = answers(ops, d.as_ref()).await.map_err(|e| format!("verification queries after the restart: {e}"))?;
     let result = RestartResult {
         how,
         seconds,
@@ -615,16 +620,32 @@ async fn restart(
     Ok((result, d))
 }
 
+/// The `i`-th insert of a crash: record `i` of the dataset (cycling) under a fresh id,
+/// its vector nudged and a word of its own added to its text, so that it ties with no
+/// other record in a search (the verification compares answers across a restart, and
+/// the order among ties is the engine's to choose).
+fn crash_record(ds: &Dataset, i: usize, id: u64) -> WireRecord {
+    let r = ds.record(i % ds.len());
+    let mut vector = r.vector.to_vec();
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    let j = (id as usize) % vector.len().max(1);
+    if let Some(x) = vector.get_mut(j) {
+        *x += 1e-3 * norm;
+    }
+    WireRecord { id, vector, text: format!("{} dbbenchcrash{id}", r.text), attributes: r.attributes }
+}
+
 fn overlap(a: &[u64], b: &[u64]) -> usize {
     b.iter().filter(|x| a.contains(x)).count()
 }
 
 async fn backup(
     ctx: &RecoveryCtx<'_>,
+    ops: &[Op<'_>],
     control: Option<&Control>,
     driver: Arc<dyn Driver>,
 ) -> Result<(Option<BackupResult>, Arc<dyn Driver>), String> {
-    let before = answers(ctx, driver.as_ref()).await.map_err(|e| format!("verification queries: {e}"))?;
+    let before = answers(ops, driver.as_ref()).await.map_err(|e| format!("verification queries: {e}"))?;
     let records_before = count(driver.as_ref()).await;
     let dir = ctx.out_dir.join(format!("backup-{}", ctx.ep.config.name));
     if dir.exists() {
@@ -684,7 +705,7 @@ async fn backup(
     };
     if let Some(d) = &attached {
         result.records_after = count(d.as_ref()).await;
-        match answers(ctx, d.as_ref()).await {
+        match answers(ops, d.as_ref()).await {
             Ok(now) => {
                 result.queries_matched = matched(&before, &now);
                 let same_count = result.records_after.is_some() && result.records_after == records_before;

@@ -418,13 +418,22 @@ pub async fn run_expand_suite(driver: &dyn Driver, expect: &Expect) {
     driver.cleanup().await.expect("cleanup");
 }
 
-/// The ids of kNN (and, where ranked, text) for the first `n` queries.
+/// The ids of kNN for the first `n` queries, sorted, at the engine's highest search
+/// effort (a restore may rebuild an approximate index: the answers compared are then the
+/// data's, as near as the engine can, not the luck of a graph).
 async fn answers(driver: &dyn Driver, ds: &Dataset, n: usize) -> Vec<Vec<u64>> {
-    let params = SearchParams::new();
+    let mut params = SearchParams::new();
+    if let Some(knob) =
+        driver.effort_knob(OpKind::Knn).filter(|k| k.scope == dbbench::driver::KnobScope::Request)
+    {
+        params.insert(knob.param.into(), serde_json::json!(knob.value(knob.max, 10)));
+    }
     let mut out = Vec::new();
     for q in 0..n {
         let op = Op::Knn { vector: ds.query_vector(q), k: 10, filter: None, params: &params };
-        out.push(hits(driver.execute(&op).await.expect("knn")));
+        let mut h = hits(driver.execute(&op).await.expect("knn"));
+        h.sort_unstable();
+        out.push(h);
     }
     out
 }

@@ -8,6 +8,7 @@
 //! The connection pool (one round trip per request, search knobs set per session) is
 //! in `pool`; every SQL statement and the filter translation in `sql`.
 
+mod backup;
 mod copy;
 mod pool;
 mod sql;
@@ -553,6 +554,10 @@ impl Namespace for Tables<'_> {
         self.driver.create_table(self.pg, schema).await
     }
 
+    async fn open(&mut self, schema: &Schema) -> DriverResult<State> {
+        Ok(State::new(schema, &self.driver.settings))
+    }
+
     async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
         // No CASCADE: a view or foreign key someone else built on our table makes the
         // drop fail rather than silently taking their object with it.
@@ -787,6 +792,80 @@ impl Driver for PgVector {
             version: format!("PostgreSQL {server}, pgvector {ext}"),
             settings: settings.as_object().cloned().unwrap_or_default(),
         })
+    }
+
+    async fn attach(&self, schema: &Schema) -> DriverResult<()> {
+        let mut c = self.pool.acquire(None).await?;
+        let st = shared::attach_own(&mut Tables { driver: self, pg: &mut c.pg }, schema).await?;
+        self.pool.release(c);
+        self.state.set(st);
+        Ok(())
+    }
+
+    async fn count(&self) -> DriverResult<u64> {
+        let st = self.state.get()?;
+        let mut c = self.pool.acquire(None).await?;
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", st.table))
+            .fetch_one(&mut c.pg)
+            .await
+            .map_err(pg_err)?;
+        self.pool.release(c);
+        Ok(n as u64)
+    }
+
+    async fn durability(&self) -> String {
+        let read = async {
+            let mut c = self.pool.acquire(None).await?;
+            let row: (String, String, String) = sqlx::query_as(
+                "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('wal_writer_delay')",
+            )
+            .fetch_one(&mut c.pg)
+            .await
+            .map_err(pg_err)?;
+            self.pool.release(c);
+            DriverResult::Ok(row)
+        };
+        match read.await {
+            Ok((fsync, sync, delay)) => format!("fsync = {fsync}, synchronous_commit = {sync}: {}", backup::promise(&fsync, &sync, &delay)),
+            Err(e) => format!("not read: {}", e.message),
+        }
+    }
+
+    async fn backup(&self, target: &BackupTarget<'_>) -> DriverResult<Backup> {
+        let st = self.state.get()?;
+        let file = target.dir.join(format!("{}.pgdump", st.schema.collection));
+        let tools = backup::Tools::find(self).await?;
+        let mut tables = vec![format!("--table={SCHEMA}.{}", st.schema.collection)];
+        if st.schema.links {
+            tables.push(format!("--table={SCHEMA}.{}_links", st.schema.collection));
+        }
+        let mut args = vec!["--format=custom".to_string(), format!("--file={}", file.display())];
+        args.extend(tables);
+        tools.run("pg_dump", &args, &self.url).await?;
+        Ok(Backup::of_files(
+            format!("pg_dump --format=custom of dbbench's table(s), {}", tools.version),
+            file,
+        ))
+    }
+
+    async fn restore(&self, backup: &Backup, _target: &BackupTarget<'_>) -> DriverResult<()> {
+        let st = self.state.get()?;
+        let tools = backup::Tools::find(self).await?;
+        {
+            let mut c = self.pool.acquire(None).await?;
+            shared::release_own(&mut Tables { driver: self, pg: &mut c.pg }, &st.schema.collection).await?;
+            self.pool.release(c);
+        }
+        // Every pooled session planned against the dropped table.
+        self.pool.clear();
+        let args = [
+            "--no-owner".to_string(),
+            "--no-privileges".into(),
+            "--single-transaction".into(),
+            "--exit-on-error".into(),
+            backup.location.display().to_string(),
+        ];
+        tools.run("pg_restore", &args, &self.url).await
     }
 
     async fn cleanup(&self) -> DriverResult<()> {
