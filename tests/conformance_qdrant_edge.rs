@@ -80,3 +80,12 @@ async fn qdrant_edge_replaces_its_own_earlier_collection() {
         assert_eq!(stats.records, Some(50), "the earlier load is gone, not added to");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qdrant_edge_attaches_counts_backs_up_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let kind = driver::find_kind("qdrant-edge").unwrap();
+    let cfg = config(dir.path());
+    conformance::run_recovery_suite(|| (kind.open)(&cfg).unwrap(), backups.path(), None, true).await;
+}

@@ -250,6 +250,16 @@ pub struct QdrantEdge {
     state: Prepared<State>,
 }
 
+/// Close a shard: it flushes when its last handle goes (on the blocking pool, as it
+/// writes).
+async fn close(st: Arc<State>) -> DriverResult<()> {
+    blocking(move || {
+        drop(st);
+        Ok(())
+    })
+    .await
+}
+
 /// Run an engine call on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> DriverResult<T> + Send + 'static) -> DriverResult<T> {
     tokio::task::spawn_blocking(f)
@@ -490,6 +500,16 @@ impl Namespace for Folders<'_> {
         .await
     }
 
+    async fn open(&mut self, schema: &Schema) -> DriverResult<State> {
+        let folder = self.folder(&schema.collection);
+        let schema = schema.clone();
+        blocking(move || {
+            let shard = EdgeShard::load(&folder.join("shard"), None).map_err(err)?;
+            Ok(State { shard: Arc::new(shard), schema, folder })
+        })
+        .await
+    }
+
     async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
         let folder = self.folder(collection);
         blocking(move || std::fs::remove_dir_all(&folder).map_err(|e| io_err(&folder, e))).await
@@ -517,13 +537,10 @@ impl Driver for QdrantEdge {
 
     async fn prepare(&self, schema: &Schema) -> DriverResult<()> {
         super::common::check_attributes("qdrant-edge", schema)?;
-        let old = self.state.take();
         // Close a shard this driver still holds before its folder goes.
-        blocking(move || {
-            drop(old);
-            Ok(())
-        })
-        .await?;
+        if let Some(old) = self.state.take() {
+            close(old).await?;
+        }
         let st = shared::prepare_own(&mut Folders(self), schema).await?;
         self.state.set(st);
         Ok(())
@@ -675,13 +692,79 @@ impl Driver for QdrantEdge {
     async fn cleanup(&self) -> DriverResult<()> {
         let Some(st) = self.state.take() else { return Ok(()) };
         let collection = st.schema.collection.clone();
+        close(st).await?;
+        shared::release_own(&mut Folders(self), &collection).await
+    }
+
+    async fn attach(&self, schema: &Schema) -> DriverResult<()> {
+        super::common::check_attributes("qdrant-edge", schema)?;
+        if let Some(old) = self.state.take() {
+            close(old).await?;
+        }
+        let st = shared::attach_own(&mut Folders(self), schema).await?;
+        self.state.set(st);
+        Ok(())
+    }
+
+    async fn count(&self) -> DriverResult<u64> {
+        let st = self.state.get()?;
         blocking(move || {
-            // The shard flushes and closes when its last handle goes, before its folder.
-            drop(st);
-            Ok(())
+            st.shard
+                .count(::qdrant_edge::CountRequest { filter: None, exact: true })
+                .map(|n| n as u64)
+                .map_err(err)
+        })
+        .await
+    }
+
+    async fn close(&self) -> DriverResult<()> {
+        match self.state.take() {
+            Some(st) => close(st).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn durability(&self) -> String {
+        "an update is appended to the shard's write-ahead log, a memory-mapped file, before it returns: it survives \
+         the process being killed; the log and the segments are fsynced when the shard flushes (on close), so a \
+         power loss can take what came since"
+            .into()
+    }
+
+    /// qdrant-edge 0.7 can unpack and recover a snapshot but not make one: the backup is
+    /// the shard's folder, copied while the shard is closed (closing flushes it).
+    async fn backup(&self, target: &BackupTarget<'_>) -> DriverResult<Backup> {
+        let st = self.state.take().ok_or_else(|| DriverError::other("qdrant-edge: prepare was not called"))?;
+        let (schema, folder) = (st.schema.clone(), st.folder.clone());
+        close(st).await?;
+        let to = target.dir.join("shard");
+        let from = folder.join("shard");
+        let to_c = to.clone();
+        let copied = blocking(move || copy_dir(&from, &to_c).map_err(|e| io_err(&from, e))).await;
+        // Open it again whatever the copy did: the collection stays in service.
+        let reopened = shared::attach_own(&mut Folders(self), &schema).await?;
+        self.state.set(reopened);
+        copied?;
+        Ok(Backup::of_files("a copy of the closed shard's folder (qdrant-edge 0.7 makes no snapshots)".into(), to))
+    }
+
+    async fn restore(&self, backup: &Backup, _target: &BackupTarget<'_>) -> DriverResult<()> {
+        let st = self.state.take().ok_or_else(|| DriverError::other("qdrant-edge: prepare was not called"))?;
+        let schema = st.schema.clone();
+        if shared::Found::Marked != Folders(self).find(&schema.collection).await? {
+            return Err(DriverError::other("qdrant-edge: the collection's folder is no longer dbbench's"));
+        }
+        let shard_dir = st.folder.join("shard");
+        close(st).await?;
+        let from = backup.location.clone();
+        blocking(move || {
+            std::fs::remove_dir_all(&shard_dir).map_err(|e| io_err(&shard_dir, e))?;
+            copy_dir(&from, &shard_dir).map_err(|e| io_err(&from, e))
         })
         .await?;
-        shared::release_own(&mut Folders(self), &collection).await
+        let st = shared::attach_own(&mut Folders(self), &schema).await?;
+        self.state.set(st);
+        Ok(())
     }
 
     fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
