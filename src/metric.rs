@@ -124,6 +124,16 @@ pub enum Source {
     VisibilityLag(Percentile),
     /// Recall@k of a stream phase's last checkpoint (phase-wide).
     FinalRecall,
+    /// A figure of a recovery phase (phase-wide).
+    Recovery(RecoveryFigure),
+}
+
+/// What a recovery phase measures that requirements can hold an engine to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryFigure {
+    LostWrites,
+    RestartSeconds,
+    RestoreSeconds,
 }
 
 /// One metric's declaration.
@@ -194,10 +204,13 @@ pub enum Metric {
     BytesPerRecord,
     VisibilityLagP99Ms,
     FinalRecallAtK,
+    LostWrites,
+    RestartSeconds,
+    RestoreSeconds,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 21] = [
+    pub const ALL: [Metric; 24] = [
         Metric::P50Ms,
         Metric::P90Ms,
         Metric::P95Ms,
@@ -219,6 +232,9 @@ impl Metric {
         Metric::BytesPerRecord,
         Metric::VisibilityLagP99Ms,
         Metric::FinalRecallAtK,
+        Metric::LostWrites,
+        Metric::RestartSeconds,
+        Metric::RestoreSeconds,
     ];
 
     /// The declaration: the one place each metric is described.
@@ -372,6 +388,36 @@ impl Metric {
                 help: "recall@k of a stream phase's last checkpoint, against the records live then (per stream phase: no op)",
                 source: Source::FinalRecall,
             },
+            Metric::LostWrites => MetricDef {
+                name: "lost_writes",
+                unit: Unit::Count,
+                direction: Direction::LowerIsBetter,
+                min_count: 0,
+                column: "lost writes",
+                prose: "acknowledged writes lost in the crash",
+                help: "inserts the engine acknowledged before it was killed and did not hold after its restart (per recovery phase: no op)",
+                source: Source::Recovery(RecoveryFigure::LostWrites),
+            },
+            Metric::RestartSeconds => MetricDef {
+                name: "restart_seconds",
+                unit: Unit::Seconds,
+                direction: Direction::LowerIsBetter,
+                min_count: 0,
+                column: "restart s",
+                prose: "restart to the first correct answer",
+                help: "from starting the stopped engine over its data until it answers a query as before, s (per recovery phase: no op)",
+                source: Source::Recovery(RecoveryFigure::RestartSeconds),
+            },
+            Metric::RestoreSeconds => MetricDef {
+                name: "restore_seconds",
+                unit: Unit::Seconds,
+                direction: Direction::LowerIsBetter,
+                min_count: 0,
+                column: "restore s",
+                prose: "restore time",
+                help: "time of a restore from the engine's own backup that verified (same record count, same answers), s; a restore that failed verification has none (per recovery phase: no op)",
+                source: Source::Recovery(RecoveryFigure::RestoreSeconds),
+            },
         }
     }
 
@@ -404,13 +450,38 @@ impl Metric {
         )
     }
 
-    /// Measured once per stream phase (freshness, checkpoints), not per op.
+    /// Measured once per stream phase (freshness, checkpoints) or recovery phase, not
+    /// per op.
     pub const fn phase_wide(self) -> bool {
-        matches!(self.def().source, Source::VisibilityLag(_) | Source::FinalRecall)
+        matches!(self.def().source, Source::VisibilityLag(_) | Source::FinalRecall | Source::Recovery(_))
     }
 
-    /// A phase-wide metric's value in a stream phase's result, or why it has none.
+    /// A phase-wide metric of a recovery phase (else of a stream phase).
+    pub const fn of_recovery(self) -> bool {
+        matches!(self.def().source, Source::Recovery(_))
+    }
+
+    /// A phase-wide metric's value in a stream or recovery phase's result, or why it has
+    /// none.
     pub fn read_phase(self, p: &crate::results::PhaseResult) -> Result<f64, String> {
+        if let Source::Recovery(figure) = self.def().source {
+            let r = p.recovery.as_ref().ok_or_else(|| format!("phase {} is not a recovery phase", p.name))?;
+            let why = |part: &str| {
+                r.notes
+                    .iter()
+                    .find(|n| n.starts_with(part))
+                    .cloned()
+                    .unwrap_or_else(|| format!("{part}: not measured"))
+            };
+            return match figure {
+                RecoveryFigure::LostWrites => r.crash.as_ref().map(|c| c.lost as f64).ok_or_else(|| why("crash")),
+                RecoveryFigure::RestartSeconds => r.restart.as_ref().map(|x| x.seconds).ok_or_else(|| why("restart")),
+                RecoveryFigure::RestoreSeconds => match &r.backup {
+                    Some(b) => b.restore_s.ok_or_else(|| format!("the restore did not verify: {}", b.verification)),
+                    None => Err(why("backup")),
+                },
+            };
+        }
         let st = p.stream.as_ref().ok_or_else(|| format!("phase {} is not a stream phase", p.name))?;
         match self.def().source {
             Source::VisibilityLag(pc) => {
@@ -514,6 +585,7 @@ impl Metric {
             | Source::Disk
             | Source::BytesPerRecord => Err("engine-wide metric".into()),
             Source::VisibilityLag(_) | Source::FinalRecall => Err("measured per stream phase".into()),
+            Source::Recovery(_) => Err("measured per recovery phase".into()),
         }
     }
 

@@ -261,16 +261,18 @@ fn check_place(metric: Metric, phase: Option<&str>, op: Option<&str>, phases: &[
         return Ok(());
     }
     if metric.phase_wide() {
+        let kind = if metric.of_recovery() { "recovery" } else { "stream" };
         let Some(phase) = phase.filter(|_| op.is_none()) else {
             return Err(format!(
-                "{} is measured once per stream phase: give phase = \"<stream phase>\" and no op",
+                "{} is measured once per {kind} phase: give phase = \"<{kind} phase>\" and no op",
                 metric.name()
             ));
         };
         return match phases.iter().find(|p| p.name == phase) {
-            Some(p) if p.stream.is_some() => Ok(()),
+            Some(p) if metric.of_recovery() && p.recovery.is_some() => Ok(()),
+            Some(p) if !metric.of_recovery() && p.stream.is_some() => Ok(()),
             Some(_) => Err(format!(
-                "phase {phase:?} is not a stream phase ([phases.stream]): {} is measured there",
+                "phase {phase:?} is not a {kind} phase ([phases.{kind}]): {} is measured there",
                 metric.name()
             )),
             None => Err(format!("no phase named {phase:?}")),
