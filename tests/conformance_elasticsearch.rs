@@ -90,3 +90,29 @@ async fn an_unreachable_server_is_reported_as_unreachable() {
     let d = (driver::find_kind("elasticsearch").expect("registered").open)(&cfg).expect("open");
     assert_eq!(d.ping().await.expect_err("nothing listens on port 1").kind, ErrorKind::Unreachable);
 }
+
+/// Attach, count, durability, and backup and restore through a snapshot of the index
+/// alone into dbbench's fs repository (the server's `path.repo`, which
+/// services/engines/elasticsearch.sh sets). Cleanup removes the repository too.
+#[tokio::test]
+async fn elasticsearch_passes_the_recovery_suite() {
+    let kind = driver::find_kind("elasticsearch").expect("registered");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backup_dir = dir.path().join("backup");
+    std::fs::create_dir(&backup_dir).expect("backup dir");
+    let service = dbbench::service::Service {
+        name: "elasticsearch".into(),
+        services_dir: dbbench::resources::services_dir(),
+        up: "services/up.sh".into(),
+        down: "services/down.sh".into(),
+    };
+    let open = || (kind.open)(&config(toml::Table::new())).expect("open");
+    conformance::run_recovery_suite(open, &backup_dir, Some(&service), true).await;
+    assert!(!index_exists("dbbench_conformance_recovery").await, "cleanup deletes the index");
+    let repo = reqwest::Client::new()
+        .get(format!("{}/_snapshot/dbbench_conformance_recovery", url()))
+        .send()
+        .await
+        .expect("Elasticsearch answers");
+    assert_eq!(repo.status(), 404, "cleanup removes the snapshot repository registration");
+}

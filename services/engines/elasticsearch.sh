@@ -89,7 +89,7 @@ PY
 _es_write_config() {
     local d home conf
     d="$(_es_dir)"; home="$(_es_home)"; conf="$d/config"
-    mkdir -p "$conf" "$d/data" "$d/logs" "$d/tmp"
+    mkdir -p "$conf" "$d/data" "$d/logs" "$d/tmp" "$d/snapshots"
     [ -f "$conf/log4j2.properties" ] || cp "$home/config/log4j2.properties" "$conf/"
     mkdir -p "$conf/jvm.options.d"
     # The stock jvm.options writes gc.log / heap dumps relative to the working
@@ -104,6 +104,9 @@ cluster.name: dbbench
 node.name: dbbench-es
 path.data: $d/data
 path.logs: $d/logs
+# Snapshot repositories (dbbench's backups: one fs repository per collection, in a
+# folder of its own under this one).
+path.repo: $d/snapshots
 network.host: 127.0.0.1
 http.port: $ES_HTTP_PORT
 transport.port: $ES_TRANSPORT_PORT
@@ -114,7 +117,7 @@ xpack.security.enabled: false
 cluster.routing.allocation.disk.threshold_enabled: false
 EOF
     if [ "$(id -u)" = 0 ]; then
-        chown -R "$ES_RUN_AS:$ES_RUN_AS" "$conf" "$d/data" "$d/logs" "$d/tmp"
+        chown -R "$ES_RUN_AS:$ES_RUN_AS" "$conf" "$d/data" "$d/logs" "$d/tmp" "$d/snapshots"
     fi
 }
 

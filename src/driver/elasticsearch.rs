@@ -11,6 +11,14 @@
 //! The index carries `_meta.created_by = "dbbench"` in its mapping; `prepare` and
 //! `cleanup` delete an index only when that marker is there, so an index dbbench did not
 //! create is never touched.
+//!
+//! Recovery: `attach` takes up the marked index as it is; `count` is `_count` after a
+//! refresh; `durability` reads the index's `index.translog.durability`. `backup` is the
+//! snapshot API: a snapshot of the index alone into an `fs` repository of dbbench's own,
+//! named after the index and marked by a `created_by` setting, in a folder of that name
+//! under the server's `path.repo` (services/engines/elasticsearch.sh sets it). `restore`
+//! deletes the marked index and restores it from the snapshot; `cleanup` removes the
+//! repository (snapshots, folder, registration) with the index.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -562,6 +570,154 @@ impl Elasticsearch {
     }
 }
 
+/// How long a restore may take before it counts as failed, and how long the restored
+/// index then has to become searchable: a snapshot that cannot be restored (damaged files)
+/// comes back as an error, never as a wait without end.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(1800);
+const RESTORED_HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The snapshot repository of an index: registered under the index's own name (a
+/// namespace apart from indices), type `fs`, in a folder of that name under the server's
+/// `path.repo`, and marked by a `created_by = "dbbench"` setting of its own.
+pub fn repository_name(index: &str) -> String {
+    index.to_string()
+}
+
+/// The folder of repository location `location` on the server: an absolute location as
+/// it is, a relative one under the `path.repo` entry that holds it (else the first).
+fn repository_dir(path_repo: &[String], location: &str) -> Option<std::path::PathBuf> {
+    let loc = std::path::Path::new(location);
+    if loc.is_absolute() {
+        return Some(loc.to_path_buf());
+    }
+    let under = |r: &String| std::path::Path::new(r).join(loc);
+    path_repo.iter().map(under).find(|d| d.exists()).or_else(|| path_repo.first().map(under))
+}
+
+/// A repository registration as `GET _snapshot/<name>` returns it.
+struct Repository {
+    marked: bool,
+    location: Option<String>,
+}
+
+impl Elasticsearch {
+    /// The server's `path.repo` entries (empty when it has none).
+    async fn path_repo(&self) -> DriverResult<Vec<String>> {
+        let path = "_nodes/_local/settings?filter_path=nodes.*.settings.path.repo";
+        let v = self.ok(Method::GET, path, None, self.timeout).await?;
+        let repo =
+            v["nodes"].as_object().and_then(|m| m.values().next()).map(|n| n["settings"]["path"]["repo"].clone());
+        Ok(match repo {
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// The repository registered under `name`, if any.
+    async fn repository(&self, name: &str) -> DriverResult<Option<Repository>> {
+        let (status, v) = self.call(Method::GET, &format!("_snapshot/{name}"), None, self.timeout).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(rejected(status, &v, "get snapshot repository"));
+        }
+        let r = &v[name];
+        Ok(Some(Repository {
+            marked: r["type"].as_str() == Some("fs") && r["settings"][MARKER_KEY].as_str() == Some(MARKER_VALUE),
+            location: r["settings"]["location"].as_str().map(str::to_string),
+        }))
+    }
+
+    /// Remove dbbench's repository `name` if there is one: its snapshots, its folder when
+    /// it is on this machine, then its registration. A repository without dbbench's
+    /// marker is left alone.
+    async fn drop_repository(&self, name: &str) -> DriverResult<()> {
+        let Some(repo) = self.repository(name).await? else { return Ok(()) };
+        if !repo.marked {
+            return Ok(());
+        }
+        let mut snapshot_error = None;
+        let listed = self
+            .ok(Method::GET, &format!("_snapshot/{name}/_all?filter_path=snapshots.snapshot"), None, self.timeout)
+            .await;
+        match listed {
+            Ok(v) => {
+                let snaps: Vec<&str> =
+                    v["snapshots"].as_array().into_iter().flatten().filter_map(|s| s["snapshot"].as_str()).collect();
+                if !snaps.is_empty() {
+                    let path = format!("_snapshot/{name}/{}", snaps.join(","));
+                    if let Err(e) = self.ok(Method::DELETE, &path, None, MAINTENANCE_TIMEOUT).await {
+                        snapshot_error = Some(e);
+                    }
+                }
+            }
+            Err(e) => snapshot_error = Some(e),
+        }
+        let dir = match &repo.location {
+            Some(loc) => repository_dir(&self.path_repo().await?, loc),
+            None => None,
+        };
+        match dir.filter(|d| d.is_dir()) {
+            Some(d) => std::fs::remove_dir_all(&d).map_err(|e| {
+                DriverError::other(format!(
+                    "elasticsearch: cannot remove the snapshot repository folder {}: {e}",
+                    d.display()
+                ))
+            })?,
+            // The folder is not on this machine: what the server deleted is all there is.
+            None => {
+                if let Some(e) = snapshot_error {
+                    return Err(e);
+                }
+            }
+        }
+        self.ok(Method::DELETE, &format!("_snapshot/{name}"), None, self.timeout).await.map(|_| ())
+    }
+
+    /// Delete the restored index again after a failed restore, so a red index does not
+    /// hold the whole cluster's health at red; only ever dbbench's own.
+    async fn drop_failed_restore(&self, collection: &str) {
+        let _ = shared::release_own(&mut Indices(self), collection).await;
+    }
+
+    /// Why the index's primary shard is not allocated, as `: reason`, or nothing when the
+    /// server does not say (a failed restore's cause, such as a corrupt file, is there).
+    async fn unassigned_why(&self, index: &str) -> String {
+        let body = json!({ "index": index, "shard": 0, "primary": true });
+        let explained = self.ok(Method::GET, "_cluster/allocation/explain", Some(Body::Json(body)), self.timeout).await;
+        let Ok(e) = explained else { return String::new() };
+        let why = e["unassigned_info"]["details"].as_str().or_else(|| e["allocate_explanation"].as_str());
+        // The details are a Java stack trace; its last cause names the fault (a corrupt file).
+        let root = |w: &str| {
+            let cause = w.rsplit("Caused by: ").next().unwrap_or(w);
+            cause.lines().next().unwrap_or(cause).chars().take(400).collect::<String>()
+        };
+        why.map(|w| format!(": {}", root(w))).unwrap_or_default()
+    }
+
+    /// Wait until the restored index is allocated (yellow at least) and answers a count.
+    async fn wait_restored(&self, index: &str) -> DriverResult<u64> {
+        let secs = RESTORED_HEALTH_TIMEOUT.as_secs();
+        let path = format!("_cluster/health/{index}?wait_for_status=yellow&timeout={secs}s");
+        let (status, v) =
+            self.call(Method::GET, &path, None, RESTORED_HEALTH_TIMEOUT + Duration::from_secs(10)).await?;
+        let health = v["status"].as_str().unwrap_or("unknown");
+        if !(status.is_success() && matches!(health, "green" | "yellow")) || v["timed_out"].as_bool() == Some(true) {
+            return Err(DriverError::other(format!(
+                "elasticsearch restore: index {index} is {health} {secs} s after the restore, not searchable{}",
+                self.unassigned_why(index).await
+            )));
+        }
+        self.ok(Method::POST, &format!("{index}/_refresh"), None, self.timeout).await?;
+        let count = self.ok(Method::GET, &format!("{index}/_count"), None, self.timeout).await?;
+        count["count"]
+            .as_u64()
+            .ok_or_else(|| DriverError::protocol(format!("elasticsearch _count: no count in {count}")))
+    }
+}
+
 enum Body {
     Json(Value),
     NdJson(Vec<u8>),
@@ -614,6 +770,22 @@ impl Namespace for Indices<'_> {
 
     async fn drop_marked(&mut self, collection: &str) -> DriverResult<()> {
         self.0.ok(Method::DELETE, &index_name(collection), None, MAINTENANCE_TIMEOUT).await.map(|_| ())
+    }
+
+    /// The index as it is, once its vectors are known to have the workload's dimension.
+    async fn open(&mut self, schema: &Schema) -> DriverResult<()> {
+        let index = index_name(&schema.collection);
+        let path = format!("{index}/_mapping?filter_path=*.mappings.properties.vector.dims");
+        let v = self.0.ok(Method::GET, &path, None, self.0.timeout).await?;
+        let dims = v[&index]["mappings"]["properties"]["vector"]["dims"].as_u64();
+        if dims != Some(schema.dim as u64) {
+            return Err(DriverError::rejected(format!(
+                "elasticsearch: index {index} holds vectors of {} dimensions, the workload's have {}",
+                dims.map_or("unknown".into(), |d| d.to_string()),
+                schema.dim
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -863,9 +1035,183 @@ impl Driver for Elasticsearch {
         })
     }
 
+    /// The index, and the snapshot repository `backup` made for it (snapshots, folder and
+    /// registration), when they carry dbbench's marker.
     async fn cleanup(&self) -> DriverResult<()> {
         let st = self.state.take();
-        shared::release_prepared(&mut Indices(self), st.as_deref().map(|s| s.schema.collection.as_str())).await
+        shared::release_prepared(&mut Indices(self), st.as_deref().map(|s| s.schema.collection.as_str())).await?;
+        match st {
+            Some(st) => self.drop_repository(&repository_name(&st.index)).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn attach(&self, schema: &Schema) -> DriverResult<()> {
+        let index = index_name(&schema.collection);
+        if !index.starts_with("dbbench_") {
+            return Err(DriverError::other(format!(
+                "elasticsearch: refusing index name {index}: not in dbbench's namespace"
+            )));
+        }
+        shared::namespace::attach_own(&mut Indices(self), schema).await?;
+        self.state.set(State { schema: schema.clone(), index });
+        Ok(())
+    }
+
+    /// `_count` after a refresh, so writes made with `refresh = false` are counted too.
+    async fn count(&self) -> DriverResult<u64> {
+        let st = self.state.get()?;
+        self.ok(Method::POST, &format!("{}/_refresh", st.index), None, self.timeout).await?;
+        let v = self.ok(Method::GET, &format!("{}/_count", st.index), None, self.timeout).await?;
+        v["count"].as_u64().ok_or_else(|| DriverError::protocol(format!("elasticsearch _count: no count in {v}")))
+    }
+
+    /// The index's `index.translog.durability` (and `sync_interval` when it is async), as
+    /// the server reports them, and the refresh policy of writes.
+    async fn durability(&self) -> String {
+        let refresh = format!("refresh {}", self.settings.refresh);
+        let Some(st) = self.state.peek() else {
+            return format!(
+                "translog durability not read (no index yet; Elasticsearch's default is request); {refresh}"
+            );
+        };
+        let path = format!("{}/_settings/index.translog.*?include_defaults=true&flat_settings=true", st.index);
+        let v = match self.ok(Method::GET, &path, None, self.timeout).await {
+            Ok(v) => v,
+            Err(e) => return format!("translog durability not read ({}); {refresh}", e.message),
+        };
+        let setting = |key: &str| {
+            let i = &v[&st.index];
+            i["settings"][key].as_str().or_else(|| i["defaults"][key].as_str()).map(str::to_string)
+        };
+        match setting("index.translog.durability").map(|d| d.to_ascii_lowercase()).as_deref() {
+            Some("request") => {
+                format!("translog durability request (fsync before each write is acknowledged); {refresh}")
+            }
+            Some("async") => format!(
+                "translog durability async (fsync every {}, so writes acknowledged since the last one can be lost in a crash); {refresh}",
+                setting("index.translog.sync_interval").unwrap_or_else(|| "sync_interval".into())
+            ),
+            Some(other) => format!("translog durability {other}; {refresh}"),
+            None => format!("translog durability not reported by the server; {refresh}"),
+        }
+    }
+
+    /// A snapshot of dbbench's index alone (no global state) into dbbench's own `fs`
+    /// repository (`repository_name`), which needs the server's `path.repo`. An earlier
+    /// repository of dbbench's under that name is removed first, so the repository holds
+    /// this snapshot's files only. `target.dir` stays empty: the files are the server's.
+    async fn backup(&self, _target: &BackupTarget<'_>) -> DriverResult<Backup> {
+        let st = self.state.get()?;
+        let path_repo = self.path_repo().await?;
+        if path_repo.is_empty() {
+            return Err(DriverError::unsupported(
+                "elasticsearch: the server has no path.repo, so it has no place for a filesystem snapshot repository; \
+                 set path.repo in elasticsearch.yml and restart it (services/engines/elasticsearch.sh sets it: \
+                 bash services/down.sh elasticsearch && bash services/up.sh elasticsearch)",
+            ));
+        }
+        let name = repository_name(&st.index);
+        match self.repository(&name).await? {
+            Some(r) if !r.marked => {
+                return Err(DriverError::rejected(format!(
+                    "elasticsearch: snapshot repository {name} exists and was not created by dbbench \
+                     (no settings.{MARKER_KEY} = {MARKER_VALUE:?}); remove or rename it yourself"
+                )))
+            }
+            Some(_) => self.drop_repository(&name).await?,
+            None => {}
+        }
+        let dir = repository_dir(&path_repo, &name);
+        if let Some(d) = dir.as_ref().filter(|d| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some())) {
+            return Err(DriverError::rejected(format!(
+                "elasticsearch: {} is not empty and no repository of dbbench's is registered on it; \
+                 remove it yourself if it is not needed",
+                d.display()
+            )));
+        }
+        let body = json!({
+            "type": "fs",
+            "settings": { "location": name, MARKER_KEY: MARKER_VALUE, "collection": st.schema.collection },
+        });
+        self.ok(Method::PUT, &format!("_snapshot/{name}"), Some(Body::Json(body)), MAINTENANCE_TIMEOUT).await?;
+        let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let snapshot = format!("{}-{millis}", st.index);
+        let body = json!({
+            "indices": st.index,
+            "include_global_state": false,
+            "metadata": { MARKER_KEY: MARKER_VALUE, "collection": st.schema.collection },
+        });
+        let path = format!("_snapshot/{name}/{snapshot}?wait_for_completion=true");
+        let v = self.ok(Method::PUT, &path, Some(Body::Json(body)), MAINTENANCE_TIMEOUT).await?;
+        let snap = &v["snapshot"];
+        if snap["state"].as_str() != Some("SUCCESS") || snap["shards"]["failed"].as_u64() != Some(0) {
+            return Err(DriverError::other(format!(
+                "elasticsearch snapshot {snapshot}: state {}, {} shard(s) failed: {}",
+                snap["state"], snap["shards"]["failed"], snap["failures"]
+            )));
+        }
+        let location = dir.unwrap_or_else(|| std::path::PathBuf::from(&name));
+        let tool = format!(
+            "Elasticsearch snapshot API: snapshot {snapshot} of index {} alone, into fs repository {name} ({})",
+            st.index,
+            location.display()
+        );
+        let mut made = if location.is_dir() {
+            Backup::of_files(tool, location)
+        } else {
+            // The server's folder is not on this machine: its size as the server counts it.
+            let status =
+                self.ok(Method::GET, &format!("_snapshot/{name}/{snapshot}/_status"), None, self.timeout).await?;
+            let size = status["snapshots"][0]["stats"]["total"]["size_in_bytes"].as_u64();
+            Backup { tool, location, files: Vec::new(), size_bytes: size, id: String::new() }
+        };
+        made.id = snapshot;
+        Ok(made)
+    }
+
+    /// Delete dbbench's index (only when it carries the marker) and restore it from the
+    /// snapshot, then wait until it is allocated and answers. A restore that fails (a
+    /// damaged snapshot) deletes what it left of the index, so the cluster is not held at
+    /// red, and is an error within `RESTORE_TIMEOUT` and `RESTORED_HEALTH_TIMEOUT`.
+    async fn restore(&self, backup: &Backup, _target: &BackupTarget<'_>) -> DriverResult<()> {
+        let st = self.state.get()?;
+        let name = repository_name(&st.index);
+        if backup.id.is_empty() {
+            return Err(DriverError::other("elasticsearch restore: the backup names no snapshot"));
+        }
+        match self.repository(&name).await? {
+            Some(r) if r.marked => {}
+            _ => {
+                return Err(DriverError::other(format!(
+                    "elasticsearch restore: dbbench's snapshot repository {name} is not registered any more"
+                )))
+            }
+        }
+        shared::release_own(&mut Indices(self), &st.schema.collection).await?;
+        let body = json!({ "indices": st.index, "include_global_state": false, "include_aliases": false });
+        let path = format!("_snapshot/{name}/{}/_restore?wait_for_completion=true", backup.id);
+        let restored = self.ok(Method::POST, &path, Some(Body::Json(body)), RESTORE_TIMEOUT).await;
+        let result = match restored {
+            Err(e) => Err(e),
+            Ok(v) => {
+                let shards = &v["snapshot"]["shards"];
+                match (shards["total"].as_u64(), shards["failed"].as_u64()) {
+                    (Some(t), Some(0)) if t > 0 => self.wait_restored(&st.index).await.map(|_| ()),
+                    _ => Err(DriverError::other(format!(
+                        "elasticsearch restore of snapshot {}: {} of {} shard(s) failed{}",
+                        backup.id,
+                        shards["failed"],
+                        shards["total"],
+                        self.unassigned_why(&st.index).await
+                    ))),
+                }
+            }
+        };
+        if result.is_err() {
+            self.drop_failed_restore(&st.schema.collection).await;
+        }
+        result
     }
 
     fn effort_knob(&self, _op: OpKind) -> Option<Knob> {
