@@ -40,19 +40,19 @@ impl Service {
     pub fn kill(&self) -> Result<String, String> {
         let w = self.watch()?;
         let pids = resources::tree(w.pid);
-        let out = std::process::Command::new("kill")
-            .arg("-KILL")
-            .args(pids.iter().map(|p| p.to_string()))
-            .stderr(Stdio::null())
-            .status()
-            .map_err(|e| format!("cannot run kill: {e}"))?;
         // A descendant may have exited on its own in between: `kill` then fails for it
         // alone; what matters is that none is left.
-        let _ = out;
+        let _ = signal(&pids, "KILL");
+        // Until each is gone, not only dead: a server's own start-up check (PostgreSQL's
+        // postmaster.pid) takes a zombie not yet reaped for a running server. A zombie
+        // whose parent never reaps it is let be after a while.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while pids.iter().any(|p| alive(*p)) {
+        while pids.iter().any(|p| exists(*p)) {
             if Instant::now() > deadline {
-                return Err(format!("{}: processes {pids:?} still alive 10 s after SIGKILL", self.name));
+                if pids.iter().any(|p| alive(*p)) {
+                    return Err(format!("{}: processes {pids:?} still alive 10 s after SIGKILL", self.name));
+                }
+                break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -96,15 +96,38 @@ impl Service {
                 .open(log)
                 .map_err(|e| format!("cannot open {}: {e}", log.display()))
         };
+        // Absolute: the launcher changes folders, and a relative state folder would then
+        // name another one.
+        let state = std::path::absolute(&self.services_dir)
+            .map_err(|e| format!("{}: {e}", self.services_dir.display()))?;
         let mut cmd = tokio::process::Command::new(script);
         cmd.arg(&self.name)
-            .env("DBBENCH_SERVICES_DIR", &self.services_dir)
+            .env("DBBENCH_SERVICES_DIR", state)
             .stdin(Stdio::null())
             .stdout(open()?)
             .stderr(open()?)
             .kill_on_drop(false);
         Ok(cmd)
     }
+}
+
+/// Send `SIG<name>` to `pids`; `Err` when one of them could not be signalled.
+pub fn signal(pids: &[u32], name: &str) -> Result<(), String> {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .args(pids.iter().map(|p| p.to_string()))
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run kill: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("kill -{name} {pids:?} failed ({status})"))
+    }
+}
+
+fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn alive(pid: u32) -> bool {
@@ -128,9 +151,13 @@ mod tests {
             down: "true".into(),
         };
         assert!(svc.kill().unwrap_err().contains("no pid file"), "nothing recorded: nothing killed");
-        // A shell with a child of its own, recorded as the launcher records a server.
-        let mut child = std::process::Command::new("sh").args(["-c", "sleep 60 & wait"]).spawn().unwrap();
-        let pid = child.id();
+        // A shell with a child of its own, detached as the launcher detaches a server (so
+        // that not this test but init reaps it), recorded as the launcher records it.
+        let out = std::process::Command::new("sh")
+            .args(["-c", "sh -c 'sleep 60 & wait' >/dev/null 2>&1 & echo $!"])
+            .output()
+            .unwrap();
+        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         let start = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let start = start[start.rfind(')').unwrap() + 2..].split_whitespace().nth(19).unwrap().to_string();
         std::fs::create_dir_all(dir.path().join("x")).unwrap();
@@ -142,8 +169,6 @@ mod tests {
         assert!(grandchildren.len() >= 2, "sh and its sleep: {grandchildren:?}");
         let what = svc.kill().unwrap();
         assert!(what.starts_with(&format!("SIGKILL to {} process(es) of x", grandchildren.len())), "{what}");
-        let status = child.wait().unwrap();
-        assert!(!status.success());
-        assert!(grandchildren.iter().all(|p| !alive(*p)), "the sleep went too");
+        assert!(grandchildren.iter().all(|p| !alive(*p)), "the shell and its sleep are gone");
     }
 }

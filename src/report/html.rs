@@ -115,6 +115,8 @@ struct Page<'a> {
     frontiers: Vec<FrontierSection>,
     /// Stream phases: checkpoints and freshness.
     streams: Vec<StreamSection>,
+    /// Recovery phases: crash, restart, backup and restore.
+    recoveries: Vec<super::recovery::RecoveryView>,
     phases: Vec<PhaseSection>,
     load: LoadSection,
     resource_notes: Vec<String>,
@@ -157,6 +159,7 @@ impl<'a> Page<'a> {
             tuned: effort::tuned(r).iter().map(TunedSection::of).collect(),
             frontiers: effort::frontiers(r).iter().map(FrontierSection::of).collect(),
             streams: super::streaming::views(r).iter().map(StreamSection::of).collect(),
+            recoveries: super::recovery::views(r),
             phases: phase_views(r).iter().map(|p| PhaseSection::of(r, p)).collect(),
             load: LoadSection::of(r),
             resource_notes: super::resource_rows(r).0,

@@ -111,6 +111,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
 
     effort_tables(r, &mut out);
     stream_section(r, &mut out);
+    recovery_section(r, &mut out);
     resource_section(r, &mut out);
 
     let _ = writeln!(out, "## Results\n\nLatency in ms; ★ marks the best value of a column.\n");
@@ -187,6 +188,27 @@ fn stream_section(r: &RunResults, out: &mut String) {
             }
             out.push('\n');
         }
+    }
+}
+
+/// Each recovery phase: crash and restart, backup and restore, then what each engine
+/// promises.
+fn recovery_section(r: &RunResults, out: &mut String) {
+    for v in super::recovery::views(r) {
+        let _ = writeln!(out, "## Recovery: phase {}\n\n{}\n", md_cell(&v.phase), md_cell(&v.summary));
+        for t in &v.tables {
+            let _ = writeln!(out, "{}:\n", md_cell(&t.title));
+            table_row(out, &t.header.iter().map(|h| md_cell(h)).collect::<Vec<_>>());
+            let _ = writeln!(out, "|{}", "---|".repeat(t.header.len()));
+            for row in &t.rows {
+                table_row(out, &row.iter().map(|c| md_cell(c)).collect::<Vec<_>>());
+            }
+            out.push('\n');
+        }
+        for n in &v.notes {
+            let _ = writeln!(out, "- {}", md_cell(n));
+        }
+        out.push('\n');
     }
 }
 

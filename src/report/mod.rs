@@ -21,6 +21,7 @@ pub mod hlog;
 pub mod html;
 pub mod markdown;
 pub mod recommend;
+pub mod recovery;
 pub mod scaling;
 pub mod streaming;
 
@@ -67,7 +68,8 @@ pub fn phase_views(r: &RunResults) -> Vec<PhaseView<'_>> {
     let mut views: Vec<PhaseView> = Vec::new();
     for e in &r.engines {
         // Sweep steps are shown together, as frontiers (`effort`), not phase by phase.
-        for p in e.phases.iter().filter(|p| p.step.is_none()) {
+        // Recovery phases have their own section (`recovery`).
+        for p in e.phases.iter().filter(|p| p.step.is_none() && p.recovery.is_none()) {
             let idx = match views.iter().position(|v| v.name == p.name) {
                 Some(i) => i,
                 None => {

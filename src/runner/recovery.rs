@@ -498,9 +498,12 @@ async fn crash(
     }
     let killed = match control {
         Control::Server(s) => {
+            // Freeze the writer first: whatever it has printed was acknowledged (or sent)
+            // before the kill, and it sends nothing after; then kill the server, then it.
+            if let Some(pid) = child.id() {
+                crate::service::signal(&[pid], "STOP")?;
+            }
             let what = s.kill()?;
-            // The writer's requests in flight fail now; let it say so, then stop it.
-            tokio::time::sleep(Duration::from_millis(500)).await;
             let _ = child.start_kill();
             what
         }
@@ -694,6 +697,9 @@ async fn backup(
         }
         Ok(()) => {
             result.restore_s = Some(restore_s);
+            // The check goes through a new driver, as after a restart; an embedded
+            // engine's files are opened by one at a time.
+            driver.close().await.map_err(|e| format!("close: {}", e.message))?;
             match open_attached(ctx).await {
                 Ok(d) => Some(d),
                 Err(e) => {

@@ -725,9 +725,9 @@ impl Driver for QdrantEdge {
     }
 
     async fn durability(&self) -> String {
-        "an update is appended to the shard's write-ahead log, a memory-mapped file, before it returns: it survives \
-         the process being killed; the log and the segments are fsynced when the shard flushes (on close), so a \
-         power loss can take what came since"
+        "an update is appended to the shard's write-ahead log before it returns, but qdrant-edge 0.7 does not replay \
+         that log when it opens a shard (EdgeShard::load reads the segments only): what was written since the \
+         shard last flushed (it flushes when closed) is gone if the process dies"
             .into()
     }
 
