@@ -8,136 +8,14 @@
 //! Needs PostgreSQL 15 with pgvector installed (`services/up.sh pgvector` installs both).
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+#[path = "support/pg.rs"]
+mod pg;
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
-}
-
-/// A PostgreSQL tool, run as the `postgres` OS user when we are root (PostgreSQL refuses
-/// to run as root).
-fn pg_tool(tool: &str) -> Command {
-    let bin = format!("{PG_BIN}/{tool}");
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", &bin]);
-        c
-    } else {
-        Command::new(bin)
-    }
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn free_port() -> u16 {
-    for port in [5439u16, 5449, 5459, 5469] {
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port()
-}
-
-/// A private cluster; stopping and removing it is the guard's job.
-struct Cluster {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Cluster {
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn start() -> Cluster {
-        assert!(
-            Path::new(PG_BIN).join("initdb").exists(),
-            "{PG_BIN}/initdb missing: run services/up.sh pgvector to install PostgreSQL 15 + pgvector"
-        );
-        let dir = tempfile::Builder::new().prefix("dbbench-fault-pg").tempdir().unwrap();
-        if is_root() {
-            run(Command::new("chown").args(["postgres:", &dir.path().display().to_string()]), "chown");
-        }
-        let cluster = Cluster { port: free_port(), dir };
-        let data = cluster.data().display().to_string();
-        run(
-            pg_tool("initdb")
-                .args(["-D", &data, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth=trust"])
-                .current_dir(cluster.dir.path()),
-            "initdb",
-        );
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            cluster.port,
-            cluster.dir.path().display()
-        );
-        let log = cluster.dir.path().join("log").display().to_string();
-        run(
-            pg_tool("pg_ctl")
-                .args(["-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"])
-                .current_dir(cluster.dir.path()),
-            "pg_ctl start",
-        );
-        run(
-            pg_tool("psql")
-                .args([
-                    "-X",
-                    "-q",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &cluster.port.to_string(),
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                ])
-                .args(["-c", "CREATE EXTENSION vector"])
-                .current_dir(cluster.dir.path()),
-            "CREATE EXTENSION vector",
-        );
-        cluster
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn kill(&self) {
-        let data = self.data().display().to_string();
-        run(
-            pg_tool("pg_ctl").args(["-D", &data, "stop", "-m", "immediate", "-w"]).current_dir(self.dir.path()),
-            "pg_ctl stop -m immediate",
-        );
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let data = self.data().display().to_string();
-        if self.data().join("postmaster.pid").exists() {
-            let _ = pg_tool("pg_ctl")
-                .args(["-D", &data, "stop", "-m", "immediate", "-w"])
-                .current_dir(self.dir.path())
-                .output();
-        }
-    }
-}
+use pg::Cluster;
 
 const WORKLOAD: &str = r#"
 [workload]
