@@ -26,12 +26,17 @@ fn open(settings: &str) -> Box<dyn Driver> {
     (kind.open)(&cfg).unwrap()
 }
 
+/// The recovery test stops and starts the server: it holds this for writing, every other
+/// test that talks to the server for reading, so none runs while the server is down.
+static SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn api() -> String {
     format!("{}/api/v2/tenants/dbbench/databases/dbbench", url())
 }
 
 #[tokio::test]
 async fn chroma_passes_the_conformance_suite() {
+    let _server = SERVER.read().await;
     let d = open("ef_search = 100");
     let expect = conformance::Expect { knn_min_recall: 0.95, params: SearchParams::new(), ranked_text: false };
     conformance::run_suite(d.as_ref(), &expect).await;
@@ -44,6 +49,7 @@ async fn chroma_passes_the_conformance_suite() {
 /// filtered `get` returns must be exactly those `Filter::matches` admits.
 #[tokio::test]
 async fn chroma_where_clauses_mean_what_filters_mean() {
+    let _server = SERVER.read().await;
     let d = open("");
     let ds = conformance::dataset();
     let schema = ds.schema("dbbench_conformance_where");
@@ -80,6 +86,7 @@ async fn chroma_where_clauses_mean_what_filters_mean() {
 
 #[tokio::test]
 async fn chroma_never_replaces_a_collection_it_did_not_create() {
+    let _server = SERVER.read().await;
     let http = reqwest::Client::new();
     let name = "dbbench_conformance_theirs";
     let _ = http.delete(format!("{}/collections/{name}", api())).send().await;
@@ -109,6 +116,7 @@ async fn chroma_never_replaces_a_collection_it_did_not_create() {
 /// request, which is timed; the run records it as not applicable (`param_use`).
 #[tokio::test]
 async fn chroma_runs_a_per_query_ef_search_at_its_collection_value() {
+    let _server = SERVER.read().await;
     assert!(driver::find_kind("chroma").unwrap().params.is_empty(), "chroma reads no per-op params");
     let d = open("ef_search = 100");
     let ds = conformance::dataset();
@@ -154,6 +162,7 @@ async fn collection(http: &reqwest::Client, name: &str) -> Option<serde_json::Va
 /// in a copy's name is refused and left alone, and cleanup drops every copy.
 #[tokio::test]
 async fn chroma_set_effort_searches_a_copy_built_at_that_ef_search() {
+    let _server = SERVER.read().await;
     use dbbench::spec::{DatasetPlan, SyntheticSpec};
     let plan = DatasetPlan::synthetic(SyntheticSpec {
         docs: 3000,
@@ -233,4 +242,31 @@ async fn chroma_unreachable_is_reported_as_unreachable() {
     let d = (driver::find_kind("chroma").unwrap().open)(&cfg).unwrap();
     let err = d.ping().await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unreachable, "{}", err.message);
+}
+
+/// Attach, count, durability, and backup and restore as a copy of the stopped server's
+/// folder: the server must be the one `services/up.sh chroma` started (its pid file), as
+/// CI starts it; the test stops and starts it twice.
+#[tokio::test]
+async fn chroma_passes_the_recovery_suite() {
+    let _server = SERVER.write().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The launcher's log goes beside the backup folder, so both live in the temporary one.
+    let backup_dir = dir.path().join("backup");
+    std::fs::create_dir(&backup_dir).unwrap();
+    let service = dbbench::service::Service {
+        name: "chroma".into(),
+        services_dir: dbbench::resources::services_dir(),
+        up: "services/up.sh".into(),
+        down: "services/down.sh".into(),
+    };
+    conformance::run_recovery_suite(|| open("ef_search = 100"), &backup_dir, Some(&service), true).await;
+    let left = reqwest::Client::new()
+        .get(format!("{}/collections/dbbench_conformance_recovery", api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), 404, "cleanup deletes the collection");
+    let state = service.state_dir();
+    assert!(state.join("data").is_dir() && !state.join("data.before-restore").exists(), "the folder set aside is gone");
 }

@@ -10,6 +10,12 @@
 //!
 //! Chroma ids are strings: dbbench's u64 ids are sent as decimal strings and parsed back.
 //!
+//! Recovery: `attach` takes up the marked collection by name (its id, checked against the
+//! workload's space and dimension and the settings' `ef_search`); `count` is the
+//! collection's count. Chroma has no backup API, so `backup` copies the folder of the
+//! server `services/up.sh` started while it is stopped, and `restore` rolls that whole
+//! folder back (see `restore`), which is why both need that server.
+//!
 //! Limits worth knowing when reading results: `ef_search` is part of the collection's
 //! configuration (`settings.ef_search`), not of a query, so Chroma declares no per-op
 //! params: a workload's per-op `params.ef_search` (pgvector's knob) is recorded in
@@ -540,6 +546,116 @@ impl Chroma {
     }
 }
 
+/// How long a restarted server may take to answer for dbbench's collection, after its
+/// launcher said it is up.
+const SERVER_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The server `services/up.sh` started, which `backup` and `restore` need: Chroma has no
+/// backup API, so dbbench copies the stopped server's folder.
+fn server<'a>(target: &BackupTarget<'a>) -> DriverResult<&'a crate::service::Service> {
+    let svc = target.service.ok_or_else(|| {
+        DriverError::unsupported(
+            "Chroma has no backup API; dbbench copies the stopped server's folder, which needs a server services/up.sh started",
+        )
+    })?;
+    svc.watch().map_err(|e| {
+        DriverError::other(format!(
+            "chroma: no server that services/up.sh started is running to back up or restore ({e})"
+        ))
+    })?;
+    Ok(svc)
+}
+
+/// The launcher's output while a backup or restore stops and starts the server: beside
+/// the backup's folder, never inside it.
+fn service_log(dir: &std::path::Path) -> std::path::PathBuf {
+    let name = dir.file_name().map_or_else(|| "backup".into(), |n| n.to_string_lossy().into_owned());
+    dir.parent().unwrap_or(dir).join(format!("{name}.service.log"))
+}
+
+/// `copy_dir` off the async runtime's threads.
+async fn copy_folder(from: &std::path::Path, to: &std::path::Path) -> DriverResult<()> {
+    let (f, t) = (from.to_path_buf(), to.to_path_buf());
+    tokio::task::spawn_blocking(move || copy_dir(&f, &t))
+        .await
+        .map_err(|e| DriverError::other(format!("chroma: the copy stopped: {e}")))?
+        .map_err(|e| DriverError::other(format!("chroma: cannot copy {} to {}: {e}", from.display(), to.display())))
+}
+
+impl Chroma {
+    /// The driver's state for collection `id` (what `prepare` and `attach` set up).
+    async fn install(&self, schema: &Schema, id: String) -> DriverResult<()> {
+        let preflight: Value = self.get_json("pre-flight-checks", &format!("{}/pre-flight-checks", self.api)).await?;
+        let max_batch = preflight.get("max_batch_size").and_then(Value::as_u64).unwrap_or(1000).max(1) as usize;
+        let records = self.records_url(&id);
+        self.state.set(State {
+            schema: schema.clone(),
+            query_url: format!("{records}/query"),
+            get_url: format!("{records}/get"),
+            add_url: format!("{records}/add"),
+            update_url: format!("{records}/update"),
+            delete_url: format!("{records}/delete"),
+            count_url: format!("{records}/count"),
+            collection_id: id,
+            max_batch,
+        });
+        self.sent.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stop the server with its stopper, then make sure the URL this driver talks to went
+    /// quiet with it: a server that still answers is not the one `services/up.sh`
+    /// started, so its folder is not dbbench's to copy or replace (the stopped one is
+    /// started again).
+    async fn stop_server(&self, svc: &crate::service::Service, log: &std::path::Path) -> DriverResult<()> {
+        svc.stop(log).await.map_err(|e| DriverError::other(format!("chroma: {e}")))?;
+        if self.ping().await.is_ok() {
+            let restarted = svc.start(log).await.err().map(|e| format!(" (and starting it again failed: {e})"));
+            return Err(DriverError::rejected(format!(
+                "chroma: {} still answers after services/down.sh {} stopped the server it started, so it is another \
+                 server, whose folder is not dbbench's to copy or replace{}",
+                self.shown_url,
+                svc.name,
+                restarted.unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Start the server with its launcher and take up dbbench's collection again (its id
+    /// as the server's folder now has it), within `SERVER_ANSWER_TIMEOUT`.
+    async fn start_server(
+        &self,
+        svc: &crate::service::Service,
+        log: &std::path::Path,
+        schema: &Schema,
+    ) -> DriverResult<()> {
+        svc.start(log).await.map_err(|e| DriverError::other(format!("chroma: {e}")))?;
+        let deadline = std::time::Instant::now() + SERVER_ANSWER_TIMEOUT;
+        loop {
+            let answered = async {
+                self.ping().await?;
+                let id = shared::namespace::attach_own(&mut self.collections(self.settings.ef_search), schema).await?;
+                self.install(schema, id).await?;
+                self.count().await
+            }
+            .await;
+            match answered {
+                Ok(_) => return Ok(()),
+                Err(e) if std::time::Instant::now() > deadline => {
+                    return Err(DriverError::other(format!(
+                        "chroma: the server was started again but does not answer for collection {} within {} s: {}",
+                        schema.collection,
+                        SERVER_ANSWER_TIMEOUT.as_secs(),
+                        e.message
+                    )))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+}
+
 /// Chroma's calls on dbbench's namespace: collections in tenant and database `dbbench`,
 /// marked by their metadata, created at `ef_search`.
 struct Collections<'a> {
@@ -613,6 +729,39 @@ impl Namespace for Collections<'_> {
         }
         Chroma::check("delete collection", resp).await.map(|_| ())
     }
+
+    /// The collection's id, once its space, `ef_search` and dimension are known to be what
+    /// the workload and the settings say (a collection searched at another `ef_search`
+    /// than the settings show would be reported wrongly).
+    async fn open(&mut self, schema: &Schema) -> DriverResult<String> {
+        let url = format!("{}/collections/{}", self.db.database_url(), schema.collection);
+        let v: Value = self.db.get_json("get collection", &url).await?;
+        let hnsw = &v["configuration_json"]["hnsw"];
+        let name = &schema.collection;
+        let want = space(schema.metric);
+        if let Some(got) = hnsw["space"].as_str().filter(|s| *s != want) {
+            return Err(DriverError::rejected(format!(
+                "chroma: collection {name} has space {got}, the workload's metric {} needs {want}",
+                schema.metric.as_str()
+            )));
+        }
+        if let Some(ef) = hnsw["ef_search"].as_u64().filter(|ef| *ef != u64::from(self.ef_search)) {
+            return Err(DriverError::rejected(format!(
+                "chroma: collection {name} searches at ef_search {ef}, the settings say {}; set ef_search = {ef}",
+                self.ef_search
+            )));
+        }
+        if let Some(d) = v["dimension"].as_u64().filter(|d| *d != schema.dim as u64) {
+            return Err(DriverError::rejected(format!(
+                "chroma: collection {name} holds vectors of {d} dimensions, the workload's have {}",
+                schema.dim
+            )));
+        }
+        v.get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| DriverError::protocol("chroma get collection: no id in the answer"))
+    }
 }
 
 #[async_trait]
@@ -653,22 +802,7 @@ impl Driver for Chroma {
         self.create_if_missing("create database", &format!("{}/tenants/{TENANT}/databases", self.api), DATABASE)
             .await?;
         let id = shared::prepare_own(&mut self.collections(self.settings.ef_search), schema).await?;
-        let preflight: Value = self.get_json("pre-flight-checks", &format!("{}/pre-flight-checks", self.api)).await?;
-        let max_batch = preflight.get("max_batch_size").and_then(Value::as_u64).unwrap_or(1000).max(1) as usize;
-        let records = self.records_url(&id);
-        self.state.set(State {
-            schema: schema.clone(),
-            query_url: format!("{records}/query"),
-            get_url: format!("{records}/get"),
-            add_url: format!("{records}/add"),
-            update_url: format!("{records}/update"),
-            delete_url: format!("{records}/delete"),
-            count_url: format!("{records}/count"),
-            collection_id: id,
-            max_batch,
-        });
-        self.sent.store(0, Ordering::Relaxed);
-        Ok(())
+        self.install(schema, id).await
     }
 
     async fn load(&self, batch: &[Record]) -> DriverResult<()> {
@@ -826,6 +960,126 @@ impl Driver for Chroma {
         let ns = &mut self.collections(self.settings.ef_search);
         shared::release_prepared(ns, st.as_deref().map(|s| s.schema.collection.as_str())).await?;
         first_error.map_or(Ok(()), Err)
+    }
+
+    async fn attach(&self, schema: &Schema) -> DriverResult<()> {
+        let id = shared::namespace::attach_own(&mut self.collections(self.settings.ef_search), schema).await?;
+        self.install(schema, id).await
+    }
+
+    async fn count(&self) -> DriverResult<u64> {
+        let st = self.state.get()?;
+        self.get_json("count", &st.count_url).await
+    }
+
+    /// Chroma has no durability setting to read over HTTP; this is what the single-node
+    /// server does, as its documentation and its files show.
+    async fn durability(&self) -> String {
+        "Chroma's single-node server acknowledges a write once it is in its write-ahead log, the embeddings_queue \
+         table of chroma.sqlite3 in the server's folder; that file is SQLite in rollback-journal mode and Chroma \
+         sets no synchronous pragma, so SQLite's default FULL applies and the commit is fsynced; the HNSW files \
+         are built from the log later, and from it again after a crash; no Chroma setting changes this"
+            .into()
+    }
+
+    /// Chroma has no backup API: dbbench stops the server `services/up.sh` started, copies
+    /// its whole folder (`<state>/data`) into `target.dir/data`, and starts it again.
+    async fn backup(&self, target: &BackupTarget<'_>) -> DriverResult<Backup> {
+        let st = self.state.get()?;
+        let svc = server(target)?;
+        let data = svc.state_dir().join("data");
+        if !data.is_dir() {
+            return Err(DriverError::other(format!("chroma: the server's folder {} is not there", data.display())));
+        }
+        let log = service_log(target.dir);
+        self.stop_server(svc, &log).await?;
+        let copy = target.dir.join("data");
+        let copied = copy_folder(&data, &copy).await;
+        let started = self.start_server(svc, &log, &st.schema).await;
+        copied?;
+        started?;
+        Ok(Backup::of_files(
+            format!(
+                "a copy of the stopped server's folder {} (Chroma has no backup API): services/down.sh {name}, copy, services/up.sh {name}",
+                data.display(),
+                name = svc.name
+            ),
+            copy,
+        ))
+    }
+
+    /// Roll the server back to the copy: stop it, move its folder aside
+    /// (`data.before-restore`), copy the backup in, start it, and remove the folder set
+    /// aside once dbbench's collection answers. This rolls back the whole server, every
+    /// tenant and collection in it, not dbbench's collection alone, which is why it needs
+    /// the server dbbench's launcher started: that server and its folder are dbbench's.
+    /// A restore that does not come up (a damaged copy) puts the folder from before back,
+    /// starts the server on it and is an error.
+    async fn restore(&self, backup: &Backup, target: &BackupTarget<'_>) -> DriverResult<()> {
+        let st = self.state.get()?;
+        let schema = st.schema.clone();
+        let svc = server(target)?;
+        let data = svc.state_dir().join("data");
+        let aside = svc.state_dir().join("data.before-restore");
+        if aside.exists() {
+            return Err(DriverError::other(format!(
+                "chroma: {} is there: an earlier restore was interrupted, and it holds the server's folder from \
+                 before it; move it back to {} or remove it",
+                aside.display(),
+                data.display()
+            )));
+        }
+        if !backup.location.is_dir() {
+            return Err(DriverError::other(format!("chroma: the backup {} is not there", backup.location.display())));
+        }
+        let log = service_log(target.dir);
+        self.stop_server(svc, &log).await?;
+        if let Err(e) = std::fs::rename(&data, &aside) {
+            let again = self
+                .start_server(svc, &log, &schema)
+                .await
+                .err()
+                .map(|e| format!("; starting it again failed: {}", e.message));
+            return Err(DriverError::other(format!(
+                "chroma: cannot move {} aside: {e}{}",
+                data.display(),
+                again.unwrap_or_default()
+            )));
+        }
+        let restored = match copy_folder(&backup.location, &data).await {
+            Ok(()) => self.start_server(svc, &log, &schema).await,
+            Err(e) => Err(e),
+        };
+        // The copy was left by a previous phase or process: a new write makes any
+        // `ef_search` copy stale, and kNN goes back to the collection itself.
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.search_in(None);
+        match restored {
+            Ok(()) => {
+                let _ = std::fs::remove_dir_all(&aside);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = svc.stop(&log).await;
+                let back = std::fs::remove_dir_all(&data)
+                    .or_else(|e| if data.exists() { Err(e) } else { Ok(()) })
+                    .and_then(|()| std::fs::rename(&aside, &data));
+                let state = match back {
+                    Ok(()) => match self.start_server(svc, &log, &schema).await {
+                        Ok(()) => {
+                            "the server's folder from before the restore is back in place and answers".to_string()
+                        }
+                        Err(e2) => {
+                            format!("the server's folder from before the restore is back in place, but: {}", e2.message)
+                        }
+                    },
+                    Err(io) => {
+                        format!("the server's folder from before the restore is still in {} ({io})", aside.display())
+                    }
+                };
+                Err(DriverError::other(format!("{}; {state}", e.message)))
+            }
+        }
     }
 
     /// `ef_search` is part of the collection's configuration, read when the server loads
