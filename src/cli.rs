@@ -22,11 +22,12 @@ use crate::spec::{self, Overrides, Plan, Schedule, Stop};
         A workload file (TOML; see workloads/reference.toml for every key) names a dataset, the engines to \
         compare and the phases to run. dbbench loads the same data into each engine in turn, runs each phase \
         (closed loop with `concurrency`, or open loop with `rate`; a stream phase writes and searches at once, \
-        each at its own rate; expand walks links from kNN seeds, GraphRAG-style), records latency in HDR histograms, scores retrieval quality against exact \
+        each at its own rate; expand walks links from kNN seeds, GraphRAG-style; a recovery phase kills the engine under \
+        inserts, restarts it and restores it from its own backup), records latency in HDR histograms, scores retrieval quality against exact \
         ground truth (over the records live at each search when the data changes) and relevance judgments, \
         and writes results.json into a run folder.\n\n\
         Exit codes: 0 ok, 1 runtime failure (engine failed, run interrupted), 2 bad input (file, flags, values).",
-    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench run workloads/growth.toml --out results/growth\n  dbbench run workloads/streaming.toml --engines sqlite,pgvector\n  dbbench run workloads/graphrag.toml --engines sqlite,pgvector,neo4j\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
+    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench run workloads/growth.toml --out results/growth\n  dbbench run workloads/streaming.toml --engines sqlite,pgvector\n  dbbench run workloads/graphrag.toml --engines sqlite,pgvector,neo4j\n  dbbench run workloads/recovery.toml --engines sqlite,pgvector\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -366,6 +367,34 @@ pub fn describe_plan(plan: &Plan) -> String {
                 format!("open loop, {rate} req/s {arrival:?}, up to {concurrency} in flight")
             }
         };
+        if let Some(r) = &p.recovery {
+            let mut steps = Vec::new();
+            if r.crash {
+                steps.push(format!(
+                    "crash (inserts at {}/s from {} workers, SIGKILL after {}, every insert read back)",
+                    r.write_rate,
+                    r.write_concurrency,
+                    humantime::format_duration(r.kill_after)
+                ));
+            }
+            if r.restart {
+                steps.push("restart (clean stop, start over the data, timed to the first correct answer)".into());
+            }
+            if r.backup {
+                let damage = if r.damage == spec::Damage::Truncate { ", the backup truncated first" } else { "" };
+                steps.push(format!("backup and restore with the engine's own tool{damage}, verified"));
+            }
+            let _ = writeln!(
+                out,
+                "phase {}: recovery: {}; {} verification queries; servers restarted with {} within {}",
+                p.name,
+                steps.join(", then "),
+                r.verify_queries,
+                r.up.display(),
+                humantime::format_duration(r.restart_timeout)
+            );
+            continue;
+        }
         match &p.stream {
             Some(st) => {
                 let length = match (st.records, st.writes) {

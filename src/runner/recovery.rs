@@ -198,6 +198,25 @@ pub async fn run(ctx: &RecoveryCtx<'_>, driver: Arc<dyn Driver>) -> Outcomes {
             Err(why) => Err(format!("the engine's processes cannot be stopped and started here: {why}")),
         }
     };
+    // The steps that stop the engine need a new driver to take up the collection after;
+    // find out before stopping anything whether this one can.
+    // (An embedded engine's files are opened by one driver at a time: its writer, a
+    // child process, is what finds that out.)
+    let control = match control {
+        Ok(Control::Embedded) => Ok(Control::Embedded),
+        Ok(c) => match open_attached(ctx).await {
+            Ok(probe) => {
+                let _ = probe.close().await;
+                Ok(c)
+            }
+            Err(e) if e.starts_with(UNSUPPORTED) => Err(format!(
+                "{UNSUPPORTED}{} (a restarted engine could not be taken up again)",
+                e.trim_start_matches(UNSUPPORTED)
+            )),
+            Err(e) => Err(format!("the engine cannot be taken up by a second driver: {e}")),
+        },
+        Err(e) => Err(e),
+    };
     let params = verify_params(driver.as_ref());
     let ops = verify_ops(ctx, &params);
     let mut driver = driver;
@@ -215,7 +234,14 @@ pub async fn run(ctx: &RecoveryCtx<'_>, driver: Arc<dyn Driver>) -> Outcomes {
         let control = match (&control, step) {
             (Ok(c), _) => Some(c),
             (Err(_), Step::Backup) => None,
+            (Err(why), _) if why.starts_with(UNSUPPORTED) => {
+                let why = why.trim_start_matches(UNSUPPORTED);
+                console::note(&format!("  {}: not supported: {why}", step.name()));
+                result.notes.push(format!("{}: not supported: {why}", step.name()));
+                continue;
+            }
             (Err(why), _) => {
+                console::note(&format!("  {}: not measured: {why}", step.name()));
                 result.notes.push(format!("{}: not measured: {why}", step.name()));
                 continue;
             }
