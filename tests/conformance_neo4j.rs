@@ -161,3 +161,18 @@ async fn neo4j_unreachable_server_is_reported_as_such() {
     // A refused port is said at once, not after the 30 s timeout (neo4rs alone retries).
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}: {}", started.elapsed(), err.message);
 }
+
+/// Attach, count and durability; backup and restore say they are unsupported (Neo4j
+/// Community dumps and loads a whole stopped database, with a tool the launcher does not
+/// offer).
+#[tokio::test]
+async fn neo4j_passes_the_recovery_suite() {
+    let g = connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    conformance::run_recovery_suite(|| open("overfetch = 10"), dir.path(), None, false).await;
+    assert_eq!(
+        count(&g, "MATCH (n:DbbenchDoc_dbbench_conformance_recovery) RETURN count(n) AS c").await,
+        0,
+        "cleanup deletes the nodes"
+    );
+}

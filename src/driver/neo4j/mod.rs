@@ -41,6 +41,11 @@
 //! auto-commit query costs three round trips and a transaction five. It also cannot
 //! abandon a request without leaving its connection mid-answer, so measured requests
 //! have no client-side timeout (a `ping` has one).
+//!
+//! Recovery: `attach` takes up a marked label as it is (its vector index checked against
+//! the workload's dimension), `count` counts the label's nodes, `durability` states what
+//! a commit promises with the server's checkpoint settings. There is no backup route:
+//! see `NO_BACKUP`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -823,7 +828,35 @@ impl Namespace for Labels<'_> {
         self.0.rows(q, what).await?;
         Ok(())
     }
+
+    /// The label as it is, once its vector index (when there is one) is known to take the
+    /// workload's dimension.
+    async fn open(&mut self, schema: &Schema) -> DriverResult<()> {
+        let n = Names::of(&schema.collection);
+        let q = neo4rs::query(
+            "SHOW INDEXES YIELD name, options WHERE name = $name \
+             RETURN options.indexConfig['vector.dimensions'] AS c",
+        )
+        .param("name", n.vector_index.as_str());
+        let rows = self.0.rows(q, "attach").await?;
+        if let Some(dims) = rows.first().and_then(|r| r.get::<i64>("c").ok()) {
+            if dims != schema.dim as i64 {
+                return Err(DriverError::rejected(format!(
+                    "neo4j: vector index {} takes {dims} dimensions, the workload's vectors have {}",
+                    n.vector_index, schema.dim
+                )));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Why `backup` and `restore` are not offered.
+const NO_BACKUP: &str = "neo4j: no backup route in dbbench. Neo4j Community's backup is `neo4j-admin database dump` \
+     of a stopped database (online `neo4j-admin database backup` is Enterprise only): it dumps the whole database, \
+     not dbbench's label alone, and `neo4j-admin database load` overwrites the whole database; the server \
+     services/engines/neo4j.sh runs is Neo4j embedded in a small Java main, and the launcher offers no admin \
+     command to dump or load it";
 
 #[async_trait]
 impl Driver for Neo4j {
@@ -1068,6 +1101,54 @@ impl Driver for Neo4j {
     async fn cleanup(&self) -> DriverResult<()> {
         let st = self.state.take();
         shared::release_prepared(&mut Labels(self), st.as_deref().map(|s| s.schema.collection.as_str())).await
+    }
+
+    async fn attach(&self, schema: &Schema) -> DriverResult<()> {
+        shared::namespace::attach_own(&mut Labels(self), schema).await?;
+        self.state.set(State::new(schema));
+        Ok(())
+    }
+
+    /// The nodes under dbbench's label (Neo4j's count store answers it).
+    async fn count(&self) -> DriverResult<u64> {
+        let st = self.state.get()?;
+        let q = neo4rs::query(&format!("MATCH (n:{}) RETURN count(n) AS c", quoted(&st.names.label)));
+        count_of(&self.rows(q, "count").await?, "count")
+    }
+
+    /// What a commit promises in Neo4j 5, with the checkpoint settings the server reports
+    /// (`dbms.listConfig`); no public setting turns off the log's force at commit.
+    async fn durability(&self) -> String {
+        let promise = "each write is one transaction; at commit Neo4j appends it to the database's transaction log \
+                       and forces the log to disk (fsync) before the commit returns, the store files catch up at \
+                       checkpoints, and recovery replays the log after a crash";
+        let q = neo4rs::query(
+            "CALL dbms.listConfig() YIELD name, value \
+             WHERE name = 'db.checkpoint' OR name STARTS WITH 'db.checkpoint.interval.' \
+             RETURN name, value ORDER BY name",
+        );
+        match self.rows(q, "durability").await {
+            Ok(rows) => {
+                let settings: Vec<String> = rows
+                    .iter()
+                    .filter_map(|r| {
+                        let name: String = r.get("name").ok()?;
+                        let value: Option<String> = r.get("value").ok();
+                        Some(format!("{name} = {}", value.unwrap_or_else(|| "not set".into())))
+                    })
+                    .collect();
+                format!("{promise} (as configured: {})", settings.join(", "))
+            }
+            Err(e) => format!("{promise} (settings not read: {})", e.message),
+        }
+    }
+
+    async fn backup(&self, _target: &BackupTarget<'_>) -> DriverResult<Backup> {
+        Err(DriverError::unsupported(NO_BACKUP))
+    }
+
+    async fn restore(&self, _backup: &Backup, _target: &BackupTarget<'_>) -> DriverResult<()> {
+        Err(DriverError::unsupported(NO_BACKUP))
     }
 
     /// The neighbours asked of the vector index: the width of Lucene's HNSW search
