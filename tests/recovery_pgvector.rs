@@ -11,6 +11,10 @@
 mod pg;
 
 use std::process::Command;
+use std::sync::Mutex;
+
+/// One private cluster at a time: two starting at once could pick the same free port.
+static ONE_CLUSTER: Mutex<()> = Mutex::new(());
 
 fn workload(up: &std::path::Path, down: &std::path::Path) -> String {
     format!(
@@ -56,6 +60,7 @@ max = 60
 
 #[test]
 fn no_acknowledged_insert_is_lost_when_postgres_is_killed_with_fsync_on() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let cluster = pg::Cluster::start_with("-c fsync=on -c synchronous_commit=on");
     let work = tempfile::tempdir().unwrap();
     let services = work.path().join("services");
@@ -129,6 +134,7 @@ fn no_acknowledged_insert_is_lost_when_postgres_is_killed_with_fsync_on() {
 /// tests/recovery.rs.
 #[test]
 fn with_synchronous_commit_off_the_counter_sees_what_is_lost() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let cluster = pg::Cluster::start_with("-c synchronous_commit=off -c wal_writer_delay=10s");
     let work = tempfile::tempdir().unwrap();
     let services = work.path().join("services");
