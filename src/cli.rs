@@ -138,7 +138,9 @@ pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<i32> {
                 .map_err(|e| crate::error::Error::Runtime(format!("recovery writer: stdin: {e}")))?;
             let job = serde_json::from_str(&job)
                 .map_err(|e| crate::error::Error::Runtime(format!("recovery writer: bad job: {e}")))?;
-            runner::recovery::writer(job).await.map_err(|e| crate::error::Error::Runtime(format!("recovery writer: {e}")))?;
+            runner::recovery::writer(job)
+                .await
+                .map_err(|e| crate::error::Error::Runtime(format!("recovery writer: {e}")))?;
             Ok(0)
         }
     }

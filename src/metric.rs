@@ -467,11 +467,7 @@ impl Metric {
         if let Source::Recovery(figure) = self.def().source {
             let r = p.recovery.as_ref().ok_or_else(|| format!("phase {} is not a recovery phase", p.name))?;
             let why = |part: &str| {
-                r.notes
-                    .iter()
-                    .find(|n| n.starts_with(part))
-                    .cloned()
-                    .unwrap_or_else(|| format!("{part}: not measured"))
+                r.notes.iter().find(|n| n.starts_with(part)).cloned().unwrap_or_else(|| format!("{part}: not measured"))
             };
             return match figure {
                 RecoveryFigure::LostWrites => r.crash.as_ref().map(|c| c.lost as f64).ok_or_else(|| why("crash")),

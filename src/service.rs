@@ -98,8 +98,8 @@ impl Service {
         };
         // Absolute: the launcher changes folders, and a relative state folder would then
         // name another one.
-        let state = std::path::absolute(&self.services_dir)
-            .map_err(|e| format!("{}: {e}", self.services_dir.display()))?;
+        let state =
+            std::path::absolute(&self.services_dir).map_err(|e| format!("{}: {e}", self.services_dir.display()))?;
         let mut cmd = tokio::process::Command::new(script);
         cmd.arg(&self.name)
             .env("DBBENCH_SERVICES_DIR", state)

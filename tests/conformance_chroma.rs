@@ -261,11 +261,8 @@ async fn chroma_passes_the_recovery_suite() {
         down: "services/down.sh".into(),
     };
     conformance::run_recovery_suite(|| open("ef_search = 100"), &backup_dir, Some(&service), true).await;
-    let left = reqwest::Client::new()
-        .get(format!("{}/collections/dbbench_conformance_recovery", api()))
-        .send()
-        .await
-        .unwrap();
+    let left =
+        reqwest::Client::new().get(format!("{}/collections/dbbench_conformance_recovery", api())).send().await.unwrap();
     assert_eq!(left.status(), 404, "cleanup deletes the collection");
     let state = service.state_dir();
     assert!(state.join("data").is_dir() && !state.join("data.before-restore").exists(), "the folder set aside is gone");

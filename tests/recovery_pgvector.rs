@@ -140,7 +140,11 @@ fn with_synchronous_commit_off_the_counter_sees_what_is_lost() {
     let services = work.path().join("services");
     let (up, down) = cluster.as_service(&services);
     let file = work.path().join("recovery.toml");
-    std::fs::write(&file, workload(&up, &down).replace("restart_timeout", "restart = false\nbackup = false\nrestart_timeout")).unwrap();
+    std::fs::write(
+        &file,
+        workload(&up, &down).replace("restart_timeout", "restart = false\nbackup = false\nrestart_timeout"),
+    )
+    .unwrap();
     let out = work.path().join("out");
     let run = Command::new(env!("CARGO_BIN_EXE_dbbench"))
         .args(["run", file.to_str().unwrap(), "--no-progress", "--out", out.to_str().unwrap()])

@@ -615,7 +615,9 @@ impl Driver for Sqlite {
         // search trips over it.
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err)?;
         if check != "ok" {
-            return Err(DriverError::other(format!("sqlite: the restored database fails its integrity check: {check}")));
+            return Err(DriverError::other(format!(
+                "sqlite: the restored database fails its integrity check: {check}"
+            )));
         }
         Ok(())
     }

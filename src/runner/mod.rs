@@ -673,12 +673,8 @@ impl EngineRun<'_> {
             let profile = DriverProfile { caps, params: ep.kind.params };
             if let Some(rp) = &phase.recovery {
                 console::note(&format!("  phase {}: recovery", phase.name));
-                let data_bytes = self
-                    .current()
-                    .index
-                    .as_ref()
-                    .and_then(|i| i.stats.get("size_bytes"))
-                    .and_then(|v| v.as_u64());
+                let data_bytes =
+                    self.current().index.as_ref().and_then(|i| i.stats.get("size_bytes")).and_then(|v| v.as_u64());
                 let ctx = recovery::RecoveryCtx {
                     ep,
                     schema: &schema,

@@ -535,10 +535,7 @@ async fn crash(
         }
         Control::Embedded => {
             child.start_kill().map_err(|e| format!("cannot kill the writer: {e}"))?;
-            format!(
-                "SIGKILL to the dbbench process writing to {} (the engine runs embedded in it)",
-                ctx.ep.kind.kind
-            )
+            format!("SIGKILL to the dbbench process writing to {} (the engine runs embedded in it)", ctx.ep.kind.kind)
         }
     };
     let kill_after_s = started.elapsed().as_secs_f64().min(p.kill_after.as_secs_f64() + 0.5);

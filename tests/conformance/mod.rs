@@ -423,9 +423,7 @@ pub async fn run_expand_suite(driver: &dyn Driver, expect: &Expect) {
 /// data's, as near as the engine can, not the luck of a graph).
 async fn answers(driver: &dyn Driver, ds: &Dataset, n: usize) -> Vec<Vec<u64>> {
     let mut params = SearchParams::new();
-    if let Some(knob) =
-        driver.effort_knob(OpKind::Knn).filter(|k| k.scope == dbbench::driver::KnobScope::Request)
-    {
+    if let Some(knob) = driver.effort_knob(OpKind::Knn).filter(|k| k.scope == dbbench::driver::KnobScope::Request) {
         params.insert(knob.param.into(), serde_json::json!(knob.value(knob.max, 10)));
     }
     let mut out = Vec::new();

@@ -137,11 +137,8 @@ impl Cluster {
     pub fn as_service(&self, services: &Path) -> (PathBuf, PathBuf) {
         let state = services.join("pgvector");
         std::fs::create_dir_all(&state).unwrap();
-        let pg_ctl = if is_root() {
-            format!("runuser -u postgres -- {PG_BIN}/pg_ctl")
-        } else {
-            format!("{PG_BIN}/pg_ctl")
-        };
+        let pg_ctl =
+            if is_root() { format!("runuser -u postgres -- {PG_BIN}/pg_ctl") } else { format!("{PG_BIN}/pg_ctl") };
         let data = self.data().display().to_string();
         let log = self.dir.path().join("log").display().to_string();
         let pid_file = state.join("pid").display().to_string();
@@ -186,4 +183,3 @@ impl Drop for Cluster {
         }
     }
 }
-

@@ -20,8 +20,7 @@ impl Tools {
     /// them, else the ones on PATH (pg_dump refuses a server newer than itself, and says so).
     pub(super) async fn find(d: &PgVector) -> DriverResult<Tools> {
         let mut c = d.pool.acquire(None).await?;
-        let num: String =
-            sqlx::query_scalar("SHOW server_version_num").fetch_one(&mut c.pg).await.map_err(pg_err)?;
+        let num: String = sqlx::query_scalar("SHOW server_version_num").fetch_one(&mut c.pg).await.map_err(pg_err)?;
         d.pool.release(c);
         let major = num.parse::<u32>().map(|n| n / 10000).unwrap_or(0);
         let dir = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));

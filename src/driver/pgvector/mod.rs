@@ -826,7 +826,9 @@ impl Driver for PgVector {
             DriverResult::Ok(row)
         };
         match read.await {
-            Ok((fsync, sync, delay)) => format!("fsync = {fsync}, synchronous_commit = {sync}: {}", backup::promise(&fsync, &sync, &delay)),
+            Ok((fsync, sync, delay)) => {
+                format!("fsync = {fsync}, synchronous_commit = {sync}: {}", backup::promise(&fsync, &sync, &delay))
+            }
             Err(e) => format!("not read: {}", e.message),
         }
     }
@@ -842,10 +844,7 @@ impl Driver for PgVector {
         let mut args = vec!["--format=custom".to_string(), format!("--file={}", file.display())];
         args.extend(tables);
         tools.run("pg_dump", &args, &self.url).await?;
-        Ok(Backup::of_files(
-            format!("pg_dump --format=custom of dbbench's table(s), {}", tools.version),
-            file,
-        ))
+        Ok(Backup::of_files(format!("pg_dump --format=custom of dbbench's table(s), {}", tools.version), file))
     }
 
     async fn restore(&self, backup: &Backup, _target: &BackupTarget<'_>) -> DriverResult<()> {

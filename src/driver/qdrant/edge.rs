@@ -709,10 +709,7 @@ impl Driver for QdrantEdge {
     async fn count(&self) -> DriverResult<u64> {
         let st = self.state.get()?;
         blocking(move || {
-            st.shard
-                .count(::qdrant_edge::CountRequest { filter: None, exact: true })
-                .map(|n| n as u64)
-                .map_err(err)
+            st.shard.count(::qdrant_edge::CountRequest { filter: None, exact: true }).map(|n| n as u64).map_err(err)
         })
         .await
     }

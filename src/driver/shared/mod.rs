@@ -14,5 +14,7 @@ pub mod http;
 pub mod namespace;
 pub mod state;
 
-pub use namespace::{attach_own, prepare_own, release_own, release_prepared, Found, Namespace, MARKER_KEY, MARKER_VALUE};
+pub use namespace::{
+    attach_own, prepare_own, release_own, release_prepared, Found, Namespace, MARKER_KEY, MARKER_VALUE,
+};
 pub use state::Prepared;
