@@ -237,9 +237,14 @@ pub struct Mark(Option<Sample>);
 
 impl Monitor {
     pub fn start(watch: Watch, interval: Duration) -> Monitor {
+        Monitor::start_from(watch, interval, Instant::now())
+    }
+
+    /// A monitor whose times count from `started` (another monitor's start), so that its
+    /// timeline continues that one's: after the engine's processes were replaced.
+    pub fn start_from(watch: Watch, interval: Duration, started: Instant) -> Monitor {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let started = Instant::now();
         let (s, st, root) = (samples.clone(), stop.clone(), watch.pid);
         let thread = std::thread::Builder::new()
             .name("dbbench-resources".into())
@@ -264,6 +269,11 @@ impl Monitor {
 
     pub fn watch(&self) -> &Watch {
         &self.watch
+    }
+
+    /// When sampling started (times in the timeline count from it).
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// A reading now, to measure from.

@@ -106,6 +106,9 @@ impl Service {
             .stdin(Stdio::null())
             .stdout(open()?)
             .stderr(open()?)
+            // A group of its own: a Ctrl-C at dbbench's terminal must not cut a start
+            // or stop short and leave the engine half up.
+            .process_group(0)
             .kill_on_drop(false);
         Ok(cmd)
     }

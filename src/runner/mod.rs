@@ -570,7 +570,8 @@ impl EngineRun<'_> {
         if let Some(m) = self.monitor.take() {
             let timeline = m.timeline();
             if let Some(r) = self.current().resources.as_mut() {
-                r.timeline = timeline;
+                // After a recovery phase the timeline has a part from before the restart.
+                r.timeline.extend(timeline);
             }
         }
         if self.plan.load.cleanup {
@@ -688,6 +689,7 @@ impl EngineRun<'_> {
                 let started = Instant::now();
                 let out = recovery::run(&ctx, driver.clone()).await;
                 *driver = out.driver;
+                self.watch_again(ep);
                 let mut result = self.blank_phase(phase);
                 result.elapsed_s = started.elapsed().as_secs_f64();
                 result.complete = out.failed.is_none() && !self.cancel.is_cancelled();
@@ -789,6 +791,24 @@ impl EngineRun<'_> {
             records_per_s: if seconds > 0.0 { n as f64 / seconds } else { 0.0 },
             links,
         })
+    }
+
+    /// A server's processes were replaced (a recovery phase restarted it): keep the
+    /// timeline sampled so far and go on sampling the new ones, on the same clock.
+    fn watch_again(&mut self, ep: &EnginePlan) {
+        if ep.kind.default_url.is_none() {
+            return; // embedded: dbbench's own process, still the same
+        }
+        let Some(old) = self.monitor.take() else { return };
+        let started = old.started();
+        let timeline = old.timeline();
+        if let Some(r) = self.current().resources.as_mut() {
+            r.timeline.extend(timeline);
+        }
+        match watch_for(ep) {
+            Ok(w) => self.monitor = Some(resources::Monitor::start_from(w, RESOURCE_INTERVAL, started)),
+            Err(why) => console::note(&format!("  resources: no longer measured after the restart: {why}")),
+        }
     }
 
     fn mark(&self) -> Option<resources::Mark> {

@@ -402,6 +402,11 @@ impl Driver for QdrantServer {
     fn write_visibility(&self) -> String {
         "writes are sent with wait = true: acknowledged once the server has applied them".into()
     }
+    async fn durability(&self) -> String {
+        "writes are sent with wait = true: the server answers once the update is in its write-ahead log and applied; \
+         when that log reaches the disk is the server's WAL setting, which this driver does not read"
+            .into()
+    }
     fn kind(&self) -> &'static str {
         "qdrant"
     }
