@@ -6,6 +6,9 @@
 SERVICES_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$SERVICES_HOME/.." && pwd)"
 STATE="${DBBENCH_SERVICES_DIR:-$ROOT/.services}"
+# Absolute: engine files change folders, and a relative state folder would then name
+# another one.
+case "$STATE" in /*) ;; *) STATE="$PWD/$STATE" ;; esac
 ENGINES_DIR="$SERVICES_HOME/engines"
 export ROOT STATE
 
