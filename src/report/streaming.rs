@@ -45,7 +45,7 @@ impl StreamView<'_> {
         format!(
             "{} writes at {}/s ({} workers) beside {} searches at {}/s ({} workers), open loop, in {} \
              checkpoints. Each search is scored against the records live when it was sent (writes \
-             acknowledged before it); a write still in flight does not count.",
+             acknowledged before it); a write in flight when it was sent may count either way.",
             st.writes,
             st.write_rate,
             st.write_concurrency,

@@ -368,7 +368,7 @@ async fn worker(shared: Arc<Shared>, w: usize, seed: u64) -> WorkerOut {
                 }
                 match &request {
                     Request::Insert { record } => {
-                        env.keys.inserted(record.id, done);
+                        env.keys.inserted(record.id, send, done);
                         let nth = shared.inserts_acked.fetch_add(1, Ordering::Relaxed);
                         let every = env.stream.as_ref().map_or(1, |r| r.plan.probe_every.max(1));
                         if nth % every == 0 {
@@ -377,7 +377,7 @@ async fn worker(shared: Arc<Shared>, w: usize, seed: u64) -> WorkerOut {
                             }
                         }
                     }
-                    Request::Id { id } if prepared.plan.kind == OpKind::Delete => env.keys.deleted(*id, done),
+                    Request::Id { id } if prepared.plan.kind == OpKind::Delete => env.keys.deleted(*id, send, done),
                     _ => {}
                 }
             }

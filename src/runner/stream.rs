@@ -5,7 +5,9 @@
 //! Every search answer of a streaming run is kept (ids and send time) and scored after the
 //! phase against the records live when it was sent (`data::live`), by the acknowledgement
 //! times of the run's writes: a write acknowledged before the search was sent counts as
-//! there, one still in flight does not.
+//! there, one sent after it does not, and one in flight when it was sent may count
+//! either way (the engine may have applied it before answering or not): the answer is
+//! scored against whichever of the two states it agrees with more.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -239,10 +241,19 @@ pub fn score_answers(
 ) {
     for a in answers {
         let prepared = &ops[a.op];
-        let live = |id: u64| log.live_at(id, loaded, a.sent);
-        let truth = prepared.live.as_ref().map(|t| t.at(a.query, &live));
-        let judged = ds.queries.judgments.as_ref().map(|j| j[a.query].as_slice());
         let k = prepared.plan.k;
+        let truth = prepared.live.as_ref().map(|t| {
+            let acked = t.at(a.query, &|id: u64| log.live_at(id, loaded, a.sent));
+            let with_in_flight = t.at(a.query, &|id: u64| log.live_at_with_in_flight(id, loaded, a.sent));
+            let agree =
+                |truth: &[u64]| truth.iter().take(k).filter(|id| a.hits.iter().take(k).any(|h| h == *id)).count();
+            if agree(&with_in_flight) > agree(&acked) {
+                with_in_flight
+            } else {
+                acked
+            }
+        });
+        let judged = ds.queries.judgments.as_ref().map(|j| j[a.query].as_slice());
         metrics[a.op].quality.record(&a.hits, k, truth.as_deref(), judged);
         if let Some(w) = a.window.and_then(|w| windows.get_mut(w)) {
             w.quality.record(&a.hits, k, truth.as_deref(), None);
