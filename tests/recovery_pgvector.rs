@@ -58,6 +58,29 @@ max = 60
     )
 }
 
+/// Run the workload `file` in `work` against `cluster` (whose services folder is
+/// `work/services`), results into `work/out`: the exit, the output, results.json.
+fn run_dbbench(
+    cluster: &pg::Cluster,
+    work: &std::path::Path,
+    file: &std::path::Path,
+) -> (std::process::Output, String, serde_json::Value) {
+    let out = work.join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_dbbench"))
+        .args(["run", file.to_str().unwrap(), "--no-progress", "--out", out.to_str().unwrap()])
+        .arg("--cache")
+        .arg(work.join("cache"))
+        .env("DBBENCH_RECOVERY_PG_URL", cluster.url())
+        .env("DBBENCH_SERVICES_DIR", work.join("services"))
+        .current_dir(work)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let json = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+        .unwrap_or_else(|e| panic!("results.json: {e}\n{text}"));
+    (run, text, json)
+}
+
 #[test]
 fn no_acknowledged_insert_is_lost_when_postgres_is_killed_with_fsync_on() {
     let _one = ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
@@ -68,21 +91,10 @@ fn no_acknowledged_insert_is_lost_when_postgres_is_killed_with_fsync_on() {
     let file = work.path().join("recovery.toml");
     std::fs::write(&file, workload(&up, &down)).unwrap();
     let out = work.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_dbbench"))
-        .args(["run", file.to_str().unwrap(), "--no-progress", "--out", out.to_str().unwrap()])
-        .arg("--cache")
-        .arg(work.path().join("cache"))
-        .env("DBBENCH_RECOVERY_PG_URL", cluster.url())
-        .env("DBBENCH_SERVICES_DIR", &services)
-        .current_dir(work.path())
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let (run, text, json) = run_dbbench(&cluster, work.path(), &file);
     assert_eq!(run.status.code(), Some(0), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(json["run"]["complete"], true, "{text}");
     let engine = &json["engines"][0];
     assert_eq!(engine["status"], "ok", "{text}");
@@ -145,17 +157,7 @@ fn with_synchronous_commit_off_the_counter_sees_what_is_lost() {
         workload(&up, &down).replace("restart_timeout", "restart = false\nbackup = false\nrestart_timeout"),
     )
     .unwrap();
-    let out = work.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_dbbench"))
-        .args(["run", file.to_str().unwrap(), "--no-progress", "--out", out.to_str().unwrap()])
-        .env("DBBENCH_RECOVERY_PG_URL", cluster.url())
-        .env("DBBENCH_SERVICES_DIR", &services)
-        .current_dir(work.path())
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let (_, text, json) = run_dbbench(&cluster, work.path(), &file);
     let r = &json["engines"][0]["phases"][0]["recovery"];
     assert!(r["durability"].as_str().unwrap().contains("synchronous_commit = off"), "{r}");
     let crash = &r["crash"];

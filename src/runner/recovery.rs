@@ -522,6 +522,8 @@ async fn crash(
             return Err("interrupted (Ctrl-C)".into());
         }
     }
+    // The moment the kill is sent: the writer is frozen (server) or killed (embedded).
+    let kill_after_s = started.elapsed().as_secs_f64();
     let killed = match control {
         Control::Server(s) => {
             // Freeze the writer first: whatever it has printed was acknowledged (or sent)
@@ -538,7 +540,6 @@ async fn crash(
             format!("SIGKILL to the dbbench process writing to {} (the engine runs embedded in it)", ctx.ep.kind.kind)
         }
     };
-    let kill_after_s = started.elapsed().as_secs_f64().min(p.kill_after.as_secs_f64() + 0.5);
     let _ = child.wait().await;
     let _ = reader.await;
     let ledger = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
