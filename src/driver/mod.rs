@@ -211,6 +211,13 @@ pub trait Driver: Send + Sync {
         "not stated by the driver".into()
     }
 
+    /// How the engine serving dbbench's collection is laid out (nodes, shards, replicas),
+    /// as the engine reports it after the load; `None` for a single process with nothing
+    /// to say. Recorded in results.json and shown beside the engine's figures.
+    async fn topology(&self) -> DriverResult<Option<Topology>> {
+        Ok(None)
+    }
+
     /// Back dbbench's collection up with the engine's own tool into `target.dir` (a
     /// folder dbbench created for it, empty) or, for a server-side snapshot, into a
     /// repository named after the collection. Nothing else is backed up or touched.
@@ -237,6 +244,42 @@ pub trait Driver: Send + Sync {
     /// index as configured. Drivers without such a knob need not implement it.
     async fn set_effort(&self, _value: Option<u64>) -> DriverResult<()> {
         Ok(())
+    }
+}
+
+/// An engine's layout as it reported it: a cluster of several nodes, or one.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Topology {
+    /// Nodes in the cluster (1 for a single node).
+    pub nodes: u32,
+    /// Nodes that hold data, where the engine tells them apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_nodes: Option<u32>,
+    /// Primary shards (or partitions) of dbbench's collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// Copies of each shard beyond the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Anything else the engine says about its layout (cluster name, health...), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Topology {
+    /// "3 nodes, 3 shards × 2 copies" for tables.
+    pub fn summary(&self) -> String {
+        let mut out = match self.nodes {
+            1 => "1 node".to_string(),
+            n => format!("{n} nodes"),
+        };
+        if let Some(s) = self.shards {
+            out.push_str(&format!(", {s} shard{}", if s == 1 { "" } else { "s" }));
+            if let Some(r) = self.replicas {
+                out.push_str(&format!(" × {} cop{}", r + 1, if r == 0 { "y" } else { "ies" }));
+            }
+        }
+        out
     }
 }
 

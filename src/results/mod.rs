@@ -206,6 +206,10 @@ pub struct EngineResult {
     /// phase carries its own. Absent in results written before it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<EngineResources>,
+    /// The engine's layout (nodes, shards, replicas) as it reported it after the load;
+    /// absent where the driver has nothing to say (a single process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<crate::driver::Topology>,
     pub phases: Vec<PhaseResult>,
 }
 

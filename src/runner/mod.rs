@@ -499,6 +499,7 @@ impl EngineRun<'_> {
             load: None,
             index: None,
             resources: None,
+            topology: None,
             phases: Vec::new(),
         });
         self.monitor = None;
@@ -657,6 +658,14 @@ impl EngineRun<'_> {
                 }
             }
             Err(e) => return self.fail(format!("finish_load failed: {}", e.message)),
+        }
+        match driver.topology().await {
+            Ok(Some(t)) => {
+                console::note(&format!("  topology: {}", t.summary()));
+                self.current().topology = Some(t);
+            }
+            Ok(None) => {}
+            Err(e) => console::warn(&format!("engine {name}: topology not read: {}", e.message)),
         }
         self.save()?;
 
