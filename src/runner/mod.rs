@@ -522,13 +522,16 @@ impl EngineRun<'_> {
                 };
                 let where_ = cfg.url.as_deref().map(driver::redact_url).map(|u| format!(" at {u}")).unwrap_or_default();
                 let reason = format!("cannot reach {}{where_}: {why}", ep.kind.kind);
-                console::warn(&format!(
-                    "engine {} skipped: {reason}\n    start it with: {}",
-                    cfg.name, ep.kind.start_hint
-                ));
+                // An engine run by another services/up.sh entry than its driver's own.
+                let hint = if ep.service == ep.kind.kind {
+                    ep.kind.start_hint.to_string()
+                } else {
+                    format!("services/up.sh {}", ep.service)
+                };
+                console::warn(&format!("engine {} skipped: {reason}\n    start it with: {}", cfg.name, hint));
                 let e = self.current();
                 e.reason = Some(reason);
-                e.start_hint = Some(ep.kind.start_hint.to_string());
+                e.start_hint = Some(hint);
                 return self.save();
             }
         }
@@ -1102,7 +1105,7 @@ fn watch_for(ep: &EnginePlan) -> std::result::Result<resources::Watch, String> {
     if !["127.0.0.1", "localhost", "::1"].contains(&host) {
         return Err(format!("the engine is at {host}, not on this machine"));
     }
-    resources::Watch::service(&resources::services_dir(), ep.kind.kind)
+    resources::Watch::service(&resources::services_dir(), &ep.service)
 }
 
 /// ", 1.52 CPU s (0.76 cores), 512 MiB peak" for console lines.

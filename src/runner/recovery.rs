@@ -188,7 +188,7 @@ pub async fn run(ctx: &RecoveryCtx<'_>, driver: Arc<dyn Driver>) -> Outcomes {
         Ok(Control::Embedded)
     } else {
         let svc = Service {
-            name: ctx.ep.kind.kind.to_string(),
+            name: ctx.ep.service.clone(),
             services_dir: crate::resources::services_dir(),
             up: ctx.plan.up.clone(),
             down: ctx.plan.down.clone(),

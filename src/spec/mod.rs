@@ -215,6 +215,11 @@ pub struct EngineSpec {
     /// Set to false to keep the engine in the file but not run it.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// The `services/up.sh` entry that runs this engine on this machine (its pid file is
+    /// where resources are sampled, and what a recovery phase stops and starts); defaults
+    /// to the driver kind ("elasticsearch-cluster" for the 3-node Elasticsearch).
+    #[serde(default)]
+    pub service: Option<String>,
     /// The driver's own settings, parsed by the driver.
     #[serde(default)]
     pub settings: toml::Table,

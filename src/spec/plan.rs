@@ -135,6 +135,8 @@ pub struct EnginePlan {
     pub kind: &'static DriverKind,
     /// Line of the `[engines.NAME]` table, for messages.
     pub line: usize,
+    /// The `services/up.sh` entry that runs it here (`service`, or the driver kind).
+    pub service: String,
 }
 
 impl std::fmt::Debug for EnginePlan {
@@ -754,7 +756,23 @@ fn validate_engines(
         let config =
             EngineConfig { name: name.clone(), url, settings: e.settings.clone(), base_dir: base.to_path_buf() };
         (kind.validate)(&config).map_err(|m| src.error(span.clone(), m))?;
-        out.push(EnginePlan { config, kind, line: src.position(span.start).0 });
+        let service = match &e.service {
+            Some(svc) if svc.is_empty() || !svc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+                return Err(src.error(
+                    span,
+                    format!("engines.{name}.service: {svc:?} is not a services/up.sh entry (letters, digits, - and _)"),
+                ))
+            }
+            Some(svc) if kind.default_url.is_none() => {
+                return Err(src.error(
+                    span,
+                    format!("engines.{name}.service: {kind_name} runs inside dbbench, not as a service; remove service = {svc:?}"),
+                ))
+            }
+            Some(svc) => svc.clone(),
+            None => kind.kind.to_string(),
+        };
+        out.push(EnginePlan { config, kind, line: src.position(span.start).0, service });
     }
     if out.is_empty() {
         return Err(src.error(0..0, "every engine is disabled (enabled = false); enable one or pass --engines"));
