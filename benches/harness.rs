@@ -93,6 +93,7 @@ fn end_to_end(c: &mut Criterion) {
             ops: Arc::new(ops),
             threads,
             stream: None,
+            timing: Default::default(),
         };
         g.bench_function(name, |b| {
             b.iter(|| {

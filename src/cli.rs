@@ -108,6 +108,29 @@ pub struct RunArgs {
     /// holds each repetition as its own phase entry, for `dbbench compare` to see the noise.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
+    /// Be load generator I of N of one run (0-based, e.g. 0/3): this process takes its
+    /// share of the workers, of the open-loop arrivals and of the queries. `--shard N`
+    /// alone takes I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job sets it). Needs
+    /// --start-at; one engine (--engines) at a time. Shard 0 loads the data; merge the
+    /// shards' results with `dbbench report a.json b.json ... --out DIR`.
+    #[arg(long, value_name = "I/N", requires = "start_at", help_heading = "Sharded runs")]
+    pub shard: Option<String>,
+    /// The agreed start of a sharded run (RFC 3339, e.g. 2026-12-04T22:30:00Z), the same
+    /// for every shard: each starts its phases on one timeline from it. Leave shard 0 time
+    /// to load first; machines' clocks must agree (NTP).
+    #[arg(long, value_name = "TIME", requires = "shard", value_parser = runner::shard::parse_start_at, help_heading = "Sharded runs")]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// No shard loads: the collection is there from an earlier run, and every shard
+    /// attaches to it.
+    #[arg(long, requires = "shard", help_heading = "Sharded runs")]
+    pub skip_load: bool,
+    /// How long a shard that does not load waits for the collection to be all there.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, help_heading = "Sharded runs")]
+    pub ready_timeout: Duration,
+    /// Write every request's latency and due time to <out>/raw/<engine>/<phase>/<op>.tsv
+    /// (large: one line a request), to check a merge or for analysis of your own.
+    #[arg(long)]
+    pub raw_latencies: bool,
 }
 
 pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -149,14 +172,42 @@ pub async fn execute(cli: Cli, cancel: CancellationToken) -> Result<i32> {
 async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
     let overrides = Overrides { seed: args.seed, duration: args.duration, engines: args.engines.clone() };
     let plan = spec::load_plan(&args.workload, &overrides)?;
-    let run_id = runner::new_run_id(&plan.workload.name);
-    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));
+    let shard = match (&args.shard, args.start_at) {
+        (Some(s), Some(start_at)) => {
+            let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+            let shard = runner::shard::Shard::parse(s, job_index.as_deref())
+                .map_err(|why| Error::Input(format!("--shard: {why}")))?;
+            runner::shard::check(&plan, shard)?;
+            Some(runner::shard::ShardRun {
+                shard,
+                start_at,
+                skip_load: args.skip_load,
+                ready_timeout: args.ready_timeout,
+            })
+        }
+        _ => None,
+    };
+    let (run_id, default_out) = match &shard {
+        // Every shard of a run shares its id and folder; each writes a folder of its own.
+        Some(sr) => {
+            let base = sr.run_base(&plan.workload.name);
+            (format!("{base}-{}", sr.dir_name()), PathBuf::from("results").join(base).join(sr.dir_name()))
+        }
+        None => {
+            let id = runner::new_run_id(&plan.workload.name);
+            let out = PathBuf::from("results").join(&id);
+            (id, out)
+        }
+    };
+    let out_dir = args.out.clone().unwrap_or(default_out);
     let opts = RunOptions {
         run_id,
         out_dir: out_dir.clone(),
         cache_dir: args.cache.clone(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
         repeat: args.repeat,
+        shard,
+        raw_latencies: args.raw_latencies,
     };
     console::note(&format!(
         "workload {} ({}), seed {}",
@@ -167,9 +218,17 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
     if !plan.dataset.sizes.is_empty() {
         return run_sizes(plan, opts, cancel, args.require_all).await;
     }
+    let shard = opts.shard.clone();
     let summary = runner::run(plan, opts, cancel).await?;
     println!("\n{}", console::summary_table(&summary.results));
     println!("results: {}", summary.results_path.display());
+    if let Some(sr) = shard {
+        let run_dir = out_dir.parent().map(|p| p.display().to_string()).unwrap_or_else(|| ".".into());
+        println!(
+            "this is {}; when every shard is done, merge them: dbbench report {run_dir}/shard-*/results.json --out {run_dir}/merged",
+            sr.shard.label()
+        );
+    }
     write_run_reports(&summary.results, &out_dir);
 
     let interrupted = summary.interrupted;

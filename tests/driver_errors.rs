@@ -255,7 +255,15 @@ async fn a_phase_against_an_engine_answering_503_stops_as_lost_for_both() {
         engine.set(Fault::Status(503));
         let keys = Arc::new(Keyspace::new(ds.len() as u64));
         let ops = vec![PreparedOp::new(knn_op(), None, ds.len() as u64, &[])];
-        let env = PhaseEnv { driver: d, dataset: ds, keys, ops: Arc::new(ops), threads: None, stream: None };
+        let env = PhaseEnv {
+            driver: d,
+            dataset: ds,
+            keys,
+            ops: Arc::new(ops),
+            threads: None,
+            stream: None,
+            timing: Default::default(),
+        };
         let run = run_phase(
             &env,
             Schedule::Closed { concurrency: 1 },

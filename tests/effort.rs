@@ -36,6 +36,8 @@ async fn run(dir: &Path, body: &str) -> RunResults {
         cache_dir: dir.join("cache"),
         progress: false,
         repeat: 1,
+        shard: None,
+        raw_latencies: false,
     };
     let summary = runner::run(plan, opts, CancellationToken::new()).await.unwrap();
     assert!(summary.failed_engines().is_empty(), "no engine fails");

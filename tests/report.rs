@@ -189,6 +189,57 @@ fn merging_refuses_different_workloads_and_data() {
     assert!(report::merge(Vec::new()).is_err());
 }
 
+fn shard(index: u32, count: u32) -> RunResults {
+    let mut r = shifted(fixture(), &format!("shard-{index}"), "2026-11-24T02:37:43+00:00", "2026-11-24T02:37:58+00:00");
+    r.run.shard = Some(dbbench::results::ShardInfo {
+        index,
+        count,
+        start_at: "2026-11-24T02:37:43.000Z".into(),
+        loaded: index == 0,
+    });
+    r
+}
+
+#[test]
+fn merging_shards_names_the_missing_and_the_incomplete_ones() {
+    let all = report::merge(vec![shard(0, 3), shard(1, 3), shard(2, 3)]).unwrap();
+    assert_eq!(all.run.complete, fixture().run.complete, "all shards there: as complete as each");
+    assert!(all.run.shard.is_none(), "a merged run is no shard");
+    assert_eq!(all.run.merged_from.iter().filter_map(|m| m.shard.as_ref()).count(), 3);
+    let o = &fixture().engines[0].phases[0].ops[0];
+    assert_eq!(all.engines[0].phases[0].ops[0].count, 3 * o.count);
+
+    let two = report::merge(vec![shard(0, 3), shard(2, 3)]).unwrap();
+    assert!(!two.run.complete);
+    let why = two.run.incomplete_reason.unwrap();
+    assert!(why.contains("shard 1/3: missing"), "{why}");
+    assert!(!why.contains("shard 0/3") && !why.contains("shard 2/3"), "{why}");
+
+    let one = report::merge(vec![shard(1, 2)]).unwrap();
+    assert!(one.run.incomplete_reason.unwrap().contains("shard 0/2: missing"), "a lone shard is no whole run");
+
+    let mut cut = shard(2, 3);
+    cut.run.complete = false;
+    cut.run.incomplete_reason = Some("running".into());
+    let m = report::merge(vec![shard(0, 3), shard(1, 3), cut]).unwrap();
+    assert!(!m.run.complete);
+    assert!(m.run.incomplete_reason.unwrap().contains("shard 2/3 shard-2: running"));
+}
+
+#[test]
+fn merging_refuses_shards_of_different_runs_a_shard_twice_and_a_lone_run() {
+    let e = report::merge(vec![shard(0, 3), shard(0, 3)]).unwrap_err().to_string();
+    assert!(e.contains("shard 0/3 is given twice"), "{e}");
+    let e = report::merge(vec![shard(0, 3), shard(1, 2)]).unwrap_err().to_string();
+    assert!(e.contains("shards of different runs"), "{e}");
+    let mut later = shard(1, 3);
+    later.run.shard.as_mut().unwrap().start_at = "2026-11-24T03:00:00.000Z".into();
+    let e = report::merge(vec![shard(0, 3), later]).unwrap_err().to_string();
+    assert!(e.contains("shards of different runs"), "{e}");
+    let e = report::merge(vec![shard(0, 3), fixture()]).unwrap_err().to_string();
+    assert!(e.contains("merge the shards of one run together"), "{e}");
+}
+
 #[test]
 fn report_command_rebuilds_from_results_alone() {
     let dir = tempfile::tempdir().unwrap();

@@ -109,6 +109,8 @@ max = {bound}
             cache_dir: dir.path().join("cache"),
             progress: false,
             repeat: 1,
+            shard: None,
+            raw_latencies: false,
         };
         async move {
             let summary = dbbench::runner::run(plan, opts, tokio_util::sync::CancellationToken::new()).await.unwrap();

@@ -50,6 +50,7 @@ fn env(script: Script) -> (PhaseEnv, Arc<Scripted>) {
         ops: Arc::new(ops),
         threads: None,
         stream: None,
+        timing: Default::default(),
     };
     (env, driver)
 }

@@ -181,6 +181,8 @@ async fn run_side(plan: &AbPlan, side: Side, round: u32, cancel: CancellationTok
         cache_dir: plan.cache.clone(),
         progress: false,
         repeat: 1,
+        shard: None,
+        raw_latencies: false,
     };
     let summary = runner::run(loaded, opts, cancel).await?;
     if summary.interrupted {

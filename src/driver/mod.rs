@@ -197,6 +197,14 @@ pub trait Driver: Send + Sync {
         Err(DriverError::unsupported(format!("{} cannot count its records", self.kind())))
     }
 
+    /// Whether what `finish_load` builds (indexes, refresh) is all there, as a driver
+    /// attached to the collection from another process sees it: the shards of a sharded
+    /// run that do not load wait for it. Engines that index as they load have nothing to
+    /// wait for once the records are counted.
+    async fn index_ready(&self) -> DriverResult<bool> {
+        Ok(true)
+    }
+
     /// Let go of the engine's files and connections without dropping any data, so another
     /// process (or a new driver) can open them; the driver is not used afterwards.
     /// Embedded engines must implement it; a server's driver has nothing to release.

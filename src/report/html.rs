@@ -996,6 +996,7 @@ mod tests {
             started_at: "2026-11-24T02:37:43+00:00".into(),
             finished_at: None,
             machine: r.run.machine.clone(),
+            shard: None,
         }];
         let html = page(&r);
         assert!(html.contains("<strong>Incomplete run:</strong> interrupted (Ctrl-C)."));

@@ -35,7 +35,7 @@ pub fn merge(runs: Vec<RunResults>) -> Result<RunResults> {
         return Err(Error::Input("nothing to merge: no results given".into()));
     };
     let rest: Vec<RunResults> = iter.collect();
-    if rest.is_empty() {
+    if rest.is_empty() && merged.run.shard.is_none() {
         return Ok(merged);
     }
     for r in &rest {
@@ -58,7 +58,9 @@ pub fn merge(runs: Vec<RunResults>) -> Result<RunResults> {
 
     let mut all_runs = vec![merged.run.clone()];
     all_runs.extend(rest.iter().map(|r| r.run.clone()));
-    let concurrent = runs_overlap(&all_runs);
+    let missing_shards = check_shards(&all_runs)?;
+    // Shards of one run measured at once, whatever their clocks recorded.
+    let concurrent = all_runs[0].shard.is_some() || runs_overlap(&all_runs);
 
     merged.run.merged_from = all_runs
         .iter()
@@ -67,6 +69,7 @@ pub fn merge(runs: Vec<RunResults>) -> Result<RunResults> {
             started_at: r.started_at.clone(),
             finished_at: r.finished_at.clone(),
             machine: r.machine.clone(),
+            shard: r.shard.clone(),
         })
         .collect();
     merged.run.id = format!("merged-{}-runs-{}", all_runs.len(), merged.run.id);
@@ -76,11 +79,16 @@ pub fn merge(runs: Vec<RunResults>) -> Result<RunResults> {
     } else {
         None
     };
-    let incomplete: Vec<String> = all_runs
+    let mut incomplete: Vec<String> = all_runs
         .iter()
         .filter(|r| !r.complete)
-        .map(|r| format!("{}: {}", r.id, r.incomplete_reason.as_deref().unwrap_or("incomplete")))
+        .map(|r| {
+            let shard = r.shard.as_ref().map(|s| format!("shard {}/{} ", s.index, s.count)).unwrap_or_default();
+            format!("{shard}{}: {}", r.id, r.incomplete_reason.as_deref().unwrap_or("incomplete"))
+        })
         .collect();
+    incomplete.extend(missing_shards);
+    merged.run.shard = None;
     merged.run.complete = incomplete.is_empty();
     merged.run.incomplete_reason = (!incomplete.is_empty()).then(|| incomplete.join("; "));
 
@@ -93,6 +101,49 @@ pub fn merge(runs: Vec<RunResults>) -> Result<RunResults> {
         }
     }
     Ok(merged)
+}
+
+/// Shards of one run: all of them shards, of the same run (count and start time), each
+/// once. Returns a line for each shard of the run that is missing.
+fn check_shards(runs: &[RunInfo]) -> Result<Vec<String>> {
+    let shards: Vec<_> = runs.iter().filter_map(|r| r.shard.as_ref().map(|s| (r, s))).collect();
+    let Some(&(first_run, first)) = shards.first() else { return Ok(Vec::new()) };
+    if shards.len() != runs.len() {
+        let alone = runs.iter().find(|r| r.shard.is_none()).expect("one run is not a shard");
+        return Err(Error::Input(format!(
+            "cannot merge run {} with shards of a sharded run ({} is shard {}/{}); merge the shards of one run together",
+            alone.id, first_run.id, first.index, first.count
+        )));
+    }
+    let mut seen = vec![false; first.count as usize];
+    for (r, s) in &shards {
+        if s.count != first.count || s.start_at != first.start_at {
+            return Err(Error::Input(format!(
+                "cannot merge run {} (shard {}/{}, start {}) with run {} (shard {}/{}, start {}): they are shards of different runs",
+                r.id, s.index, s.count, s.start_at, first_run.id, first.index, first.count, first.start_at
+            )));
+        }
+        match seen.get_mut(s.index as usize) {
+            Some(slot) if !*slot => *slot = true,
+            Some(_) => {
+                return Err(Error::Input(format!(
+                    "shard {}/{} is given twice (run {}); give each shard's results once",
+                    s.index, s.count, r.id
+                )))
+            }
+            None => {
+                return Err(Error::Input(format!("run {}: shard index {} is not below {}", r.id, s.index, s.count)))
+            }
+        }
+    }
+    Ok(seen
+        .iter()
+        .enumerate()
+        .filter(|(_, present)| !**present)
+        .map(|(i, _)| {
+            format!("shard {i}/{}: missing (no results for it were given; did it fail or not start?)", first.count)
+        })
+        .collect())
 }
 
 fn short(s: &str) -> &str {

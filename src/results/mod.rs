@@ -61,6 +61,22 @@ pub struct RunInfo {
     /// Set by `dbbench report` when several runs were merged into this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<MergedRun>,
+    /// One load generator of several (`dbbench run --shard I/N`); absent for a run of one
+    /// process, and in a merged run (its `merged_from` names the shards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+}
+
+/// Which load generator of a sharded run wrote a results.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// 0-based.
+    pub index: u32,
+    pub count: u32,
+    /// The agreed start every shard of the run was given (RFC 3339, UTC).
+    pub start_at: String,
+    /// This shard loaded the data and built the index (shard 0, without --skip-load).
+    pub loaded: bool,
 }
 
 /// One run that a merged result was made from.
@@ -70,6 +86,9 @@ pub struct MergedRun {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub machine: Machine,
+    /// The shard it was, for shards of one run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -28,6 +28,7 @@ mod effort;
 pub mod ops;
 pub mod phase;
 pub mod recovery;
+pub mod shard;
 pub mod stream;
 pub mod threads;
 
@@ -51,6 +52,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// Measured runs of each phase (at least 1), after one load and one warmup per phase.
     pub repeat: u32,
+    /// This process is one load generator of several (`--shard I/N --start-at T`).
+    pub shard: Option<shard::ShardRun>,
+    /// Write every request's latency to `<out>/raw/` (`--raw-latencies`).
+    pub raw_latencies: bool,
 }
 
 /// How a run ended, for the exit code.
@@ -278,6 +283,8 @@ pub async fn run_sizes(plan: Plan, opts: RunOptions, cancel: CancellationToken) 
             cache_dir: opts.cache_dir.clone(),
             progress: opts.progress,
             repeat: opts.repeat,
+            shard: None,
+            raw_latencies: opts.raw_latencies,
         };
         let summary = run_on(&plan, ds, sized, cancel.clone()).await?;
         done.push((n, summary));
@@ -388,6 +395,7 @@ async fn run_on(plan: &Plan, ds: Arc<Dataset>, opts: RunOptions, cancel: Cancell
             machine: Machine::current(),
             requirements: plan.requirements.clone(),
             merged_from: Vec::new(),
+            shard: opts.shard.as_ref().map(shard::ShardRun::info),
         },
         engines: Vec::new(),
     };
@@ -419,7 +427,23 @@ async fn run_on(plan: &Plan, ds: Arc<Dataset>, opts: RunOptions, cancel: Cancell
         results: &mut results,
         write_ranges,
         monitor: None,
+        timeline: opts.shard.as_ref().map(|_| shard::Timeline::of(plan, opts.repeat)),
     };
+    if let (Some(sr), Some(t)) = (&opts.shard, &run.timeline) {
+        console::note(&format!(
+            "{} of a run starting at {}; {}; its phases end by {}",
+            sr.shard.label(),
+            sr.start_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            if sr.loads() {
+                "this shard loads the data and builds the index".to_string()
+            } else if sr.skip_load {
+                "no shard loads (--skip-load): the collection must be there".to_string()
+            } else {
+                "shard 0 loads the data; this one waits until the collection is all there".to_string()
+            },
+            (sr.start_at + chrono::Duration::from_std(t.end).unwrap_or_default()).format("%H:%M:%SZ")
+        ));
+    }
     for engine in &plan.engines {
         if cancel.is_cancelled() {
             break;
@@ -464,6 +488,8 @@ struct EngineRun<'a> {
     write_ranges: Vec<AttributePlan>,
     /// The current engine's processes, sampled (when they can be watched).
     monitor: Option<resources::Monitor>,
+    /// A sharded run's timeline (`shard.rs`).
+    timeline: Option<shard::Timeline>,
 }
 
 impl EngineRun<'_> {
@@ -578,7 +604,19 @@ impl EngineRun<'_> {
                 r.timeline.extend(timeline);
             }
         }
-        if self.plan.load.cleanup {
+        let cleanup = match &self.opts.shard {
+            None => self.plan.load.cleanup,
+            // Only the shard that loaded drops the collection, once every shard is done.
+            Some(sr) => {
+                let cleanup = self.plan.load.cleanup && sr.loads() && self.current().load.is_some();
+                if cleanup {
+                    let end = self.timeline.as_ref().map(|t| t.end).unwrap_or_default();
+                    shard::sleep_until(shard::wall(sr.start_at, end), &self.cancel).await;
+                }
+                cleanup
+            }
+        };
+        if cleanup {
             match tokio::time::timeout(Duration::from_secs(30), driver.cleanup()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => console::warn(&format!("engine {}: cleanup failed: {}", cfg.name, e.message)),
@@ -600,8 +638,13 @@ impl EngineRun<'_> {
         schema.links = schema.links
             && caps.support(OpKind::Expand).runs()
             && self.plan.phases.iter().any(|p| p.ops.iter().any(|o| o.kind == OpKind::Expand));
-        if let Err(e) = driver.prepare(&schema).await {
-            return self.fail(format!("prepare failed: {}", e.message));
+        let loads = self.opts.shard.as_ref().is_none_or(shard::ShardRun::loads);
+        if loads {
+            if let Err(e) = driver.prepare(&schema).await {
+                return self.fail(format!("prepare failed: {}", e.message));
+            }
+        } else if let Err(why) = self.wait_ready(driver, &schema).await {
+            return self.fail(why);
         }
         match driver.describe().await {
             Ok(info) => {
@@ -614,11 +657,41 @@ impl EngineRun<'_> {
             Err(err) => console::warn(&format!("engine {name}: describe failed: {}", err.message)),
         }
 
+        if loads {
+            if let Err(done) = self.load_and_index(driver, &schema).await {
+                return done;
+            }
+        }
+        match driver.topology().await {
+            Ok(Some(t)) => {
+                console::note(&format!("  topology: {}", t.summary()));
+                self.current().topology = Some(t);
+            }
+            Ok(None) => {}
+            Err(e) => console::warn(&format!("engine {name}: topology not read: {}", e.message)),
+        }
+        self.save()?;
+
+        let keys = Arc::new(match (&self.opts.shard, self.loaded < self.ds.len()) {
+            (_, true) => Keyspace::streaming(self.loaded as u64, self.ds.len() as u64, self.plan.workload.seed),
+            (Some(sr), false) => Keyspace::sharded(self.ds.len() as u64, sr.shard),
+            (None, false) => Keyspace::new(self.ds.len() as u64),
+        });
+        self.engine_phases_measured(ep, driver, caps, &schema, keys).await
+    }
+
+    /// Load, then build the index; `Err` carries what `engine_phases` returns when either
+    /// failed.
+    async fn load_and_index(
+        &mut self,
+        driver: &Arc<dyn Driver>,
+        schema: &driver::Schema,
+    ) -> std::result::Result<(), Result<()>> {
         // Load.
         let mark = self.mark();
         let load = tokio::select! {
             r = self.load(driver, schema.links) => r,
-            _ = self.cancel.cancelled() => return self.fail("interrupted (Ctrl-C) during the load".into()),
+            _ = self.cancel.cancelled() => return Err(self.fail("interrupted (Ctrl-C) during the load".into())),
         };
         match load {
             Ok(l) => {
@@ -636,7 +709,7 @@ impl EngineRun<'_> {
                     r.load = usage;
                 }
             }
-            Err(msg) => return self.fail(format!("load failed: {msg}")),
+            Err(msg) => return Err(self.fail(format!("load failed: {msg}"))),
         }
         let started = Instant::now();
         let mark = self.mark();
@@ -645,7 +718,7 @@ impl EngineRun<'_> {
             r = driver.finish_load() => r,
             _ = self.cancel.cancelled() => {
                 spinner.finish_and_clear();
-                return self.fail("interrupted (Ctrl-C) during the index build".into());
+                return Err(self.fail("interrupted (Ctrl-C) during the index build".into()));
             }
         };
         spinner.finish_and_clear();
@@ -660,23 +733,21 @@ impl EngineRun<'_> {
                     r.index = usage;
                 }
             }
-            Err(e) => return self.fail(format!("finish_load failed: {}", e.message)),
+            Err(e) => return Err(self.fail(format!("finish_load failed: {}", e.message))),
         }
-        match driver.topology().await {
-            Ok(Some(t)) => {
-                console::note(&format!("  topology: {}", t.summary()));
-                self.current().topology = Some(t);
-            }
-            Ok(None) => {}
-            Err(e) => console::warn(&format!("engine {name}: topology not read: {}", e.message)),
-        }
-        self.save()?;
+        Ok(())
+    }
 
-        let keys = Arc::new(if self.loaded < self.ds.len() {
-            Keyspace::streaming(self.loaded as u64, self.ds.len() as u64, self.plan.workload.seed)
-        } else {
-            Keyspace::new(self.ds.len() as u64)
-        });
+    /// The measured phases, on a loaded collection.
+    async fn engine_phases_measured(
+        &mut self,
+        ep: &EnginePlan,
+        driver: &mut Arc<dyn Driver>,
+        caps: &Capabilities,
+        schema: &driver::Schema,
+        keys: Arc<Keyspace>,
+    ) -> Result<()> {
+        let name = ep.config.name.clone();
         let mut corpus_changed = false;
         for (index, phase) in self.plan.phases.iter().enumerate() {
             if self.cancel.is_cancelled() {
@@ -805,6 +876,80 @@ impl EngineRun<'_> {
         })
     }
 
+    /// A shard that does not load: attach to the collection once it is there, and wait
+    /// (polling, bounded by `--ready-timeout`) until the engine counts every record and
+    /// reports its index built.
+    async fn wait_ready(&self, driver: &Arc<dyn Driver>, schema: &driver::Schema) -> std::result::Result<(), String> {
+        let Some(sr) = &self.opts.shard else { return Ok(()) };
+        let want = self.loaded as u64;
+        let who = if sr.skip_load { "an earlier run (--skip-load)" } else { "shard 0" };
+        let started = Instant::now();
+        let spinner = console::spinner(self.opts.progress, &format!("  waiting for {who} to load the collection"));
+        let mut last: String;
+        let outcome = loop {
+            let seen = async {
+                driver.attach(schema).await?;
+                let n = driver.count().await?;
+                let indexed = n >= want && driver.index_ready().await?;
+                crate::driver::DriverResult::Ok((n, indexed))
+            };
+            match seen.await {
+                Ok((_, true)) => break Ok(()),
+                Ok((n, false)) if n >= want => last = format!("all {want} records there, the index not yet built"),
+                Ok((n, _)) => last = format!("{n} of {want} records there"),
+                Err(e) if e.kind == ErrorKind::Unsupported => {
+                    break Err(format!("a shard that does not load attaches to the collection, and {}", e.message))
+                }
+                Err(e) => last = e.message,
+            }
+            if started.elapsed() >= sr.ready_timeout {
+                break Err(format!(
+                    "the collection was not ready after {}s of waiting ({last}); {who} loads it: is it running, with the same workload? (--ready-timeout waits longer)",
+                    sr.ready_timeout.as_secs()
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = self.cancel.cancelled() => break Err("interrupted (Ctrl-C) while waiting for the collection".into()),
+            }
+        };
+        spinner.finish_and_clear();
+        if outcome.is_ok() {
+            console::note(&format!(
+                "  collection ready: {want} records, loaded by {who}, after {:.1}s of waiting",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        outcome
+    }
+
+    /// Sleep until a slot of the sharded run's timeline (`offset` from `--start-at`) and
+    /// return the agreed start as an instant; `Err` when this shard reached it too late to
+    /// measure in step with the others, or was interrupted. Without shards: now.
+    async fn wait_slot(&self, offset: Option<Duration>) -> std::result::Result<tokio::time::Instant, String> {
+        let (Some(sr), Some(offset)) = (&self.opts.shard, offset) else { return Ok(tokio::time::Instant::now()) };
+        let at = shard::wall(sr.start_at, offset);
+        if !shard::sleep_until(at, &self.cancel).await {
+            return Err("interrupted (Ctrl-C)".into());
+        }
+        let late = shard::lateness(at, std::time::SystemTime::now());
+        if late > shard::LATE_TOLERANCE {
+            return Err(format!(
+                "{} reached this part's agreed start {:.1}s late (still loading, or waiting for the collection), so it did not measure it: out of step with the other shards, its figures would not add up with theirs",
+                sr.shard.label(),
+                late.as_secs_f64()
+            ));
+        }
+        let now = tokio::time::Instant::now();
+        Ok(now.checked_sub(late).unwrap_or(now))
+    }
+
+    /// The slots of `phase` on a sharded run's timeline.
+    fn slots(&self, phase: &PhasePlan) -> Option<&shard::PhaseSlots> {
+        let i = self.plan.phases.iter().position(|p| p.name == phase.name)?;
+        self.timeline.as_ref()?.phases.get(i)
+    }
+
     /// A server's processes were replaced (a recovery phase restarted it): keep the
     /// timeline sampled so far and go on sampling the new ones, on the same clock.
     fn watch_again(&mut self, ep: &EnginePlan) {
@@ -869,6 +1014,14 @@ impl EngineRun<'_> {
         corpus_changed: bool,
     ) -> Vec<PhaseResult> {
         let describe = |op: &OpPlan| describe_op(op, profile.caps, profile.params);
+        // A shard asks its share of the queries: those q with q % N == I.
+        let shard = self.opts.shard.as_ref().map(|sr| sr.shard).filter(|s| s.is_split());
+        let queries = match (queries, shard) {
+            (None, Some(s)) if self.ds.queries.len() >= s.count as usize => {
+                Some(Arc::new((0..self.ds.queries.len()).filter(|&q| s.owns(q as u64)).collect::<Vec<_>>()))
+            }
+            (queries, _) => queries,
+        };
         let mut runnable = Vec::new();
         let mut ops_out: Vec<Option<OpResult>> = Vec::new();
         for op in &phase.ops {
@@ -939,9 +1092,22 @@ impl EngineRun<'_> {
             ops: Arc::new(runnable),
             threads: Some(self.threads.clone()),
             stream: stream_run,
+            timing: phase::PhaseTiming { shard, start: None, raw: self.opts.raw_latencies },
         };
+        let slots = self.slots(phase).cloned();
 
         if !phase.warmup.is_zero() {
+            let start = match self.wait_slot(slots.as_ref().and_then(|s| s.warmup)).await {
+                Ok(start) => start,
+                Err(why) => {
+                    console::note(&format!("  phase {}: not measured: {why}", phase.name));
+                    result.complete = false;
+                    result.note = Some(format!("not measured: {why}"));
+                    result.ops = ops_out.into_iter().flatten().collect();
+                    return vec![result];
+                }
+            };
+            let env = PhaseEnv { timing: phase::PhaseTiming { start: Some(start), ..env.timing }, ..env.clone() };
             let counter = Arc::new(AtomicU64::new(0));
             let bar = console::phase_bar(
                 self.opts.progress,
@@ -967,6 +1133,20 @@ impl EngineRun<'_> {
         for repetition in 1..=self.opts.repeat.max(1) {
             let mut result = result.clone();
             result.repetition = repetition;
+            let slot = slots.as_ref().and_then(|s| s.measured.get(repetition as usize - 1).copied());
+            let start = match self.wait_slot(slot).await {
+                Ok(start) => start,
+                Err(why) => {
+                    console::note(&format!("  phase {}: not measured: {why}", phase.name));
+                    result.complete = false;
+                    result.note = Some(format!("not measured: {why}"));
+                    result.ops = ops_out.clone().into_iter().flatten().collect();
+                    repetitions.push(result);
+                    continue;
+                }
+            };
+            let timed = self.opts.shard.is_some().then_some(start);
+            let env = PhaseEnv { timing: phase::PhaseTiming { start: timed, ..env.timing }, ..env.clone() };
             let interrupted = self.measure(phase, profile, &env, seed, ops_out.clone(), &mut result).await;
             repetitions.push(result);
             // A stream phase inserts what was held out: a second run of it has nothing to insert.
@@ -1015,6 +1195,8 @@ impl EngineRun<'_> {
             });
         }
         if let Schedule::Open { rate, .. } = phase.schedule {
+            // A shard's target is its share of the planned rate; merged, the shares add up.
+            let rate = rate / env.timing.shard.map_or(1.0, |s| s.count as f64);
             let sent: u64 = result.ops.iter().map(|o| o.count + o.errors).sum();
             let achieved = if elapsed > 0.0 { sent as f64 / elapsed } else { 0.0 };
             result.rate = Some(RateResult {
@@ -1024,6 +1206,11 @@ impl EngineRun<'_> {
                 unsent: measured.unsent,
             });
         }
+        if env.timing.raw {
+            if let Err(e) = self.write_raw(phase, result.repetition, env, &measured.raw) {
+                console::warn(&format!("  raw latencies not written: {e}"));
+            }
+        }
         let interrupted = measured.interrupted.is_some();
         if let Some(why) = measured.interrupted {
             result.complete = false;
@@ -1031,6 +1218,36 @@ impl EngineRun<'_> {
         }
         console::phase_line(result);
         interrupted
+    }
+
+    /// `--raw-latencies`: every request of one measured run, one file per op, at
+    /// `<out>/raw/<engine>/<phase>[.<repetition>]/<op>.tsv`.
+    fn write_raw(
+        &self,
+        phase: &PhasePlan,
+        repetition: u32,
+        env: &PhaseEnv,
+        raw: &[Vec<phase::RawSample>],
+    ) -> Result<()> {
+        let engine = self.results.engines.last().map(|e| e.name.as_str()).unwrap_or("engine");
+        let part = match self.opts.repeat {
+            0 | 1 => phase.name.clone(),
+            _ => format!("{}.{repetition}", phase.name),
+        };
+        let dir = self.opts.out_dir.join("raw").join(safe_name(engine)).join(safe_name(&part));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        for (op, samples) in env.ops.iter().zip(raw) {
+            let mut text = String::from(
+                "# due_ns\tlatency_ns\tok (due_ns: open loop, from the phase's agreed start; - in a closed loop)\n",
+            );
+            for r in samples {
+                let due = r.due_ns.map_or("-".to_string(), |d| d.to_string());
+                text.push_str(&format!("{due}\t{}\t{}\n", r.latency_ns, u8::from(r.ok)));
+            }
+            let file = dir.join(format!("{}.tsv", safe_name(&op.plan.label)));
+            crate::fsutil::write_atomic(&file, text.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Score a streaming run's answers against the records live when each was sent; for a
@@ -1106,6 +1323,11 @@ fn watch_for(ep: &EnginePlan) -> std::result::Result<resources::Watch, String> {
         return Err(format!("the engine is at {host}, not on this machine"));
     }
     resources::Watch::service(&resources::services_dir(), &ep.service)
+}
+
+/// A name as a file name: letters, digits, `-`, `_` and `.` kept, anything else `_`.
+fn safe_name(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
 
 /// ", 1.52 CPU s (0.76 cores), 512 MiB peak" for console lines.

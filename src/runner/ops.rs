@@ -20,6 +20,9 @@ use crate::spec::{AttributeGen, AttributePlan, KeyChoice, OpPlan, QueryOrder};
 pub struct Keyspace {
     pub loaded: u64,
     next_insert: AtomicU64,
+    /// How far apart this process's new ids are: 1, or N for a shard of N (shard I
+    /// inserts `loaded + I + N·k`, so shards never insert the same id).
+    stride: u64,
     /// Ids inserted by this run and not yet deleted, oldest first: deletes take from here,
     /// so a run only ever deletes what it inserted.
     inserted: Mutex<VecDeque<u64>>,
@@ -79,7 +82,23 @@ struct StreamState {
 
 impl Keyspace {
     pub fn new(loaded: u64) -> Self {
-        Keyspace { loaded, next_insert: AtomicU64::new(loaded), inserted: Mutex::new(VecDeque::new()), stream: None }
+        Keyspace {
+            loaded,
+            next_insert: AtomicU64::new(loaded),
+            stride: 1,
+            inserted: Mutex::new(VecDeque::new()),
+            stream: None,
+        }
+    }
+
+    /// The keyspace of one shard of a sharded run: its inserts take ids no other shard
+    /// takes.
+    pub fn sharded(loaded: u64, shard: super::shard::Shard) -> Self {
+        Keyspace {
+            next_insert: AtomicU64::new(loaded + shard.index as u64),
+            stride: shard.count as u64,
+            ..Keyspace::new(loaded)
+        }
     }
 
     /// A keyspace whose records `loaded..total` are held out, to be inserted in an order
@@ -113,11 +132,13 @@ impl Keyspace {
     pub fn high(&self) -> u64 {
         match self.stream {
             Some(_) => self.loaded,
-            None => self.next_insert.load(Ordering::Relaxed),
+            // One past the newest id this process inserted (a shard's own ids are `stride`
+            // apart; ids between them are other shards').
+            None => (self.next_insert.load(Ordering::Relaxed) + 1).saturating_sub(self.stride).max(self.loaded),
         }
     }
     pub(crate) fn next_id(&self) -> u64 {
-        self.next_insert.fetch_add(1, Ordering::Relaxed)
+        self.next_insert.fetch_add(self.stride, Ordering::Relaxed)
     }
 
     /// Insert `id`, sent at `sent`, was acknowledged at `at`.
@@ -416,6 +437,22 @@ mod tests {
         assert!(counts[0] > counts[1] && counts[1] > counts[10] && counts[10] > counts[500]);
         let top10: u32 = counts[..10].iter().sum();
         assert!(top10 > 30_000, "top 10 ranks: {top10}");
+    }
+
+    #[test]
+    fn shards_insert_ids_no_other_shard_inserts() {
+        use crate::runner::shard::Shard;
+        let mut seen = std::collections::HashSet::new();
+        for index in 0..3 {
+            let keys = Keyspace::sharded(100, Shard { index, count: 3 });
+            for _ in 0..10 {
+                let id = keys.next_id();
+                assert!(id >= 100, "never a loaded id");
+                assert!(seen.insert(id), "id {id} taken twice");
+            }
+        }
+        assert_eq!(seen.len(), 30);
+        assert!((100..130).all(|id| seen.contains(&id)), "together they fill the ids one process would take");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ops::{Keyspace, Mix, PreparedOp, Request};
+use super::shard::Shard;
 use super::stream::{self, add_windows, Answer, Probe, StreamRun, StreamSchedule, Window};
 use super::threads::ClientThreads;
 use crate::data::Dataset;
@@ -49,6 +50,31 @@ pub struct PhaseEnv {
     /// Set for a stream phase: its rates, writes and checkpoints (`schedule` and `stop`
     /// passed to `run_phase` are then ignored).
     pub stream: Option<Arc<StreamRun>>,
+    /// Which part of the phase this process runs, from when, and what it keeps.
+    pub timing: PhaseTiming,
+}
+
+/// How a phase is split and clocked in a sharded run, and whether every request's
+/// latency is kept.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PhaseTiming {
+    /// Run only this shard's workers and open-loop arrivals (`shard.rs`).
+    pub shard: Option<Shard>,
+    /// The agreed start: due times and seconds count from it (the caller has slept until
+    /// it); `None` starts the phase now.
+    pub start: Option<Instant>,
+    /// Keep every request's latency and due time (`--raw-latencies`).
+    pub raw: bool,
+}
+
+/// One request as it happened, kept with `--raw-latencies`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawSample {
+    /// Open loop: when it was due, from the phase's start.
+    pub due_ns: Option<u64>,
+    /// What the latency histogram (or, for an error, the error histogram) recorded.
+    pub latency_ns: u64,
+    pub ok: bool,
 }
 
 /// What a phase measured.
@@ -69,6 +95,8 @@ pub struct PhaseRun {
     pub probes_skipped: u64,
     /// When the phase started (what checkpoint times count from).
     pub started: Instant,
+    /// With `PhaseTiming::raw`: every request, per op.
+    pub raw: Vec<Vec<RawSample>>,
 }
 
 /// Due times of an open-loop phase.
@@ -80,29 +108,40 @@ struct OpenSchedule {
     horizon: Option<Duration>,
     /// Or this many requests (requests stop).
     limit: Option<u64>,
+    /// Hand out only this shard's arrivals of the one planned schedule.
+    shard: Option<Shard>,
 }
 
 impl OpenSchedule {
     /// The next due time, or None when the phase has no more requests to schedule.
+    ///
+    /// Every shard walks the whole planned schedule (the same seed draws the same Poisson
+    /// gaps) and takes arrivals `j` with `j % N == I`, so the shards' arrivals together
+    /// are exactly the schedule one process would have run.
     fn next(&self, start: Instant) -> Option<Instant> {
         let mut st = self.state.lock().expect("schedule lock");
         let (index, offset_s, rng) = &mut *st;
-        if self.limit.is_some_and(|l| *index >= l) {
-            return None;
-        }
-        let at = Duration::from_secs_f64(*offset_s);
-        if self.horizon.is_some_and(|h| at >= h) {
-            return None;
-        }
-        *index += 1;
-        *offset_s += match self.arrival {
-            Arrival::Fixed => 1.0 / self.rate,
-            Arrival::Poisson => {
-                let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
-                -u.ln() / self.rate
+        loop {
+            if self.limit.is_some_and(|l| *index >= l) {
+                return None;
             }
-        };
-        Some(start + at)
+            let at = Duration::from_secs_f64(*offset_s);
+            if self.horizon.is_some_and(|h| at >= h) {
+                return None;
+            }
+            let j = *index;
+            *index += 1;
+            *offset_s += match self.arrival {
+                Arrival::Fixed => 1.0 / self.rate,
+                Arrival::Poisson => {
+                    let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+                    -u.ln() / self.rate
+                }
+            };
+            if self.shard.is_none_or(|s| s.owns(j)) {
+                return Some(start + at);
+            }
+        }
     }
 
     /// Requests still due (not yet handed out) before the horizon or limit.
@@ -142,6 +181,7 @@ struct WorkerOut {
     metrics: Vec<OpMetrics>,
     answers: Vec<Answer>,
     windows: Vec<Window>,
+    raw: Vec<Vec<RawSample>>,
 }
 
 /// Run one phase. `cancel` is the run's Ctrl-C token; `completed` counts finished
@@ -154,7 +194,7 @@ pub async fn run_phase(
     cancel: &CancellationToken,
     completed: Arc<AtomicU64>,
 ) -> PhaseRun {
-    let start = Instant::now();
+    let start = env.timing.start.unwrap_or_else(Instant::now);
     let stop = match &env.stream {
         Some(run) => Stop::Duration(run.duration),
         None => stop,
@@ -174,6 +214,7 @@ pub async fn run_phase(
                 Stop::Requests(_) => None,
             },
             limit: budget,
+            shard: env.timing.shard,
         }),
     };
     let hard_stop = match stop {
@@ -213,7 +254,10 @@ pub async fn run_phase(
         }
     });
 
+    // A shard runs its own workers of the planned ones, each with the seed it has there.
+    let shard = env.timing.shard;
     let workers: Vec<_> = (0..schedule.concurrency())
+        .filter(|&w| shard.is_none_or(|s| s.owns(w as u64)))
         .map(|w| {
             let shared = shared.clone();
             let seed = seed.wrapping_add(w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -227,12 +271,16 @@ pub async fn run_phase(
 
     let mut metrics: Vec<OpMetrics> = (0..env.ops.len()).map(|_| OpMetrics::default()).collect();
     let (mut answers, mut windows) = (Vec::new(), Vec::new());
+    let mut raw: Vec<Vec<RawSample>> = vec![Vec::new(); if env.timing.raw { env.ops.len() } else { 0 }];
     let mut panicked = None;
     for w in workers {
         match w.await {
             Ok(out) => {
                 for (mine, theirs) in metrics.iter_mut().zip(&out.metrics) {
                     mine.add(theirs);
+                }
+                for (mine, theirs) in raw.iter_mut().zip(out.raw) {
+                    mine.extend(theirs);
                 }
                 answers.extend(out.answers);
                 add_windows(&mut windows, &out.windows);
@@ -253,7 +301,7 @@ pub async fn run_phase(
         + shared.given_up.load(Ordering::Relaxed);
     let lost = shared.lost.lock().expect("lost lock").clone();
     let interrupted = lost.or(panicked).or_else(|| cancel.is_cancelled().then(|| "interrupted (Ctrl-C)".to_string()));
-    PhaseRun { metrics, elapsed, interrupted, unsent, answers, windows, probes, probes_skipped, started: start }
+    PhaseRun { metrics, elapsed, interrupted, unsent, answers, windows, probes, probes_skipped, started: start, raw }
 }
 
 async fn worker(shared: Arc<Shared>, w: usize, seed: u64) -> WorkerOut {
@@ -263,6 +311,7 @@ async fn worker(shared: Arc<Shared>, w: usize, seed: u64) -> WorkerOut {
     let mut metrics: Vec<OpMetrics> = (0..env.ops.len()).map(|_| OpMetrics::default()).collect();
     let mut answers = Vec::new();
     let mut windows: Vec<Window> = Vec::new();
+    let mut raw: Vec<Vec<RawSample>> = vec![Vec::new(); if env.timing.raw { env.ops.len() } else { 0 }];
     let keep_answers = env.keys.is_streaming();
     let mut unreachable_in_a_row = 0u32;
     let mut iteration = 0u64;
@@ -350,6 +399,13 @@ async fn worker(shared: Arc<Shared>, w: usize, seed: u64) -> WorkerOut {
             (Some(run), Some(due)) => Some(run.window_of(due.duration_since(shared.start))),
             _ => None,
         };
+        if let Some(samples) = raw.get_mut(op_index) {
+            samples.push(RawSample {
+                due_ns: due.map(|d| d.duration_since(shared.start).as_nanos() as u64),
+                latency_ns: latency,
+                ok: result.is_ok(),
+            });
+        }
         if let Some(w) = window {
             if windows.len() <= w {
                 windows.resize_with(w + 1, Window::default);
@@ -403,7 +459,7 @@ async fn worker(shared: Arc<Shared>, w: usize, seed: u64) -> WorkerOut {
         }
         shared.completed.fetch_add(1, Ordering::Relaxed);
     }
-    WorkerOut { metrics, answers, windows }
+    WorkerOut { metrics, answers, windows, raw }
 }
 
 /// Retrieval quality of one answer, after the clock stopped.

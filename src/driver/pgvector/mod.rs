@@ -813,6 +813,24 @@ impl Driver for PgVector {
         Ok(n as u64)
     }
 
+    async fn index_ready(&self) -> DriverResult<bool> {
+        // finish_load creates the primary key's, the vector's (unless index = "none"),
+        // the text's and one per attribute, each committed on its own: all valid = built.
+        let st = self.state.get()?;
+        let vector = usize::from(matches!(self.settings.index.as_str(), "hnsw" | "ivfflat"));
+        let want = 1 + vector + 1 + st.schema.attributes.len();
+        let mut c = self.pool.acquire(None).await?;
+        let valid: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM pg_index WHERE indrelid = to_regclass('{}') AND indisvalid",
+            st.table
+        ))
+        .fetch_one(&mut c.pg)
+        .await
+        .map_err(pg_err)?;
+        self.pool.release(c);
+        Ok(valid as usize >= want)
+    }
+
     async fn durability(&self) -> String {
         let read = async {
             let mut c = self.pool.acquire(None).await?;
