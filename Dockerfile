@@ -51,11 +51,11 @@ RUN apt-get update \
 
 # A fixed numeric uid, so a pod's `runAsNonRoot` can check it without a passwd lookup.
 RUN groupadd --system --gid 10001 dbbench \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /work --no-create-home dbbench
+    && useradd --system --uid 10001 --gid 10001 --home-dir /opt/dbbench --no-create-home dbbench
 
 COPY --from=build /usr/local/bin/dbbench /usr/local/bin/dbbench
 
-WORKDIR /work
+WORKDIR /opt/dbbench
 COPY workloads ./workloads
 # What dbbench writes under its working folder by default: results/ and the
 # ground-truth cache (.dbbench/cache); the workloads stay root's, read-only.

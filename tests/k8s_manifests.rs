@@ -429,7 +429,7 @@ fn the_dockerfile_copies_what_exists_and_runs_dbbench() {
     let entrypoint = runtime.iter().rfind(|(w, _)| w == "ENTRYPOINT").map(|(_, r)| r.as_str()).expect("ENTRYPOINT");
     let entrypoint: Vec<String> = serde_json::from_str(entrypoint).expect("ENTRYPOINT in exec form");
     assert_eq!(entrypoint, ["dbbench"]);
-    assert!(runtime.iter().any(|(w, r)| w == "WORKDIR" && r == "/work"));
+    assert!(runtime.iter().any(|(w, r)| w == "WORKDIR" && r == "/opt/dbbench"));
     assert!(runtime.iter().any(|(w, r)| w == "COPY" && r.split_whitespace().next() == Some("workloads")));
 
     // The pods' runAsNonRoot can check only a numeric user; theirs and the image's agree.

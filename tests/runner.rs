@@ -212,3 +212,37 @@ async fn ctrl_c_stops_the_phase_and_keeps_what_was_measured() {
     let n = run.metrics[0].ok_count();
     assert!((490..=500).contains(&n), "half a second of 1 ms requests is kept: {n}");
 }
+
+/// Every request of a run split as `shard` (None: unsplit): the due times (from the
+/// phase's start), and how many requests the driver saw.
+async fn shard_dues(shard: Option<dbbench::runner::shard::Shard>, schedule: Schedule, stop: Stop) -> (Vec<u64>, u64) {
+    let (mut env, driver) = env(Script { latency_us: 500, ..Default::default() });
+    env.timing = dbbench::runner::phase::PhaseTiming { shard, start: Some(tokio::time::Instant::now()), raw: true };
+    let run = phase(&env, schedule, stop).await;
+    let dues = run.raw[0].iter().map(|r| r.due_ns.expect("open loop")).collect();
+    (dues, driver.requests())
+}
+
+#[tokio::test(start_paused = true)]
+async fn shards_of_an_open_loop_send_the_planned_schedule_between_them_each_arrival_once() {
+    use dbbench::runner::shard::Shard;
+    for arrival in [Arrival::Fixed, Arrival::Poisson] {
+        for stop in [Stop::Requests(1_000), Stop::Duration(Duration::from_secs(4))] {
+            let schedule = Schedule::Open { rate: 250.0, arrival, concurrency: 5 };
+            let (mut planned, sent) = shard_dues(None, schedule, stop).await;
+            planned.sort_unstable();
+            assert!(planned.len() > 800, "{arrival:?} {stop:?}: {} requests", planned.len());
+            assert_eq!(sent as usize, planned.len());
+            let mut union = Vec::new();
+            for index in 0..3 {
+                let (dues, sent) = shard_dues(Some(Shard { index, count: 3 }), schedule, stop).await;
+                assert_eq!(sent as usize, dues.len());
+                let share = planned.len() / 3 + usize::from((index as usize) < planned.len() % 3);
+                assert_eq!(dues.len(), share, "{arrival:?} {stop:?}: shard {index} takes every third arrival");
+                union.extend(dues);
+            }
+            union.sort_unstable();
+            assert_eq!(union, planned, "{arrival:?} {stop:?}: the shards' arrivals are the planned ones, exactly");
+        }
+    }
+}

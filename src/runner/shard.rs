@@ -310,6 +310,35 @@ mod tests {
         assert!(parse_start_at("in 3 minutes").unwrap_err().contains("RFC 3339"));
     }
 
+    fn sharded_plan() -> Plan {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/sharded.toml");
+        let o = crate::spec::Overrides { engines: Some(vec!["pgvector".into()]), ..Default::default() };
+        crate::spec::load_plan(&file, &o).expect("workloads/sharded.toml is valid")
+    }
+
+    #[test]
+    fn the_timeline_gives_each_part_its_length_and_grace_back_to_back() {
+        // knn-open: warmup 1 s (+2 s grace), then 1800 requests at 300/s = 6 s (+2 s);
+        // text-closed: 4 s (+2 s).
+        let s = |x: u64| Duration::from_secs(x);
+        let t = Timeline::of(&sharded_plan(), 1);
+        assert_eq!(t.phases[0], PhaseSlots { warmup: Some(s(0)), measured: vec![s(3)] });
+        assert_eq!(t.phases[1], PhaseSlots { warmup: None, measured: vec![s(11)] });
+        assert_eq!(t.end, s(17));
+        let t = Timeline::of(&sharded_plan(), 2);
+        assert_eq!(t.phases[0].measured, vec![s(3), s(11)]);
+        assert_eq!(t.phases[1].measured, vec![s(19), s(25)]);
+        assert_eq!(t.end, s(31));
+    }
+
+    #[test]
+    fn the_sharded_workload_splits_over_as_many_shards_as_its_workers() {
+        let plan = sharded_plan();
+        assert!(check(&plan, Shard { index: 0, count: 6 }).is_ok());
+        let e = check(&plan, Shard { index: 0, count: 7 }).unwrap_err().to_string();
+        assert!(e.contains("concurrency 6, fewer than the 7 shards"), "{e}");
+    }
+
     #[test]
     fn grace_is_a_tenth_but_at_least_two_seconds() {
         assert_eq!(grace(Duration::from_secs(5)), Duration::from_secs(2));
