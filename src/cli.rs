@@ -27,7 +27,7 @@ use crate::spec::{self, Overrides, Plan, Schedule, Stop};
         ground truth (over the records live at each search when the data changes) and relevance judgments, \
         and writes results.json into a run folder.\n\n\
         Exit codes: 0 ok, 1 runtime failure (engine failed, run interrupted), 2 bad input (file, flags, values).",
-    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench run workloads/growth.toml --out results/growth\n  dbbench run workloads/streaming.toml --engines sqlite,pgvector\n  dbbench run workloads/graphrag.toml --engines sqlite,pgvector,neo4j\n  dbbench run workloads/recovery.toml --engines sqlite,pgvector\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
+    after_help = "Examples:\n  dbbench run workloads/rag.toml\n  dbbench run workloads/oltp.toml --engines sqlite --duration 10s\n  dbbench run workloads/growth.toml --out results/growth\n  dbbench run workloads/streaming.toml --engines sqlite,pgvector\n  dbbench run workloads/graphrag.toml --engines sqlite,pgvector,neo4j\n  dbbench run workloads/recovery.toml --engines sqlite,pgvector\n  dbbench run workloads/sharded.toml --engines pgvector --shard 0/3 --start-at 2026-12-04T22:30:00Z\n  dbbench validate workloads/rag.toml\n  dbbench engines workloads/rag.toml\n  dbbench compare results/baselines/ci-sqlite results/latest --max-regression 25%"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -62,8 +62,10 @@ pub enum Command {
     Compare(crate::compare::CompareArgs),
     /// Rebuild report.html, report.md and hlog/ from results alone.
     ///
-    /// Given several results of the same workload (e.g. from several load machines), merges
-    /// them first: histograms are added, never percentiles averaged.
+    /// Given several results of the same workload (e.g. from several load machines, or the
+    /// shards of a `--shard` run), merges them first: histograms are added, never
+    /// percentiles averaged; throughputs of runs at the same time add up. A shard that is
+    /// missing or was cut short leaves the merged run incomplete, naming it.
     Report {
         /// results.json files, or run folders holding one.
         #[arg(required = true)]
