@@ -761,7 +761,7 @@ impl EngineRun<'_> {
                     self.current().index.as_ref().and_then(|i| i.stats.get("size_bytes")).and_then(|v| v.as_u64());
                 let ctx = recovery::RecoveryCtx {
                     ep,
-                    schema: &schema,
+                    schema,
                     ds: &self.ds,
                     keys: &keys,
                     plan: rp,
