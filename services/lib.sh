@@ -220,11 +220,13 @@ list_engines() {
 }
 
 # default_engines: every engine, minus qdrant unless QDRANT_BIN is set (no registry
-# ships its server).
+# ships its server), and minus elasticsearch-cluster (three more Elasticsearch nodes,
+# ~2.4 GB, for the workloads that compare a cluster; name it to start it).
 default_engines() {
   local e
   for e in $(list_engines); do
     if [ "$e" = qdrant ] && [ -z "${QDRANT_BIN:-}" ]; then continue; fi
+    if [ "$e" = elasticsearch-cluster ]; then continue; fi
     printf '%s\n' "$e"
   done
 }

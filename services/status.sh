@@ -21,7 +21,7 @@ status_one() (
     pid=""
     if engine_healthy >/dev/null 2>&1; then state=foreign; else state=down; rc=1; fi
   fi
-  printf '%-14s %-9s %-55s %s\n' "$ENGINE" "$state" "$ENGINE_URL" "${pid:--}"
+  printf '%-22s %-9s %-55s %s\n' "$ENGINE" "$state" "$ENGINE_URL" "${pid:--}"
   exit "$rc"
 )
 
@@ -30,7 +30,7 @@ main() {
   if [ "${#engines[@]}" -eq 0 ]; then
     mapfile -t engines < <(list_engines)
   fi
-  printf '%-14s %-9s %-55s %s\n' ENGINE STATE URL PID
+  printf '%-22s %-9s %-55s %s\n' ENGINE STATE URL PID
   local e r rc=0
   for e in "${engines[@]}"; do
     set +e; status_one "$e"; r=$?; set -e

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the native dbbench services: install if needed, start, wait until healthy.
-# Usage: services/up.sh [engine...]   (default: every engine; qdrant only when QDRANT_BIN is set)
+# Usage: services/up.sh [engine...]   (default: every engine; qdrant only when QDRANT_BIN is
+# set; elasticsearch-cluster only when named)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -89,6 +90,9 @@ main() {
     if [ -z "${QDRANT_BIN:-}" ] && [ -f "$ENGINES_DIR/qdrant.sh" ]; then
       say "qdrant: skipped (set QDRANT_BIN to include it by default, or name it explicitly)"
     fi
+    if [ -f "$ENGINES_DIR/elasticsearch-cluster.sh" ]; then
+      say "elasticsearch-cluster: not started by default (3 nodes, ~2.4 GB; name it: services/up.sh elasticsearch-cluster)"
+    fi
   fi
   [ "${#engines[@]}" -gt 0 ] || die "no engines found in $ENGINES_DIR"
   mkdir -p "$STATE"
@@ -104,7 +108,7 @@ main() {
     local mark=ok
     local f
     for f in "${failed[@]+"${failed[@]}"}"; do [ "$f" = "$e" ] && mark=FAILED; done
-    printf '%-14s %-7s %s\n' "$e" "$mark" "$(url_of "$e" || true)"
+    printf '%-22s %-7s %s\n' "$e" "$mark" "$(url_of "$e" || true)"
   done
   if [ "${#failed[@]}" -gt 0 ]; then
     say "failed: ${failed[*]}"
