@@ -19,6 +19,12 @@
 //! under the server's `path.repo` (services/engines/elasticsearch.sh sets it). `restore`
 //! deletes the marked index and restores it from the snapshot; `cleanup` removes the
 //! repository (snapshots, folder, registration) with the index.
+//!
+//! Topology: after the load, `_cluster/health` of the index (nodes, data nodes, status),
+//! the index's `number_of_shards` and `number_of_replicas`, and `_cat/shards` (where each
+//! copy is) say how the index is laid out, one node or several; a replica that cannot be
+//! placed (a replica never shares a node with its primary, so on one node it stays
+//! unassigned and the index is yellow) is said so, not counted as a copy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,6 +82,9 @@ fn capabilities() -> Capabilities {
 /// Writes wait this long at most for bulk loads and index maintenance (force-merge of a
 /// large index can take minutes), whatever `timeout_ms` says for measured requests.
 const MAINTENANCE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long finish_load waits for the index's shard copies to start on their nodes.
+const COPIES_STARTED_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -394,6 +403,70 @@ fn record_from_source(id: u64, source: &Value, schema: &Schema) -> DriverResult<
         });
     }
     Ok(Record { id, vector: Arc::from(vector), text: Arc::from(text), attributes })
+}
+
+/// How the cluster lays the index out, from `_cluster/health/<index>`, the index's
+/// `_settings` (flat) and `_cat/shards/<index>?format=json`, as the server answered them.
+pub fn topology_of(index: &str, health: &Value, settings: &Value, shards: &Value) -> DriverResult<Topology> {
+    let count = |v: &Value, what: &str| {
+        // Health gives numbers; settings and _cat give strings.
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| DriverError::protocol(format!("elasticsearch topology: no {what} in the answer: {v}")))
+    };
+    let nodes = count(&health["number_of_nodes"], "number_of_nodes")?;
+    let data_nodes = count(&health["number_of_data_nodes"], "number_of_data_nodes")?;
+    let set = &settings[index]["settings"];
+    let primaries = count(&set["index.number_of_shards"], "index.number_of_shards")?;
+    let replicas = count(&set["index.number_of_replicas"], "index.number_of_replicas")?;
+    let copies = shards.as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let state = |c: &Value, st: &str| c["state"].as_str() == Some(st);
+    let started: Vec<&Value> = copies.iter().filter(|c| state(c, "STARTED") || state(c, "RELOCATING")).collect();
+    let holding: std::collections::BTreeSet<&str> = started.iter().filter_map(|c| c["node"].as_str()).collect();
+    let unassigned = |prirep: &str| copies.iter().filter(|c| state(c, "UNASSIGNED") && c["prirep"] == prirep).count();
+    let initializing = copies.iter().filter(|c| state(c, "INITIALIZING")).count();
+    let total = primaries as usize * (replicas as usize + 1);
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+
+    let mut note = format!(
+        "cluster {}, status {}, ",
+        health["cluster_name"].as_str().unwrap_or("(unnamed)"),
+        health["status"].as_str().unwrap_or("unknown")
+    );
+    let on = plural(holding.len(), "node", "nodes");
+    if started.len() == total {
+        note.push_str(&format!("{} on {on}", plural(total, "shard copy", "shard copies")));
+    } else {
+        note.push_str(&format!(
+            "{} of {} started, on {on}",
+            started.len(),
+            plural(total, "shard copy", "shard copies")
+        ));
+    }
+    let (lost_primaries, lost_replicas) = (unassigned("p"), unassigned("r"));
+    if lost_primaries > 0 {
+        note.push_str(&format!("; {} unassigned", plural(lost_primaries, "primary", "primaries")));
+    }
+    if lost_replicas > 0 {
+        note.push_str(&format!("; {} unassigned", plural(lost_replicas, "replica copy", "replica copies")));
+        if replicas >= data_nodes {
+            note.push_str(&format!(
+                " (a replica never shares a node with its primary, and the cluster has {})",
+                plural(data_nodes as usize, "data node", "data nodes")
+            ));
+        }
+    }
+    if initializing > 0 {
+        note.push_str(&format!("; {initializing} still initializing"));
+    }
+    Ok(Topology {
+        nodes,
+        data_nodes: Some(data_nodes),
+        shards: Some(primaries),
+        replicas: Some(replicas),
+        note: Some(note),
+    })
 }
 
 impl Elasticsearch {
@@ -870,6 +943,18 @@ impl Driver for Elasticsearch {
             self.ok(Method::POST, &format!("{i}/_forcemerge?max_num_segments=1"), None, MAINTENANCE_TIMEOUT).await?;
             self.ok(Method::POST, &format!("{i}/_refresh"), None, MAINTENANCE_TIMEOUT).await?;
         }
+        // The index is built when every copy that can be placed has started: replicas on
+        // other nodes copy what the primaries hold. One that cannot be placed (a replica
+        // on a single node) is not waited for; topology says so. wait_for_events first
+        // lets the master place what it can (a replica of a new index is unassigned, not
+        // yet initializing, until it has).
+        let secs = COPIES_STARTED_TIMEOUT.as_secs();
+        let path = format!(
+            "_cluster/health/{i}?wait_for_events=languid&wait_for_no_initializing_shards=true\
+             &wait_for_no_relocating_shards=true&timeout={secs}s"
+        );
+        // A 408 (still initializing at the timeout) is not a failure of the load.
+        self.call(Method::GET, &path, None, COPIES_STARTED_TIMEOUT + Duration::from_secs(10)).await?;
         let count = self.ok(Method::GET, &format!("{i}/_count"), None, MAINTENANCE_TIMEOUT).await?;
         let stats = self.ok(Method::GET, &format!("{i}/_stats/store,segments"), None, MAINTENANCE_TIMEOUT).await?;
         let total = &stats["indices"][i]["total"];
@@ -1033,6 +1118,20 @@ impl Driver for Elasticsearch {
             version: format!("Elasticsearch {version} ({flavor}, build {build})"),
             settings: settings.as_object().cloned().unwrap_or_default(),
         })
+    }
+
+    /// Nodes, data nodes, primary shards and replicas of dbbench's index, and where its
+    /// copies are, as the cluster reports them; one node is a topology too, so a report
+    /// can put it beside a cluster.
+    async fn topology(&self) -> DriverResult<Option<Topology>> {
+        let st = self.state.get()?;
+        let i = &st.index;
+        let health = self.ok(Method::GET, &format!("_cluster/health/{i}"), None, self.timeout).await?;
+        let path = format!("{i}/_settings/index.number_of_shards,index.number_of_replicas?flat_settings=true");
+        let settings = self.ok(Method::GET, &path, None, self.timeout).await?;
+        let path = format!("_cat/shards/{i}?format=json&h=shard,prirep,state,node");
+        let shards = self.ok(Method::GET, &path, None, self.timeout).await?;
+        topology_of(i, &health, &settings, &shards).map(Some)
     }
 
     /// The index, and the snapshot repository `backup` made for it (snapshots, folder and
@@ -1353,6 +1452,94 @@ mod tests {
         let es = Elasticsearch::new(&cfg).expect("url with credentials");
         assert_eq!(es.base.as_str(), "https://h:9200/");
         assert_eq!(es.auth, "basic (user elastic)");
+    }
+
+    fn health(cluster: &str, status: &str, nodes: u32) -> Value {
+        // As `GET _cluster/health/<index>` answers (the fields topology reads, and others).
+        json!({ "cluster_name": cluster, "status": status, "timed_out": false, "number_of_nodes": nodes,
+                "number_of_data_nodes": nodes, "active_primary_shards": 3, "active_shards": 6 })
+    }
+
+    fn index_settings(shards: &str, replicas: &str) -> Value {
+        json!({ "dbbench_t": { "settings": { "index.number_of_shards": shards, "index.number_of_replicas": replicas } } })
+    }
+
+    fn copy(shard: &str, prirep: &str, state: &str, node: Option<&str>) -> Value {
+        json!({ "shard": shard, "prirep": prirep, "state": state, "node": node })
+    }
+
+    #[test]
+    fn topology_of_a_green_three_node_cluster() {
+        let shards = json!([
+            copy("0", "p", "STARTED", Some("dbbench-es-1")),
+            copy("0", "r", "STARTED", Some("dbbench-es-2")),
+            copy("1", "p", "STARTED", Some("dbbench-es-3")),
+            copy("1", "r", "STARTED", Some("dbbench-es-1")),
+            copy("2", "r", "STARTED", Some("dbbench-es-3")),
+            copy("2", "p", "STARTED", Some("dbbench-es-2")),
+        ]);
+        let t = topology_of("dbbench_t", &health("dbbench-cluster", "green", 3), &index_settings("3", "1"), &shards)
+            .unwrap();
+        assert_eq!((t.nodes, t.data_nodes, t.shards, t.replicas), (3, Some(3), Some(3), Some(1)));
+        assert_eq!(t.note.as_deref(), Some("cluster dbbench-cluster, status green, 6 shard copies on 3 nodes"));
+        assert_eq!(t.summary(), "3 nodes, 3 shards × 2 copies");
+    }
+
+    #[test]
+    fn topology_of_one_node_is_one_node() {
+        let shards = json!([copy("0", "p", "STARTED", Some("dbbench-es"))]);
+        let t = topology_of("dbbench_t", &health("dbbench", "green", 1), &index_settings("1", "0"), &shards).unwrap();
+        assert_eq!((t.nodes, t.data_nodes, t.shards, t.replicas), (1, Some(1), Some(1), Some(0)));
+        assert_eq!(t.note.as_deref(), Some("cluster dbbench, status green, 1 shard copy on 1 node"));
+        assert_eq!(t.summary(), "1 node, 1 shard × 1 copy");
+    }
+
+    /// A replica is never put on the node that holds its primary: on one node it stays
+    /// unassigned and the index is yellow. The topology says so instead of counting it.
+    #[test]
+    fn topology_says_when_replicas_are_unassigned() {
+        let shards = json!([
+            copy("0", "p", "STARTED", Some("dbbench-es")),
+            copy("0", "r", "UNASSIGNED", None),
+            copy("1", "p", "STARTED", Some("dbbench-es")),
+            copy("1", "r", "UNASSIGNED", None),
+        ]);
+        let t = topology_of("dbbench_t", &health("dbbench", "yellow", 1), &index_settings("2", "1"), &shards).unwrap();
+        assert_eq!((t.nodes, t.shards, t.replicas), (1, Some(2), Some(1)), "the replicas asked for");
+        assert_eq!(
+            t.note.as_deref(),
+            Some(
+                "cluster dbbench, status yellow, 2 of 4 shard copies started, on 1 node; 2 replica copies unassigned \
+                 (a replica never shares a node with its primary, and the cluster has 1 data node)"
+            )
+        );
+        // Two replicas on two data nodes: one of them can never be placed, and a copy
+        // still being built on its node is named too.
+        let shards = json!([
+            copy("0", "p", "STARTED", Some("a")),
+            copy("0", "r", "INITIALIZING", Some("b")),
+            copy("0", "r", "UNASSIGNED", None),
+        ]);
+        let mut h = health("c", "yellow", 2);
+        h["number_of_data_nodes"] = json!(2);
+        let t = topology_of("dbbench_t", &h, &index_settings("1", "2"), &shards).unwrap();
+        assert_eq!(
+            t.note.as_deref(),
+            Some(
+                "cluster c, status yellow, 1 of 3 shard copies started, on 1 node; 1 replica copy unassigned \
+                 (a replica never shares a node with its primary, and the cluster has 2 data nodes); 1 still initializing"
+            )
+        );
+    }
+
+    #[test]
+    fn topology_refuses_answers_without_its_numbers() {
+        let err = topology_of("dbbench_t", &json!({ "status": "green" }), &index_settings("1", "0"), &json!([]))
+            .expect_err("no node count");
+        assert!(err.message.contains("number_of_nodes"), "{}", err.message);
+        let err = topology_of("dbbench_t", &health("c", "green", 1), &json!({ "other": {} }), &json!([]))
+            .expect_err("settings of another index");
+        assert!(err.message.contains("index.number_of_shards"), "{}", err.message);
     }
 
     #[test]
