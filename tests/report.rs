@@ -216,7 +216,10 @@ fn merging_shards_names_the_missing_and_the_incomplete_ones() {
     assert!(!why.contains("shard 0/3") && !why.contains("shard 2/3"), "{why}");
 
     let one = report::merge(vec![shard(1, 2)]).unwrap();
-    assert!(one.run.incomplete_reason.unwrap().contains("shard 0/2: missing"), "a lone shard is no whole run");
+    assert_eq!(one.run.shard, shard(1, 2).run.shard, "one shard alone reports as itself");
+    let two_of_four = report::merge(vec![shard(1, 4), shard(3, 4)]).unwrap();
+    let why = two_of_four.run.incomplete_reason.unwrap();
+    assert!(why.contains("shard 0/4: missing") && why.contains("shard 2/4: missing"), "{why}");
 
     let mut cut = shard(2, 3);
     cut.run.complete = false;

@@ -35,7 +35,8 @@ pub fn merge(runs: Vec<RunResults>) -> Result<RunResults> {
         return Err(Error::Input("nothing to merge: no results given".into()));
     };
     let rest: Vec<RunResults> = iter.collect();
-    if rest.is_empty() && merged.run.shard.is_none() {
+    // One results alone (a shard's included) is what it is: its own report.
+    if rest.is_empty() {
         return Ok(merged);
     }
     for r in &rest {
