@@ -110,6 +110,8 @@ struct Page<'a> {
     incomplete: Option<&'a str>,
     verdict: VerdictView<'a>,
     engines: Vec<EngineRow<'a>>,
+    /// Whether the engines table has a topology column (some engine reported one).
+    topology: bool,
     /// Tuned comparisons at a target recall, then sweep frontiers.
     tuned: Vec<TunedSection>,
     frontiers: Vec<FrontierSection>,
@@ -156,6 +158,7 @@ impl<'a> Page<'a> {
             incomplete: (!run.complete).then(|| run.incomplete_reason.as_deref().unwrap_or(NO_REASON)),
             verdict: VerdictView::of(v),
             engines: r.engines.iter().map(EngineRow::of).collect(),
+            topology: super::any_topology(r),
             tuned: effort::tuned(r).iter().map(TunedSection::of).collect(),
             frontiers: effort::frontiers(r).iter().map(FrontierSection::of).collect(),
             streams: super::streaming::views(r).iter().map(StreamSection::of).collect(),
@@ -261,6 +264,10 @@ struct EngineRow<'a> {
     version: &'a str,
     reason: &'a str,
     start_hint: Option<&'a str>,
+    /// Nodes, shards and copies as the engine reported them ("—" when it did not), and
+    /// what it said about them.
+    topology: String,
+    topology_note: Option<String>,
 }
 
 impl<'a> EngineRow<'a> {
@@ -270,6 +277,7 @@ impl<'a> EngineRow<'a> {
             EngineStatus::Skipped => ("skipped", "skipped"),
             EngineStatus::Failed => ("failed", "FAILED"),
         };
+        let topology = super::topology_text(e);
         EngineRow {
             class,
             name: &e.name,
@@ -278,6 +286,8 @@ impl<'a> EngineRow<'a> {
             version: e.version.as_deref().unwrap_or("-"),
             reason: e.reason.as_deref().unwrap_or(""),
             start_hint: e.start_hint.as_deref(),
+            topology_note: topology.as_ref().and_then(|t| t.note.clone()),
+            topology: topology.map_or_else(|| super::NO_TOPOLOGY.to_string(), |t| t.summary),
         }
     }
 }
@@ -983,6 +993,26 @@ mod tests {
         for row in table.rows.iter().filter(|row| row.not_run.is_none()) {
             assert_eq!(row.cells.len(), TABLE_COLUMNS.len(), "{}", row.engine);
         }
+    }
+
+    #[test]
+    fn topology_is_a_column_of_the_engines_table_when_an_engine_reported_one() {
+        let html = page(&crate::report::markdown::tests::with_topology());
+        assert!(html.contains("<th class=\"l\">version</th><th class=\"l\">topology</th>"), "{html}");
+        assert!(html.contains(
+            "<td class=\"l\">3 nodes, 3 shards × 2 copies<br><span class=\"note\">cluster dbbench-cluster, \
+             status green, 6 shard copies on 3 nodes</span></td>"
+        ));
+        assert!(html.contains(
+            "<td class=\"l\">1 node, 1 shard × 2 copies<br><span class=\"note\">cluster dbbench, \
+             status yellow, 1 of 2 shard copies started, on 1 node; 1 replica copy unassigned</span></td>"
+        ));
+        // pgvector (skipped) reported none.
+        assert!(html.contains("<td class=\"l\">—</td>"), "{html}");
+
+        let html = page(&fixture());
+        assert!(!html.contains(">topology<"), "no column when no engine has one");
+        assert!(html.contains("<h2>Engines</h2>"));
     }
 
     #[test]

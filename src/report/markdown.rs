@@ -109,6 +109,7 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         out.push('\n');
     }
 
+    topology_section(r, &mut out);
     effort_tables(r, &mut out);
     stream_section(r, &mut out);
     recovery_section(r, &mut out);
@@ -172,6 +173,26 @@ pub fn render(r: &RunResults, v: &Verdict) -> String {
         }
     }
     out
+}
+
+/// How each engine was laid out (nodes, shards, replicas), when any engine reported it,
+/// so a cluster's figures are read beside a single node's knowing which is which.
+fn topology_section(r: &RunResults, out: &mut String) {
+    if !super::any_topology(r) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Topology\n\nAs each engine reported it after the load.\n\n| engine | topology | as reported |\n|---|---|---|"
+    );
+    for e in &r.engines {
+        let (summary, note) = match super::topology_text(e) {
+            Some(t) => (t.summary, t.note.unwrap_or_default()),
+            None => (super::NO_TOPOLOGY.to_string(), String::new()),
+        };
+        table_row(out, &[md_cell(&e.name), md_cell(&summary), md_cell(&note)]);
+    }
+    out.push('\n');
 }
 
 /// Each stream phase: checkpoint tables, then freshness.
@@ -312,4 +333,72 @@ fn table_row(out: &mut String, cells: &[String]) {
 
 fn short(s: &str) -> &str {
     &s[..s.len().min(12)]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
+pub(crate) mod tests {
+    use super::*;
+    use crate::driver::Topology;
+    use crate::report::recommend;
+
+    fn fixture() -> RunResults {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-results.json");
+        RunResults::read(&path).unwrap()
+    }
+
+    fn markdown(r: &RunResults) -> String {
+        render(r, &recommend::evaluate(r))
+    }
+
+    /// results.json as a run writes it, with the topology an Elasticsearch cluster
+    /// reports, read back.
+    pub(crate) fn with_topology() -> RunResults {
+        let mut r = fixture();
+        r.engines[0].topology = Some(Topology {
+            nodes: 3,
+            data_nodes: Some(3),
+            shards: Some(3),
+            replicas: Some(1),
+            note: Some("cluster dbbench-cluster, status green, 6 shard copies on 3 nodes".into()),
+        });
+        r.engines[1].topology = Some(Topology {
+            nodes: 1,
+            data_nodes: Some(1),
+            shards: Some(1),
+            replicas: Some(1),
+            note: Some(
+                "cluster dbbench, status yellow, 1 of 2 shard copies started, on 1 node; 1 replica copy unassigned"
+                    .into(),
+            ),
+        });
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"topology\":{\"nodes\":3,"), "results.json carries it");
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn topology_is_tabled_beside_each_engine() {
+        let md = markdown(&with_topology());
+        assert!(md.contains("## Topology\n\nAs each engine reported it after the load.\n"), "{md}");
+        assert!(
+            md.contains(
+                "| sqlite | 3 nodes, 3 shards × 2 copies | cluster dbbench-cluster, status green, 6 shard copies on 3 nodes |"
+            ),
+            "{md}"
+        );
+        let single = "| sqlite-sync | 1 node, 1 shard × 2 copies | cluster dbbench, status yellow, \
+                      1 of 2 shard copies started, on 1 node; 1 replica copy unassigned |";
+        assert!(md.contains(single), "{md}");
+        assert!(md.contains("| pgvector | — |  |"), "an engine without one shows a dash: {md}");
+        let topology = md.find("## Topology").unwrap();
+        assert!(topology < md.find("## Results").unwrap(), "before the figures it explains");
+    }
+
+    #[test]
+    fn without_topology_the_report_has_no_topology_section() {
+        let md = markdown(&fixture());
+        assert!(!md.contains("Topology"), "{md}");
+        assert!(md.contains("## Results"), "{md}");
+    }
 }

@@ -136,6 +136,27 @@ pub fn resource_rows(r: &RunResults) -> (Vec<String>, Vec<ResourceRow>) {
     (notes, rows)
 }
 
+/// An engine's layout for the engines tables: the summary ("3 nodes, 3 shards × 2
+/// copies") and what the engine said about it ("cluster dbbench-cluster, status green, 6
+/// shard copies on 3 nodes"). None for an engine that reported no topology.
+pub struct TopologyText {
+    pub summary: String,
+    pub note: Option<String>,
+}
+
+pub fn topology_text(e: &EngineResult) -> Option<TopologyText> {
+    e.topology.as_ref().map(|t| TopologyText { summary: t.summary(), note: t.note.clone() })
+}
+
+/// Whether any engine of the run reported its layout: the reports show topology only
+/// then, so a run of engines that have nothing to say about it reads as before.
+pub fn any_topology(r: &RunResults) -> bool {
+    r.engines.iter().any(|e| e.topology.is_some())
+}
+
+/// What stands in a table cell for an engine that reported no topology.
+pub const NO_TOPOLOGY: &str = "—";
+
 /// What the dataset's judgments are, in words, when it says they are not human ones.
 pub fn judgments_note(d: &crate::results::DatasetInfo) -> Option<&'static str> {
     match d.judgments.as_deref() {
