@@ -25,7 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-engines=(pgvector chroma elasticsearch neo4j)
+# elasticsearch-cluster: three more Elasticsearch nodes (127.0.0.1:9201-9203, heap 512m
+# each) for tests/es_cluster.rs; 21-41 s to start here, about 2.4 GB while up.
+engines=(pgvector chroma elasticsearch neo4j elasticsearch-cluster)
 # No registry ships the Qdrant server: with a binary of your own (QDRANT_BIN) it is
 # started like the others and its ignored conformance tests run; without one they stay
 # ignored (and say why).
