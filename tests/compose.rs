@@ -76,16 +76,36 @@ fn compose_versions_match_what_the_launchers_install() {
 
 #[test]
 fn workload_urls_point_at_published_ports() {
-    let published: Vec<u16> = compose().values().flat_map(|(_, p)| p.clone()).collect();
+    let compose = compose();
+    let published: Vec<u16> = compose.values().flat_map(|(_, p)| p.clone()).collect();
     for entry in std::fs::read_dir(root().join("workloads")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        for line in text.lines().filter(|l| l.trim_start().starts_with("url")) {
+        let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let engines = doc.get("engines").and_then(|e| e.as_table()).cloned().unwrap_or_default();
+        for (name, engine) in engines {
             // url = "${VAR:-scheme://user:pass@127.0.0.1:PORT/...}"
-            let Some(at) = line.find("127.0.0.1:") else { continue };
-            let port: String = line[at + 10..].chars().take_while(|c| c.is_ascii_digit()).collect();
-            let port: u16 = port.parse().unwrap_or_else(|_| panic!("{}: {line}", path.display()));
-            assert!(published.contains(&port), "{}: {line}: port {port} is not published by compose", path.display());
+            let Some(url) = engine.get("url").and_then(|u| u.as_str()) else { continue };
+            let Some(at) = url.find("127.0.0.1:") else { continue };
+            let port: String = url[at + 10..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            let port: u16 = port.parse().unwrap_or_else(|_| panic!("{}: {url}", path.display()));
+            // An engine that only a native launcher runs (no compose service of that name,
+            // e.g. the 3-node Elasticsearch) must use that launcher's port instead.
+            match engine.get("service").and_then(|s| s.as_str()).filter(|s| !compose.contains_key(*s)) {
+                Some(service) => {
+                    let launcher = read(&format!("services/engines/{service}.sh"));
+                    assert!(
+                        launcher.contains(&format!(":-{port}}}")),
+                        "{}: engines.{name}: port {port} is not the default port of services/engines/{service}.sh",
+                        path.display()
+                    );
+                }
+                None => assert!(
+                    published.contains(&port),
+                    "{}: engines.{name}: {url}: port {port} is not published by compose",
+                    path.display()
+                ),
+            }
         }
     }
 }
