@@ -180,6 +180,14 @@ async fn run(args: RunArgs, cancel: CancellationToken) -> Result<i32> {
             let shard = runner::shard::Shard::parse(s, job_index.as_deref())
                 .map_err(|why| Error::Input(format!("--shard: {why}")))?;
             runner::shard::check(&plan, shard)?;
+            let ago = chrono::Utc::now() - start_at;
+            if ago > chrono::Duration::zero() {
+                return Err(Error::Input(format!(
+                    "--start-at {}: that was {}s ago, and every phase would start late; give a time ahead, far enough for shard 0 to load",
+                    start_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    ago.num_seconds().max(1)
+                )));
+            }
             Some(runner::shard::ShardRun {
                 shard,
                 start_at,

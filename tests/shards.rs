@@ -303,6 +303,9 @@ fn runs_that_cannot_be_split_are_refused_with_what_to_change() {
         (vec![wl, "--engines", "pgvector", "--shard", "0/3", "--start-at", "soon"], None, "RFC 3339"),
         (vec![wl, "--engines", "pgvector,elasticsearch", "--shard", "0/3", "--start-at", &at], None, "--engines NAME"),
         (vec![wl, "--engines", "pgvector", "--shard", "0/7", "--start-at", &at], None, "fewer than the 7 shards"),
+        (vec![wl, "--engines", "pgvector", "--shard", "0/3", "--start-at", "2026-01-01T00:00:00Z"], None, "s ago"),
+        // The index from the Job's environment: parsed, and on to the next check.
+        (vec![wl, "--engines", "pgvector", "--shard", "3", "--start-at", "2026-01-01T00:00:00Z"], Some("2"), "s ago"),
     ];
     for (args, env, expected) in cases {
         let (code, msg) = run(&args, env);
