@@ -331,3 +331,31 @@ fn runs_that_cannot_be_split_are_refused_with_what_to_change() {
         assert!(msg.contains(expected), "{name}: expected {expected:?} in: {msg}");
     }
 }
+
+#[test]
+fn with_skip_load_a_shard_waits_a_bounded_time_for_a_collection_nobody_loaded() {
+    reachable();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let wl = workload(dir, "sharded_absent");
+    let at = start_at(Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_dbbench"))
+        .args(["run", wl.to_str().unwrap(), "--engines", "pgvector", "--no-progress", "--skip-load"])
+        .args(["--shard", "0/2", "--start-at", &at, "--ready-timeout", "3s"])
+        .arg("--out")
+        .arg(dir.join("shard-0"))
+        .env("DBBENCH_PG_URL", pg_url())
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(1), "the engine failed: {msg}");
+    assert!(started.elapsed() < Duration::from_secs(30), "gave up after --ready-timeout, not at --start-at");
+    assert!(msg.contains("not ready after 3s of waiting"), "{msg}");
+    assert!(msg.contains("with --skip-load an earlier run of this workload must have loaded it"), "{msg}");
+    let r = RunResults::read(&dir.join("shard-0/results.json")).unwrap();
+    assert!(!r.run.complete);
+    assert_eq!(r.run.shard.as_ref().map(|s| s.loaded), Some(false), "with --skip-load shard 0 does not load");
+    assert!(r.engines[0].load.is_none());
+}

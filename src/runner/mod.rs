@@ -903,8 +903,13 @@ impl EngineRun<'_> {
                 Err(e) => last = e.message,
             }
             if started.elapsed() >= sr.ready_timeout {
+                let hint = if sr.skip_load {
+                    "with --skip-load an earlier run of this workload must have loaded it, with [load] cleanup = false"
+                } else {
+                    "shard 0 loads it: is it running, with the same workload and --start-at? (--ready-timeout waits longer)"
+                };
                 break Err(format!(
-                    "the collection was not ready after {}s of waiting ({last}); {who} loads it: is it running, with the same workload? (--ready-timeout waits longer)",
+                    "the collection was not ready after {}s of waiting ({last}); {hint}",
                     sr.ready_timeout.as_secs()
                 ));
             }
