@@ -606,10 +606,11 @@ impl EngineRun<'_> {
         }
         let cleanup = match &self.opts.shard {
             None => self.plan.load.cleanup,
-            // Only the shard that loaded drops the collection, once every shard is done.
+            // Only the shard that created the collection drops it: after every shard is done
+            // with it, or at once when its load failed and nobody can use it.
             Some(sr) => {
-                let cleanup = self.plan.load.cleanup && sr.loads() && self.current().load.is_some();
-                if cleanup {
+                let cleanup = self.plan.load.cleanup && sr.loads();
+                if cleanup && self.current().load.is_some() {
                     let end = self.timeline.as_ref().map(|t| t.end).unwrap_or_default();
                     shard::sleep_until(shard::wall(sr.start_at, end), &self.cancel).await;
                 }
@@ -930,14 +931,15 @@ impl EngineRun<'_> {
 
     /// Sleep until a slot of the sharded run's timeline (`offset` from `--start-at`) and
     /// return the agreed start as an instant; `Err` when this shard reached it too late to
-    /// measure in step with the others, or was interrupted. Without shards: now.
-    async fn wait_slot(&self, offset: Option<Duration>) -> std::result::Result<tokio::time::Instant, String> {
-        let (Some(sr), Some(offset)) = (&self.opts.shard, offset) else { return Ok(tokio::time::Instant::now()) };
+    /// measure in step with the others, or was interrupted. Without shards: `None`, the
+    /// phase starts when it is run.
+    async fn wait_slot(&self, offset: Option<Duration>) -> std::result::Result<Option<tokio::time::Instant>, String> {
+        let (Some(sr), Some(offset)) = (&self.opts.shard, offset) else { return Ok(None) };
         let at = shard::wall(sr.start_at, offset);
         if !shard::sleep_until(at, &self.cancel).await {
             return Err("interrupted (Ctrl-C)".into());
         }
-        let late = shard::lateness(at, std::time::SystemTime::now());
+        let late = std::time::SystemTime::now().duration_since(at).unwrap_or_default();
         if late > shard::LATE_TOLERANCE {
             return Err(format!(
                 "{} reached this part's agreed start {:.1}s late (still loading, or waiting for the collection), so it did not measure it: out of step with the other shards, its figures would not add up with theirs",
@@ -946,7 +948,7 @@ impl EngineRun<'_> {
             ));
         }
         let now = tokio::time::Instant::now();
-        Ok(now.checked_sub(late).unwrap_or(now))
+        Ok(Some(now.checked_sub(late).unwrap_or(now)))
     }
 
     /// The slots of `phase` on a sharded run's timeline.
@@ -1106,13 +1108,11 @@ impl EngineRun<'_> {
                 Ok(start) => start,
                 Err(why) => {
                     console::note(&format!("  phase {}: not measured: {why}", phase.name));
-                    result.complete = false;
-                    result.note = Some(format!("not measured: {why}"));
-                    result.ops = ops_out.into_iter().flatten().collect();
+                    cut_short(&mut result, format!("not measured: {why}"), &ops_out);
                     return vec![result];
                 }
             };
-            let env = PhaseEnv { timing: phase::PhaseTiming { start: Some(start), ..env.timing }, ..env.clone() };
+            let env = PhaseEnv { timing: phase::PhaseTiming { start, ..env.timing }, ..env.clone() };
             let counter = Arc::new(AtomicU64::new(0));
             let bar = console::phase_bar(
                 self.opts.progress,
@@ -1125,9 +1125,7 @@ impl EngineRun<'_> {
                     .await;
             bar.finish();
             if let Some(why) = warm.interrupted {
-                result.complete = false;
-                result.note = Some(format!("during warmup: {why}"));
-                result.ops = ops_out.into_iter().flatten().collect();
+                cut_short(&mut result, format!("during warmup: {why}"), &ops_out);
                 return vec![result];
             }
         }
@@ -1143,15 +1141,15 @@ impl EngineRun<'_> {
                 Ok(start) => start,
                 Err(why) => {
                     console::note(&format!("  phase {}: not measured: {why}", phase.name));
-                    result.complete = false;
-                    result.note = Some(format!("not measured: {why}"));
-                    result.ops = ops_out.clone().into_iter().flatten().collect();
+                    cut_short(&mut result, format!("not measured: {why}"), &ops_out);
                     repetitions.push(result);
+                    if self.cancel.is_cancelled() {
+                        break;
+                    }
                     continue;
                 }
             };
-            let timed = self.opts.shard.is_some().then_some(start);
-            let env = PhaseEnv { timing: phase::PhaseTiming { start: timed, ..env.timing }, ..env.clone() };
+            let env = PhaseEnv { timing: phase::PhaseTiming { start, ..env.timing }, ..env.clone() };
             let interrupted = self.measure(phase, profile, &env, seed, ops_out.clone(), &mut result).await;
             repetitions.push(result);
             // A stream phase inserts what was held out: a second run of it has nothing to insert.
@@ -1328,6 +1326,14 @@ fn watch_for(ep: &EnginePlan) -> std::result::Result<resources::Watch, String> {
         return Err(format!("the engine is at {host}, not on this machine"));
     }
     resources::Watch::service(&resources::services_dir(), &ep.service)
+}
+
+/// `result` as a phase that stopped before it measured anything: `note` says why; the ops
+/// it would not run (unsupported) are kept.
+fn cut_short(result: &mut PhaseResult, note: String, ops_out: &[Option<OpResult>]) {
+    result.complete = false;
+    result.note = Some(note);
+    result.ops = ops_out.iter().flatten().cloned().collect();
 }
 
 /// A name as a file name: letters, digits, `-`, `_` and `.` kept, anything else `_`.

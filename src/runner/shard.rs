@@ -38,8 +38,6 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub const ALONE: Shard = Shard { index: 0, count: 1 };
-
     /// Parse `I/N`, or `N` alone with I from `JOB_COMPLETION_INDEX` (`job_index`), as a
     /// Kubernetes Indexed Job sets it.
     pub fn parse(s: &str, job_index: Option<&str>) -> std::result::Result<Shard, String> {
@@ -75,11 +73,6 @@ impl Shard {
     /// Does this shard run worker `w` (or open-loop arrival, or query, `w`)?
     pub fn owns(&self, w: u64) -> bool {
         w % self.count as u64 == self.index as u64
-    }
-
-    /// How many of `0..n` this shard owns.
-    pub fn share_of(&self, n: u64) -> u64 {
-        (0..n).filter(|&w| self.owns(w)).count() as u64
     }
 
     /// Shard 0 loads (unless nobody does).
@@ -269,11 +262,6 @@ pub async fn sleep_until(at: SystemTime, cancel: &tokio_util::sync::Cancellation
     }
 }
 
-/// How late `now` is for a slot at `at` (zero when early or on time).
-pub fn lateness(at: SystemTime, now: SystemTime) -> Duration {
-    now.duration_since(at).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,7 +285,7 @@ mod tests {
         for w in 0..100u64 {
             assert_eq!(shards.iter().filter(|s| s.owns(w)).count(), 1, "item {w}");
         }
-        let shares: Vec<u64> = shards.iter().map(|s| s.share_of(8)).collect();
+        let shares: Vec<usize> = shards.iter().map(|s| (0..8).filter(|&w| s.owns(w)).count()).collect();
         assert_eq!(shares, vec![3, 3, 2]);
     }
 
