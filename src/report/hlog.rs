@@ -105,10 +105,7 @@ mod tests {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
 
-    fn fixture() -> RunResults {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-results.json");
-        RunResults::read(&path).unwrap()
-    }
+    use crate::report::fixture;
 
     /// Every interval of every op, read back with the crate's own interval-log reader,
     /// is the histogram results.json holds for that second, at that second.

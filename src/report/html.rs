@@ -267,7 +267,7 @@ struct EngineRow<'a> {
     /// Nodes, shards and copies as the engine reported them ("—" when it did not), and
     /// what it said about them.
     topology: String,
-    topology_note: Option<String>,
+    topology_note: Option<&'a str>,
 }
 
 impl<'a> EngineRow<'a> {
@@ -277,7 +277,7 @@ impl<'a> EngineRow<'a> {
             EngineStatus::Skipped => ("skipped", "skipped"),
             EngineStatus::Failed => ("failed", "FAILED"),
         };
-        let topology = super::topology_text(e);
+        let (topology, topology_note) = super::topology_cells(e);
         EngineRow {
             class,
             name: &e.name,
@@ -286,8 +286,8 @@ impl<'a> EngineRow<'a> {
             version: e.version.as_deref().unwrap_or("-"),
             reason: e.reason.as_deref().unwrap_or(""),
             start_hint: e.start_hint.as_deref(),
-            topology_note: topology.as_ref().and_then(|t| t.note.clone()),
-            topology: topology.map_or_else(|| super::NO_TOPOLOGY.to_string(), |t| t.summary),
+            topology,
+            topology_note,
         }
     }
 }
@@ -883,10 +883,7 @@ mod tests {
     use super::*;
     use crate::report::recommend;
 
-    fn fixture() -> RunResults {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-results.json");
-        RunResults::read(&path).unwrap()
-    }
+    use crate::report::fixture;
 
     fn page(r: &RunResults) -> String {
         render(r, &recommend::evaluate(r)).unwrap()

@@ -186,11 +186,8 @@ fn topology_section(r: &RunResults, out: &mut String) {
         "## Topology\n\nAs each engine reported it after the load.\n\n| engine | topology | as reported |\n|---|---|---|"
     );
     for e in &r.engines {
-        let (summary, note) = match super::topology_text(e) {
-            Some(t) => (t.summary, t.note.unwrap_or_default()),
-            None => (super::NO_TOPOLOGY.to_string(), String::new()),
-        };
-        table_row(out, &[md_cell(&e.name), md_cell(&summary), md_cell(&note)]);
+        let (summary, note) = super::topology_cells(e);
+        table_row(out, &[md_cell(&e.name), md_cell(&summary), md_cell(note.unwrap_or_default())]);
     }
     out.push('\n');
 }
@@ -342,10 +339,7 @@ pub(crate) mod tests {
     use crate::driver::Topology;
     use crate::report::recommend;
 
-    fn fixture() -> RunResults {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-results.json");
-        RunResults::read(&path).unwrap()
-    }
+    use crate::report::fixture;
 
     fn markdown(r: &RunResults) -> String {
         render(r, &recommend::evaluate(r))

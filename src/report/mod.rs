@@ -137,15 +137,13 @@ pub fn resource_rows(r: &RunResults) -> (Vec<String>, Vec<ResourceRow>) {
 }
 
 /// An engine's layout for the engines tables: the summary ("3 nodes, 3 shards × 2
-/// copies") and what the engine said about it ("cluster dbbench-cluster, status green, 6
-/// shard copies on 3 nodes"). None for an engine that reported no topology.
-pub struct TopologyText {
-    pub summary: String,
-    pub note: Option<String>,
-}
-
-pub fn topology_text(e: &EngineResult) -> Option<TopologyText> {
-    e.topology.as_ref().map(|t| TopologyText { summary: t.summary(), note: t.note.clone() })
+/// copies", or a dash when the engine reported none) and what the engine said about it
+/// ("cluster dbbench-cluster, status green, 6 shard copies on 3 nodes").
+pub fn topology_cells(e: &EngineResult) -> (String, Option<&str>) {
+    match &e.topology {
+        Some(t) => (t.summary(), t.note.as_deref()),
+        None => (NO_TOPOLOGY.to_string(), None),
+    }
 }
 
 /// Whether any engine of the run reported its layout: the reports show topology only
@@ -155,7 +153,7 @@ pub fn any_topology(r: &RunResults) -> bool {
 }
 
 /// What stands in a table cell for an engine that reported no topology.
-pub const NO_TOPOLOGY: &str = "—";
+const NO_TOPOLOGY: &str = "—";
 
 /// What the dataset's judgments are, in words, when it says they are not human ones.
 pub fn judgments_note(d: &crate::results::DatasetInfo) -> Option<&'static str> {
@@ -181,6 +179,14 @@ pub fn filter_lines(d: &crate::results::DatasetInfo) -> Vec<String> {
 /// Escape text for a Markdown table cell.
 pub fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The report tests' results.json (`tests/fixtures/report-results.json`), read back.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a panic is the failure report
+pub(crate) fn fixture() -> RunResults {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-results.json");
+    RunResults::read(&path).unwrap()
 }
 
 #[cfg(test)]
